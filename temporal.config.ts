@@ -1,0 +1,62 @@
+/**
+ * The one place for Temporal names, timeouts and retry policies. Pure data: workflow code
+ * imports it, so it must stay free of I/O and environment reads.
+ */
+import type { RetryPolicy } from '@temporalio/common';
+
+/** Task queues. `node.<id>` is polled by one node; `model.<id>` by every node serving a model. */
+export const taskQueues = {
+  control: 'control',
+  node: (nodeId: string) => `node.${nodeId}`,
+  model: (modelId: string) => `model.${modelId}`,
+} as const;
+
+/** Readable workflow ids, so any job can be found in the Temporal Web UI. */
+export const workflowIds = {
+  request: (requestId: string) => `req-${requestId}`,
+  node: (nodeId: string) => `node-${nodeId}`,
+  settlement: (epoch: number) => `settle-${epoch}`,
+  spotCheck: (requestId: string) => `check-${requestId}`,
+} as const;
+
+/**
+ * Custom search attributes, registered on the dev server by the stack launcher
+ * (`temporal server start-dev --search-attribute name=Type`).
+ */
+export const searchAttributes = {
+  model: { name: 'GitblockModel', type: 'Keyword' },
+  node: { name: 'GitblockNode', type: 'Keyword' },
+  operator: { name: 'GitblockOperator', type: 'Keyword' },
+  epoch: { name: 'GitblockEpoch', type: 'Int' },
+} as const;
+
+export const timeouts = {
+  /** How long an inference may wait on a node's own queue before the next candidate is tried. */
+  inferScheduleToStart: '5 seconds',
+  /** A generous bound on one generation; heartbeats catch a dead node long before it. */
+  inferStartToClose: '10 minutes',
+  /** A node that has not heartbeated within this is treated as dead and the attempt retried. */
+  inferHeartbeat: '5 seconds',
+  /** Control-plane activities (routing, ledger, chain reads) are short. */
+  controlStartToClose: '30 seconds',
+  /** Posting a root and waiting for confirmation can take a few blocks. */
+  chainStartToClose: '2 minutes',
+} as const;
+
+/** Control activities are idempotent, so they may retry freely. */
+export const controlRetry: RetryPolicy = {
+  initialInterval: '200 milliseconds',
+  backoffCoefficient: 2,
+  maximumInterval: '10 seconds',
+  maximumAttempts: 10,
+};
+
+/**
+ * Inference is retried by the request workflow itself (next candidate, then the model queue),
+ * not by Temporal's retry loop on one queue, so that a failover moves to another node.
+ */
+export const inferRetry: RetryPolicy = {
+  maximumAttempts: 1,
+};
+
+export const namespaceDefault = 'default';
