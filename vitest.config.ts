@@ -6,6 +6,7 @@ export default defineConfig({
     exclude: ['node_modules/**', '.data/**', '.cache/**'],
     // One real stack (Temporal, MongoDB-wire, NATS, anvil) for the whole run, on random ports.
     globalSetup: ['test/global-setup.ts'],
+    setupFiles: ['test/setup-env.ts'],
     // Integration tests share 2 cores with the stack and the model; keep parallelism modest.
     pool: 'forks',
     maxWorkers: 2,

@@ -1,0 +1,126 @@
+/**
+ * Starts the local stack (Temporal dev server, a MongoDB-wire server, NATS with JetStream,
+ * anvil), waits until each answers, and stops all of it again. Used by `npm run stack`,
+ * `npm start` and the test setup.
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ManagedProcess, ServiceError } from './process.ts';
+import { freePort, preferPort } from './ports.ts';
+import { endpointsFor, mongodbReady, planServices, type Endpoints, type Ports, type ServiceName } from './services.ts';
+import { ensureTool, findTool } from './tools.ts';
+
+export interface StackOptions {
+  /** Data and logs go here (Temporal's SQLite file, FerretDB's SQLite files, NATS's store, anvil's state). */
+  dataDir: string;
+  /** 'random': free ports (tests, parallel runs); 'default': well-known ports when free. */
+  ports: 'random' | 'default';
+  /** An external MongoDB; when set, no MongoDB-wire server is started. */
+  mongodbUri?: string | undefined;
+  say?: (line: string) => void;
+}
+
+const defaultPorts: Ports = { temporal: 7233, temporalUi: 8233, mongodb: 27017, nats: 4222, natsMonitor: 8222, anvil: 8545 };
+
+async function choosePorts(mode: StackOptions['ports']): Promise<Ports> {
+  const pick = (p: number) => (mode === 'random' ? freePort() : preferPort(p));
+  const ports = {} as Ports;
+  for (const key of Object.keys(defaultPorts) as (keyof Ports)[]) ports[key] = await pick(defaultPorts[key]);
+  return ports;
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class Stack implements AsyncDisposable {
+  private readonly failureHandlers: ((error: ServiceError) => void)[] = [];
+  private stopped = false;
+
+  constructor(
+    readonly endpoints: Endpoints,
+    readonly logDir: string,
+    private readonly processes: ManagedProcess[],
+  ) {
+    for (const p of processes) {
+      p.onUnexpectedExit((error) => {
+        if (this.stopped) return;
+        for (const handler of this.failureHandlers) handler(error);
+      });
+    }
+  }
+
+  /** Called when a service dies while the stack is meant to be up. */
+  onServiceFailure(handler: (error: ServiceError) => void): void {
+    this.failureHandlers.push(handler);
+  }
+
+  /** The process of one service, e.g. to kill it in a failure test. */
+  process(name: ServiceName): ManagedProcess | undefined {
+    return this.processes.find((p) => p.name === name);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.processes.map((p) => p.stop()));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+async function waitReady(proc: ManagedProcess, ready: () => Promise<void>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    if (!proc.running) throw proc.failure('failed to start');
+    try {
+      await ready();
+      return;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(250);
+  }
+  const reason = last instanceof Error ? last.message : String(last);
+  await proc.stop(2_000);
+  throw proc.failure(`did not become ready within ${timeoutMs / 1000} s (last check: ${reason})`);
+}
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const say = options.say ?? console.log;
+  const dataDir = resolve(options.dataDir);
+  const logDir = join(dataDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+
+  if (options.mongodbUri) {
+    try {
+      await mongodbReady(options.mongodbUri);
+    } catch (err) {
+      throw new ServiceError('mongodb', `MONGODB_URI is set but MongoDB does not answer there: ${(err as Error).message}`);
+    }
+  }
+  const mongod = !options.mongodbUri && (await findTool('mongod')) !== undefined;
+  const ports = await choosePorts(options.ports);
+  const plans = planServices(ports, dataDir, { mongodbUri: options.mongodbUri, mongod });
+
+  // Install what is missing before starting anything, so a slow first install never counts
+  // against a service's readiness deadline.
+  const binaries = new Map<string, string>();
+  for (const plan of plans) binaries.set(plan.tool, await ensureTool(plan.tool, say));
+
+  const processes: ManagedProcess[] = [];
+  try {
+    for (const plan of plans) {
+      processes.push(
+        new ManagedProcess({ name: plan.name, command: binaries.get(plan.tool)!, args: plan.args, logFile: join(logDir, `${plan.name}.log`) }),
+      );
+    }
+    await Promise.all(plans.map((plan, i) => waitReady(processes[i]!, plan.ready, plan.readyTimeoutMs)));
+  } catch (err) {
+    await Promise.all(processes.map((p) => p.stop(3_000)));
+    throw err;
+  }
+  return new Stack(endpointsFor(ports, options.mongodbUri), logDir, processes);
+}

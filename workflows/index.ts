@@ -1,0 +1,3 @@
+// Every workflow the workers register. Workflow files import only @temporalio/workflow,
+// types, temporal.config.ts and the pure modules in domain/ (test/workflow-imports.test.ts).
+export { smokeWorkflow } from './smoke.ts';
