@@ -2,6 +2,8 @@
  * The one place that reads the environment. Everything else receives a `Config` (or a part
  * of it) as an argument, so tests and tools can build one without touching `process.env`.
  */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -30,8 +32,10 @@ export const configSchema = z.object({
   GATEWAY_PORT: port.default(8080),
   /** Where the local stack keeps its data and logs (gitignored). */
   GITBLOCK_DATA_DIR: z.string().min(1).default('.data'),
-  /** Where GGUF models are cached. */
-  GITBLOCK_MODEL_DIR: z.string().min(1).default('.cache/models'),
+  /** Where GGUF models are cached: outside any clone, so every checkout and CI run shares them. */
+  GITBLOCK_MODEL_DIR: z.string().min(1).default(join(homedir(), '.cache', 'gitblock', 'models')),
+  /** Where the stack's tools (Temporal CLI, FerretDB, nats-server) are installed. */
+  GITBLOCK_TOOLS_DIR: z.string().min(1).default(join(homedir(), '.cache', 'gitblock', 'bin')),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
 

@@ -6,9 +6,10 @@
 import { execFile, spawn } from 'node:child_process';
 import { accessSync, constants, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { loadConfig } from '../config/env.ts';
 
 const run = promisify(execFile);
 
@@ -26,8 +27,7 @@ export class ToolInstallError extends Error {
 
 /** Where tools built for this project live: outside the clone, so fresh clones reuse them. */
 export function toolsDir(): string {
-  const base = process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache');
-  return join(base, 'gitblock', 'bin');
+  return loadConfig().GITBLOCK_TOOLS_DIR;
 }
 
 function isExecutable(path: string): boolean {
@@ -39,6 +39,7 @@ function isExecutable(path: string): boolean {
   }
 }
 
+// PATH is the OS's own lookup list, read here as `spawn` would read it; it is not app config.
 function onPath(name: string): string | undefined {
   for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
     if (dir && isExecutable(join(dir, name))) return join(dir, name);
