@@ -33,10 +33,14 @@ export const searchAttributes = {
 export const timeouts = {
   /** How long an inference may wait on a node's own queue before the next candidate is tried. */
   inferScheduleToStart: '5 seconds',
+  /** How long an inference may wait on the model's shared queue for any node to take it. */
+  inferSharedScheduleToStart: '60 seconds',
+  /** On the shared queue, a few attempts: each continues from the delivered tokens. */
+  inferSharedRetry: { maximumAttempts: 3, initialInterval: '200 milliseconds', nonRetryableErrorTypes: ['INFER_BAD_INPUT', 'INFER_SUPERSEDED', 'INFER_CANCELLED'] } satisfies RetryPolicy,
   /** A generous bound on one generation; heartbeats catch a dead node long before it. */
   inferStartToClose: '10 minutes',
   /** A node that has not heartbeated within this is treated as dead and the attempt retried. */
-  inferHeartbeat: '5 seconds',
+  inferHeartbeat: '3 seconds',
   /** Control-plane activities (routing, ledger, chain reads) are short. */
   controlStartToClose: '30 seconds',
   /** Posting a root and waiting for confirmation can take a few blocks. */

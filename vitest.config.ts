@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['**/*.test.ts'],
-    exclude: ['node_modules/**', '.data/**', '.cache/**'],
+    exclude: ['node_modules/**', '.data/**', '.cache/**', '.scratch/**'],
     // One real stack (Temporal, MongoDB-wire, NATS, anvil) for the whole run, on random ports.
     globalSetup: ['test/global-setup.ts'],
     setupFiles: ['test/setup-env.ts'],

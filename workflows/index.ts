@@ -1,3 +1,4 @@
 // Every workflow the workers register. Workflow files import only @temporalio/workflow,
 // types, temporal.config.ts and the pure modules in domain/ (test/workflow-imports.test.ts).
 export { smokeWorkflow } from './smoke.ts';
+export { inferenceWorkflow } from './inference.ts';

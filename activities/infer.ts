@@ -1,0 +1,122 @@
+/**
+ * The `infer` activity, run by a GPU node on `node.<nodeId>` and `model.<modelId>`. It
+ * streams sequence-numbered token chunks to the request's JetStream subject and heartbeats
+ * its progress. A later attempt (another node after a failover, or a retry here) reads what
+ * was already delivered from the subject and continues after it: no text lost, none repeated.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Token } from 'node-llama-cpp';
+import { cancelSubject, inferErrors, type InferInput, type InferProgress, type InferResult } from '../domain/inference.ts';
+import { inferInputSchema } from '../domain/inference-schema.ts';
+import { EngineError, type ModelEngine } from '../workers/node/engine.ts';
+import { readDelivered, StreamSupersededError, TokenStreamWriter } from './token-stream.ts';
+
+/** Live counters the node heartbeats to the router. */
+export class NodeLoad {
+  inFlight = 0;
+  /** Exponential moving average of per-request tokens per second. */
+  recentTokensPerSecond = 0;
+
+  record(tokensPerSecond: number): void {
+    this.recentTokensPerSecond = this.recentTokensPerSecond ? 0.7 * this.recentTokensPerSecond + 0.3 * tokensPerSecond : tokensPerSecond;
+  }
+}
+
+export interface InferDeps {
+  nodeId: string;
+  engines: ReadonlyMap<string, ModelEngine>;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  load: NodeLoad;
+}
+
+export function createInferActivities(deps: InferDeps) {
+  return {
+    async infer(raw: InferInput): Promise<InferResult> {
+      const ctx = Context.current();
+      const started = performance.now();
+      const parsed = inferInputSchema.safeParse(raw);
+      if (!parsed.success) {
+        throw ApplicationFailure.nonRetryable(`invalid infer input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, inferErrors.badInput);
+      }
+      const input = parsed.data;
+      const engine = deps.engines.get(input.modelId);
+      if (!engine) {
+        throw ApplicationFailure.retryable(`node ${deps.nodeId} does not serve ${input.modelId}`, inferErrors.modelNotLoaded);
+      }
+      const promptTokens = input.messages ? engine.renderChat(input.messages) : engine.renderPrompt(input.prompt ?? '');
+
+      const delivered = await readDelivered(deps.jsm, input.subject);
+      const result = (tokens: number[], text: string, finishReason: InferResult['finishReason'], newTokens: number, generationMs: number, ttft: number): InferResult => ({
+        requestId: input.requestId,
+        nodeId: deps.nodeId,
+        modelId: engine.modelId,
+        modelHash: engine.modelHash,
+        text,
+        tokens,
+        finishReason,
+        usage: { promptTokens: promptTokens.length, completionTokens: tokens.length, totalTokens: promptTokens.length + tokens.length },
+        continuedFromTokens: delivered.tokens.length,
+        timings: {
+          timeToFirstTokenMs: ttft,
+          tokensPerSecond: generationMs > 0 ? (newTokens * 1000) / generationMs : 0,
+          totalMs: performance.now() - started,
+        },
+      });
+      // A retry after the answer was completely delivered (e.g. the result was lost): nothing to do.
+      if (delivered.finished) return result(delivered.tokens, delivered.text, delivered.finished.reason, 0, 0, 0);
+
+      const writer = new TokenStreamWriter(deps.js, input.subject, deps.nodeId, delivered.nextSeq, delivered.lastStreamSeq);
+      const abort = new AbortController();
+      const onCancel = () => abort.abort();
+      ctx.cancellationSignal.addEventListener('abort', onCancel);
+      // The gateway's cancel message stops generation without waiting for a heartbeat round trip.
+      const cancelSub = deps.nc.subscribe(cancelSubject(input.requestId), { max: 1, callback: onCancel });
+      let completionTokens = delivered.tokens.length;
+      const progress = (): InferProgress => ({ nextSeq: writer.published, completionTokens });
+
+      deps.load.inFlight++;
+      // Prompt evaluation yields no tokens for a while on long prompts; keep the heartbeat alive.
+      const ticker = setInterval(() => ctx.heartbeat(progress()), 1_000);
+      try {
+        const generated = await engine.generate({
+          promptTokens,
+          prefixTokens: delivered.tokens as Token[], // ids from the same model file (the hash is checked by routing)
+          sampling: input.sampling,
+          signal: abort.signal,
+          onToken: (token, text) => {
+            completionTokens++;
+            writer.push(token, text);
+            ctx.heartbeat(progress());
+            if (writer.error) abort.abort();
+          },
+        });
+        const tokens = [...delivered.tokens, ...generated.tokens];
+        const done = result(tokens, delivered.text + generated.text, generated.finishReason, generated.tokens.length, generated.generationMs, generated.timeToFirstTokenMs);
+        await writer.finish(done.finishReason, done.usage);
+        deps.load.record(done.timings.tokensPerSecond);
+        return done;
+      } catch (err) {
+        await writer.flush();
+        const cause = writer.error ?? err;
+        if (cause instanceof StreamSupersededError) throw ApplicationFailure.nonRetryable(cause.message, inferErrors.superseded);
+        if (ctx.cancellationSignal.aborted) throw new CancelledFailure('request cancelled');
+        if (cause instanceof EngineError && cause.code === 'ABORTED') throw ApplicationFailure.nonRetryable('request cancelled by the client', 'INFER_CANCELLED');
+        if (cause instanceof EngineError && cause.code === 'PROMPT_TOO_LONG') throw ApplicationFailure.nonRetryable(cause.message, inferErrors.badInput);
+        throw cause;
+      } finally {
+        clearInterval(ticker);
+        deps.load.inFlight--;
+        ctx.cancellationSignal.removeEventListener('abort', onCancel);
+        cancelSub.unsubscribe();
+        ctx.heartbeat(progress());
+      }
+    },
+  };
+}
+
+export type InferActivities = ReturnType<typeof createInferActivities>;

@@ -1,0 +1,126 @@
+/**
+ * Writes one request's token chunks to its JetStream subject, fenced: every publish states
+ * the stream sequence it expects to follow (`Nats-Expected-Last-Subject-Sequence`). A node
+ * that takes over after a failover starts from exactly what was delivered, and a presumed-dead
+ * node that wakes up cannot interleave its chunks: its next publish is refused.
+ *
+ * Publishing never blocks generation: tokens queue up while one publish is in flight and go
+ * out together in the next chunk, so chunks grow when the network is slower than the model.
+ */
+import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { tokenStreamName, type FinishReason, type TokenChunk, type Usage } from '../domain/inference.ts';
+
+const WRONG_LAST_SEQUENCE = 10071;
+
+export class StreamSupersededError extends Error {
+  override name = 'StreamSupersededError';
+  readonly code = 'STREAM_SUPERSEDED';
+}
+
+export interface Delivered {
+  tokens: number[];
+  text: string;
+  nextSeq: number;
+  /** Stream sequence of the subject's last message, 0 when none. */
+  lastStreamSeq: number;
+  finished: TokenChunk['finish'];
+}
+
+/** Everything already on a request's subject, in order. */
+export async function readDelivered(jsm: JetStreamManager, subject: string): Promise<Delivered> {
+  const delivered: Delivered = { tokens: [], text: '', nextSeq: 0, lastStreamSeq: 0, finished: undefined };
+  let from = 1;
+  for (;;) {
+    const message = await jsm.direct.getMessage(tokenStreamName, { seq: from, next_by_subj: subject });
+    if (!message) return delivered;
+    const chunk = message.json<TokenChunk>();
+    if (chunk.seq !== delivered.nextSeq) throw new Error(`token stream ${subject} has a gap: chunk ${chunk.seq} after ${delivered.nextSeq - 1}`);
+    delivered.tokens.push(...chunk.tokens);
+    delivered.text += chunk.text;
+    delivered.nextSeq = chunk.seq + 1;
+    delivered.lastStreamSeq = message.seq;
+    delivered.finished = chunk.finish;
+    from = message.seq + 1;
+  }
+}
+
+export class TokenStreamWriter {
+  private queuedTokens: number[] = [];
+  private queuedText = '';
+  private inFlight: Promise<void> | undefined;
+  private failure: unknown;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly subject: string,
+    private readonly nodeId: string,
+    private nextSeq: number,
+    private lastStreamSeq: number,
+  ) {}
+
+  get published(): number {
+    return this.nextSeq;
+  }
+
+  /** The first error a publish hit (superseded, NATS down); generation should stop on it. */
+  get error(): unknown {
+    return this.failure;
+  }
+
+  push(token: number, text: string): void {
+    this.queuedTokens.push(token);
+    this.queuedText += text;
+    this.inFlight ??= this.drain();
+  }
+
+  /** Publishes what is queued plus the final chunk, and waits for every ack. */
+  async finish(reason: FinishReason, usage: Usage): Promise<void> {
+    while (this.inFlight) await this.inFlight;
+    if (this.failure) throw this.failure;
+    await this.publish({ seq: this.nextSeq, nodeId: this.nodeId, tokens: this.take(), text: this.takeText(), finish: { reason, usage } });
+  }
+
+  /** Waits for queued chunks; used when generation stops early. */
+  async flush(): Promise<void> {
+    while (this.inFlight) await this.inFlight;
+  }
+
+  private take(): number[] {
+    const tokens = this.queuedTokens;
+    this.queuedTokens = [];
+    return tokens;
+  }
+
+  private takeText(): string {
+    const text = this.queuedText;
+    this.queuedText = '';
+    return text;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queuedTokens.length && !this.failure) {
+        await this.publish({ seq: this.nextSeq, nodeId: this.nodeId, tokens: this.take(), text: this.takeText() });
+      }
+    } catch (err) {
+      this.failure = err;
+    } finally {
+      this.inFlight = undefined;
+    }
+  }
+
+  private async publish(chunk: TokenChunk): Promise<void> {
+    try {
+      const ack = await this.js.publish(this.subject, JSON.stringify(chunk), {
+        expect: { lastSubjectSequence: this.lastStreamSeq },
+      });
+      this.lastStreamSeq = ack.seq;
+      this.nextSeq = chunk.seq + 1;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+        throw new StreamSupersededError(`another attempt has taken over ${this.subject}`);
+      }
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The contract between the request workflow, the `infer` activity on a GPU node, and the
+ * gateway that relays the token stream. Pure types and names: workflow code imports this.
+ */
+
+export type Role = 'system' | 'user' | 'assistant';
+
+export interface ChatMessage {
+  role: Role;
+  content: string;
+}
+
+export interface Sampling {
+  /** 0 = greedy. */
+  temperature: number;
+  topP?: number | undefined;
+  topK?: number | undefined;
+  maxTokens: number;
+  stop?: string[] | undefined;
+  seed?: number | undefined;
+}
+
+export interface InferInput {
+  requestId: string;
+  modelId: string;
+  /** Exactly one of messages (chat) or prompt (plain completion). */
+  messages?: ChatMessage[] | undefined;
+  prompt?: string | undefined;
+  sampling: Sampling;
+  /** The NATS subject the tokens are streamed to (a JetStream subject, see tokenSubject). */
+  subject: string;
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+}
+
+export interface InferResult {
+  requestId: string;
+  nodeId: string;
+  modelId: string;
+  /** sha256 of the GGUF file that served the request. */
+  modelHash: string;
+  text: string;
+  tokens: number[];
+  finishReason: FinishReason;
+  usage: Usage;
+  /** Tokens that an earlier, failed attempt had delivered and this one continued from. */
+  continuedFromTokens: number;
+  timings: {
+    /** From the activity's start to its first new token, ms. */
+    timeToFirstTokenMs: number;
+    /** New tokens per second over the generation. */
+    tokensPerSecond: number;
+    totalMs: number;
+  };
+}
+
+/** One message on a request's token subject. `seq` counts from 0 with no gaps. */
+export interface TokenChunk {
+  seq: number;
+  nodeId: string;
+  tokens: number[];
+  text: string;
+  /** Present on the last chunk only. */
+  finish?: { reason: FinishReason; usage: Usage } | undefined;
+}
+
+/** Progress an `infer` activity heartbeats: enough to see where a generation stands. */
+export interface InferProgress {
+  nextSeq: number;
+  completionTokens: number;
+}
+
+export const tokenStreamName = 'GITBLOCK_TOKENS';
+export const tokenSubjectPrefix = 'gitblock.tokens';
+export const tokenSubject = (requestId: string) => `${tokenSubjectPrefix}.${requestId}`;
+/** Published by the gateway when a client goes away, so generation stops without waiting for a heartbeat. */
+export const cancelSubject = (requestId: string) => `gitblock.cancel.${requestId}`;
+
+/** Stable error types, used as ApplicationFailure types; workflows branch on these. */
+export const inferErrors = {
+  /** The input can never succeed anywhere (bad sampling, prompt longer than the context). */
+  badInput: 'INFER_BAD_INPUT',
+  /** This node does not serve the model. Another node may. */
+  modelNotLoaded: 'INFER_MODEL_NOT_LOADED',
+  /** Another attempt took over this request's stream; this one must stop. */
+  superseded: 'INFER_SUPERSEDED',
+} as const;

@@ -1,0 +1,284 @@
+/**
+ * One loaded model on this node: a LlamaModel and one LlamaContext whose sequences serve
+ * concurrent requests (node-llama-cpp batches their evaluation). Knows nothing of Temporal or
+ * NATS, so the bare benchmark and the `infer` activity run exactly the same generation code.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  resolveChatWrapper,
+  type ChatHistoryItem,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaModel,
+  type Token,
+} from 'node-llama-cpp';
+import type { ChatMessage, FinishReason, Sampling } from '../../domain/inference.ts';
+
+export interface EngineOptions {
+  modelId: string;
+  modelPath: string;
+  /** Tokens each sequence can hold: prompt + answer. */
+  contextSize: number;
+  /** Concurrent requests; one context sequence each. */
+  sequences: number;
+  /** CPU threads for evaluation; 0 = node-llama-cpp's default (all math cores). */
+  threads: number;
+  gpuLayers?: 'auto' | number;
+}
+
+export interface GenerateRequest {
+  /** The rendered prompt. */
+  promptTokens: Token[];
+  /** Answer tokens already delivered by an earlier attempt; generation continues after them. */
+  prefixTokens?: Token[];
+  sampling: Sampling;
+  signal?: AbortSignal;
+  /** Called for each new token with the text that became final with it (may be ''). */
+  onToken?: (token: Token, text: string) => void;
+}
+
+export interface GenerateResult {
+  /** New tokens only (not the prefix). */
+  tokens: Token[];
+  /** New text only (not the prefix's text). */
+  text: string;
+  finishReason: FinishReason;
+  timeToFirstTokenMs: number;
+  generationMs: number;
+}
+
+export class EngineError extends Error {
+  override name = 'EngineError';
+  constructor(
+    readonly code: 'PROMPT_TOO_LONG' | 'NO_FREE_SEQUENCE' | 'ABORTED',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * sha256 of a model file, cached beside it by size and mtime: hashing a 40 GB GGUF on every
+ * start would cost minutes.
+ */
+export async function modelFileHash(path: string): Promise<string> {
+  const { size, mtimeMs } = statSync(path);
+  const cacheFile = `${path}.sha256.json`;
+  try {
+    const cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as { size: number; mtimeMs: number; sha256: string };
+    if (cached.size === size && cached.mtimeMs === mtimeMs) return cached.sha256;
+  } catch {
+    // no cache yet
+  }
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  const sha256 = hash.digest('hex');
+  try {
+    writeFileSync(cacheFile, JSON.stringify({ size, mtimeMs, sha256 }));
+  } catch {
+    // a read-only model folder only costs a re-hash next time
+  }
+  return sha256;
+}
+
+/** The longest suffix of `text` that is a proper prefix of some stop string: held back until resolved. */
+function pendingStopOverlap(text: string, stops: readonly string[]): number {
+  let keep = 0;
+  for (const stop of stops) {
+    for (let n = Math.min(stop.length - 1, text.length); n > keep; n--) {
+      if (text.endsWith(stop.slice(0, n))) {
+        keep = n;
+        break;
+      }
+    }
+  }
+  return keep;
+}
+
+/**
+ * Turns a token stream into text that is final when released: bytes of an incomplete UTF-8
+ * character wait for the rest, and a tail that may begin a stop string waits until it
+ * cannot. Detokenizes only new tokens (with a few previous ones for spacing), so the cost per
+ * token stays constant however long the answer.
+ */
+class StreamingText {
+  released = '';
+  private held = '';
+  private pending: Token[] = [];
+  private history: Token[];
+  private stopped = false;
+
+  constructor(
+    private readonly model: LlamaModel,
+    private readonly stops: readonly string[],
+    prefix: readonly Token[],
+  ) {
+    this.history = prefix.slice(-8);
+  }
+
+  push(token: Token): { piece: string; stopped: boolean } {
+    this.pending.push(token);
+    const decoded = this.model.detokenize(this.pending, false, this.history);
+    if (decoded.endsWith('\uFFFD') && this.pending.length < 4) return { piece: '', stopped: false };
+    this.history = [...this.history, ...this.pending].slice(-8);
+    this.pending = [];
+    const candidate = this.held + decoded;
+    let stopAt = -1;
+    for (const stop of this.stops) {
+      const at = candidate.indexOf(stop);
+      if (at >= 0 && (stopAt < 0 || at < stopAt)) stopAt = at;
+    }
+    if (stopAt >= 0) {
+      this.held = '';
+      this.stopped = true;
+      return { piece: this.release(candidate.slice(0, stopAt)), stopped: true };
+    }
+    const hold = pendingStopOverlap(candidate, this.stops);
+    this.held = candidate.slice(candidate.length - hold);
+    return { piece: this.release(candidate.slice(0, candidate.length - hold)), stopped: false };
+  }
+
+  /** Releases whatever was held back once generation has ended without a stop string. */
+  finish(): string {
+    if (this.stopped) return '';
+    const tail = this.held + (this.pending.length ? this.model.detokenize(this.pending, false, this.history) : '');
+    this.held = '';
+    this.pending = [];
+    return this.release(tail);
+  }
+
+  private release(piece: string): string {
+    this.released += piece;
+    return piece;
+  }
+}
+
+export class ModelEngine implements AsyncDisposable {
+  private constructor(
+    readonly modelId: string,
+    readonly modelPath: string,
+    readonly modelHash: string,
+    readonly model: LlamaModel,
+    readonly context: LlamaContext,
+    private readonly free: LlamaContextSequence[],
+  ) {}
+
+  static async load(llama: Llama, options: EngineOptions): Promise<ModelEngine> {
+    const [modelHash, model] = await Promise.all([
+      modelFileHash(options.modelPath),
+      llama.loadModel({ modelPath: options.modelPath, gpuLayers: options.gpuLayers ?? 'auto' }),
+    ]);
+    try {
+      const context = await model.createContext({
+        contextSize: options.contextSize,
+        sequences: options.sequences,
+        ...(options.threads > 0 ? { threads: options.threads } : {}),
+      });
+      const sequences = Array.from({ length: options.sequences }, () => context.getSequence());
+      return new ModelEngine(options.modelId, options.modelPath, modelHash, model, context, sequences);
+    } catch (err) {
+      await model.dispose();
+      throw err;
+    }
+  }
+
+  get contextSize(): number {
+    return this.context.contextSize;
+  }
+
+  get sequences(): number {
+    return this.context.totalSequences;
+  }
+
+  get freeSequences(): number {
+    return this.free.length;
+  }
+
+  /** Renders a chat with the model's own chat template, ending where the assistant's answer starts. */
+  renderChat(messages: readonly ChatMessage[]): Token[] {
+    const history: ChatHistoryItem[] = messages.map((m) =>
+      m.role === 'assistant' ? { type: 'model', response: [m.content] } : { type: m.role, text: m.content },
+    );
+    history.push({ type: 'model', response: [] });
+    const wrapper = resolveChatWrapper(this.model);
+    return wrapper.generateContextState({ chatHistory: history }).contextText.tokenize(this.model.tokenizer);
+  }
+
+  renderPrompt(prompt: string): Token[] {
+    return this.model.tokenize(prompt, false);
+  }
+
+  detokenize(tokens: readonly Token[], lastTokens?: readonly Token[]): string {
+    return this.model.detokenize(tokens, false, lastTokens);
+  }
+
+  /**
+   * Generates on a free sequence. Text is released only once final: a trailing partial UTF-8
+   * character or a possible start of a stop string is held back, so streamed text never has
+   * to be taken back.
+   */
+  async generate(request: GenerateRequest): Promise<GenerateResult> {
+    const prefix = request.prefixTokens ?? [];
+    const { sampling } = request;
+    const input = [...request.promptTokens, ...prefix];
+    const budget = sampling.maxTokens - prefix.length;
+    if (request.promptTokens.length + sampling.maxTokens > this.contextSize) {
+      throw new EngineError(
+        'PROMPT_TOO_LONG',
+        `prompt (${request.promptTokens.length} tokens) + max_tokens (${sampling.maxTokens}) exceeds this model's context of ${this.contextSize} tokens`,
+      );
+    }
+    const sequence = this.free.pop();
+    if (!sequence) throw new EngineError('NO_FREE_SEQUENCE', `all ${this.sequences} sequences of ${this.modelId} are busy`);
+
+    const started = performance.now();
+    let firstTokenAt = 0;
+    const tokens: Token[] = [];
+    const text = new StreamingText(this.model, sampling.stop ?? [], prefix);
+    let finishReason: FinishReason = 'length';
+    try {
+      await sequence.clearHistory();
+      if (budget > 0) {
+        const generator = sequence.evaluate(input, {
+          temperature: sampling.temperature,
+          ...(sampling.topK !== undefined ? { topK: sampling.topK } : {}),
+          ...(sampling.topP !== undefined ? { topP: sampling.topP } : {}),
+          ...(sampling.seed !== undefined ? { seed: sampling.seed } : {}),
+        });
+        finishReason = 'stop'; // unless the budget runs out first; EOG ends the loop without a yield
+        for await (const token of generator) {
+          if (request.signal?.aborted) throw new EngineError('ABORTED', 'generation cancelled');
+          if (!firstTokenAt) firstTokenAt = performance.now();
+          tokens.push(token);
+          const { piece, stopped } = text.push(token);
+          request.onToken?.(token, piece);
+          if (stopped) break;
+          if (tokens.length >= budget) {
+            finishReason = 'length';
+            break;
+          }
+        }
+        if (request.signal?.aborted) throw new EngineError('ABORTED', 'generation cancelled');
+      }
+      const tail = text.finish();
+      if (tail && tokens.length) request.onToken?.(tokens[tokens.length - 1]!, tail);
+      return {
+        tokens,
+        text: text.released,
+        finishReason,
+        timeToFirstTokenMs: firstTokenAt ? firstTokenAt - started : 0,
+        generationMs: performance.now() - started,
+      };
+    } finally {
+      this.free.push(sequence);
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.context.dispose();
+    await this.model.dispose();
+  }
+}
+

@@ -1,0 +1,97 @@
+/**
+ * Serving: one Temporal worker on `node.<nodeId>` and one on `model.<modelId>` per loaded
+ * model, all running the same `infer` activity and sharing one pool of `maxParallel` slots.
+ */
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createInferActivities, NodeLoad } from '../../activities/infer.ts';
+import { ensureTokenStream } from '../../connections/streams.ts';
+import { taskQueues } from '../../temporal.config.ts';
+import type { ModelEngine } from './engine.ts';
+import { SharedSlots } from './slots.ts';
+
+export interface ServeOptions {
+  nodeId: string;
+  temporal: { address: string; namespace: string };
+  nc: NatsConnection;
+  engines: ReadonlyMap<string, ModelEngine>;
+  maxParallel: number;
+  /** How long shutdown waits for in-flight requests before cancelling them. */
+  shutdownGraceMs: number;
+}
+
+export class NodeServer {
+  readonly load = new NodeLoad();
+  private running: Promise<void> | undefined;
+
+  private constructor(
+    private readonly workers: Worker[],
+    private readonly connection: NativeConnection,
+    readonly slots: SharedSlots,
+  ) {}
+
+  static async start(options: ServeOptions): Promise<NodeServer> {
+    const queues = [taskQueues.node(options.nodeId), ...[...options.engines.keys()].map((id) => taskQueues.model(id))];
+    if (options.maxParallel < queues.length) {
+      throw new Error(
+        `--max-parallel ${options.maxParallel} is too small: this node polls ${queues.length} task queues (its own and one per model) and each poller holds a slot; use at least ${queues.length}`,
+      );
+    }
+    const jsm = await ensureTokenStream(options.nc);
+    const js = jetstream(options.nc);
+    const slots = new SharedSlots(options.maxParallel);
+    const connection = await NativeConnection.connect({ address: options.temporal.address });
+    const server = new NodeServer([], connection, slots);
+    const activities = createInferActivities({ nodeId: options.nodeId, engines: options.engines, nc: options.nc, js, jsm, load: server.load });
+    try {
+      for (const taskQueue of queues) {
+        server.workers.push(
+          await Worker.create({
+            connection,
+            namespace: options.temporal.namespace,
+            taskQueue,
+            activities,
+            identity: `${options.nodeId}@${taskQueue}`,
+            tuner: {
+              activityTaskSlotSupplier: slots.supplier(),
+              workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+              localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+              nexusTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+            },
+            // One poller per queue: an idle poller holds a slot, and the pool is shared.
+            activityTaskPollerBehavior: { type: 'simple-maximum', maximum: 1 },
+            // Cancellation reaches a generation through heartbeats: keep them frequent.
+            maxHeartbeatThrottleInterval: '1 second',
+            defaultHeartbeatThrottleInterval: '1 second',
+            shutdownGraceTime: `${options.shutdownGraceMs} milliseconds`,
+          }),
+        );
+      }
+    } catch (err) {
+      await connection.close();
+      throw err;
+    }
+    server.running = Promise.all(server.workers.map((w) => w.run())).then(() => undefined);
+    return server;
+  }
+
+  get inFlight(): number {
+    return this.load.inFlight;
+  }
+
+  /** Resolves when every worker has stopped (after shutdown, or on a fatal worker error). */
+  get done(): Promise<void> {
+    return this.running ?? Promise.resolve();
+  }
+
+  /** Stops polling, lets in-flight requests finish within the grace period, then closes. */
+  async shutdown(): Promise<void> {
+    for (const worker of this.workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+    try {
+      await this.done;
+    } finally {
+      await this.connection.close();
+    }
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The infer step shared by the request workflow and the stand-alone inference workflow:
+ * each candidate node's own queue in turn (a short schedule-to-start timeout catches a node
+ * that is gone), then the model's shared queue that every node serving it polls. Each attempt
+ * continues the answer from what the token stream already holds, so a failover neither loses
+ * nor repeats text.
+ */
+import { ActivityFailure, ApplicationFailure, isCancellation, log, proxyActivities, TimeoutFailure } from '@temporalio/workflow';
+import type { InferActivities } from '../activities/infer.ts';
+import { inferErrors, type InferInput, type InferResult } from '../domain/inference.ts';
+import { inferRetry, taskQueues, timeouts } from '../temporal.config.ts';
+
+export interface InferAttempt {
+  taskQueue: string;
+  outcome: 'ok' | 'timeout' | 'failed';
+  error?: string | undefined;
+}
+
+export interface InferenceOutcome {
+  result: InferResult;
+  attempts: InferAttempt[];
+}
+
+function inferOn(taskQueue: string, shared: boolean) {
+  return proxyActivities<InferActivities>({
+    taskQueue,
+    // A node's own queue: if it does not pick the task up quickly, it is gone or full.
+    // The shared queue: wait for any node to free a slot.
+    scheduleToStartTimeout: shared ? timeouts.inferSharedScheduleToStart : timeouts.inferScheduleToStart,
+    startToCloseTimeout: timeouts.inferStartToClose,
+    heartbeatTimeout: timeouts.inferHeartbeat,
+    retry: shared ? timeouts.inferSharedRetry : inferRetry,
+  }).infer;
+}
+
+/** Errors that no other node can fix: stop failing over. */
+const final = new Set<string>([inferErrors.badInput, inferErrors.superseded, 'INFER_CANCELLED']);
+
+export async function runInference(input: InferInput, candidates: readonly string[]): Promise<InferenceOutcome> {
+  const attempts: InferAttempt[] = [];
+  const queues = [...candidates.map((n) => ({ q: taskQueues.node(n), shared: false })), { q: taskQueues.model(input.modelId), shared: true }];
+  let lastError: unknown;
+  for (const { q, shared } of queues) {
+    try {
+      const result = await inferOn(q, shared)(input);
+      attempts.push({ taskQueue: q, outcome: 'ok' });
+      return { result, attempts };
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const cause = err instanceof ActivityFailure ? err.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type && final.has(cause.type)) throw cause;
+      attempts.push({ taskQueue: q, outcome: cause instanceof TimeoutFailure ? 'timeout' : 'failed', error: (cause ?? err as Error)?.message });
+      log.warn('inference attempt failed, failing over', { taskQueue: q, error: (cause ?? (err as Error))?.message });
+      lastError = err;
+    }
+  }
+  throw ApplicationFailure.nonRetryable(
+    `no node could serve ${input.modelId}: ${attempts.map((a) => `${a.taskQueue} ${a.outcome}`).join(', ')}`,
+    'NO_NODE_AVAILABLE',
+    { attempts, lastError: String(lastError) },
+  );
+}
+
+/** Runs one inference with failover; used by tests, benchmarks and operators' checks. */
+export async function inferenceWorkflow(input: InferInput, candidates: string[]): Promise<InferenceOutcome> {
+  return runInference(input, candidates);
+}
