@@ -32,6 +32,13 @@ export interface InferDeps {
   js: JetStreamClient;
   jsm: JetStreamManager;
   load: NodeLoad;
+  /** Test-only fault injection (gitblock-node --test-faults); absent in normal operation. */
+  faults?: InferFaults | undefined;
+}
+
+export interface InferFaults {
+  /** Delay after each token, ms: makes generations long enough to kill a node mid-answer. */
+  tokenDelayMs?: number | undefined;
 }
 
 export function createInferActivities(deps: InferDeps) {
@@ -80,18 +87,21 @@ export function createInferActivities(deps: InferDeps) {
       const progress = (): InferProgress => ({ nextSeq: writer.published, completionTokens });
 
       deps.load.inFlight++;
-      // Prompt evaluation yields no tokens for a while on long prompts; keep the heartbeat alive.
-      const ticker = setInterval(() => ctx.heartbeat(progress()), 1_000);
+      // Heartbeats come from a ticker, not from each token: a call per token cost measurable
+      // throughput, and the SDK sends at most one per throttle interval anyway. The ticker also
+      // keeps the heartbeat alive through a long prompt's evaluation, which yields no tokens.
+      ctx.heartbeat(progress());
+      const ticker = setInterval(() => ctx.heartbeat(progress()), 500);
       try {
         const generated = await engine.generate({
           promptTokens,
           prefixTokens: delivered.tokens as Token[], // ids from the same model file (the hash is checked by routing)
           sampling: input.sampling,
           signal: abort.signal,
+          ...(deps.faults?.tokenDelayMs ? { afterToken: () => new Promise<void>((r) => setTimeout(r, deps.faults!.tokenDelayMs)) } : {}),
           onToken: (token, text) => {
             completionTokens++;
             writer.push(token, text);
-            ctx.heartbeat(progress());
             if (writer.error) abort.abort();
           },
         });

@@ -6,11 +6,15 @@
  *
  * Publishing never blocks generation: tokens queue up while one publish is in flight and go
  * out together in the next chunk, so chunks grow when the network is slower than the model.
+ * After the first chunk (sent at once, for time to first token), chunks go out at most once
+ * per frame (16 ms): a reader cannot see faster, and each publish costs the NATS server CPU
+ * that a GPU node's host shares with generation.
  */
 import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { tokenStreamName, type FinishReason, type TokenChunk, type Usage } from '../domain/inference.ts';
 
 const WRONG_LAST_SEQUENCE = 10071;
+export const minChunkIntervalMs = 16;
 
 export class StreamSupersededError extends Error {
   override name = 'StreamSupersededError';
@@ -49,6 +53,7 @@ export class TokenStreamWriter {
   private queuedText = '';
   private inFlight: Promise<void> | undefined;
   private failure: unknown;
+  private lastPublishAt = 0;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -100,6 +105,9 @@ export class TokenStreamWriter {
   private async drain(): Promise<void> {
     try {
       while (this.queuedTokens.length && !this.failure) {
+        const wait = this.lastPublishAt + minChunkIntervalMs - performance.now();
+        if (this.nextSeq > 0 && wait > 0) await new Promise((r) => setTimeout(r, wait));
+        this.lastPublishAt = performance.now();
         await this.publish({ seq: this.nextSeq, nodeId: this.nodeId, tokens: this.take(), text: this.takeText() });
       }
     } catch (err) {

@@ -37,6 +37,17 @@ export const configSchema = z.object({
   /** Where the stack's tools (Temporal CLI, FerretDB, nats-server) are installed. */
   GITBLOCK_TOOLS_DIR: z.string().min(1).default(join(homedir(), '.cache', 'gitblock', 'bin')),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  // gitblock-node settings; its command-line flags take precedence, and it validates them all
+  // together (workers/node/options.ts), so here they are plain optional strings.
+  GITBLOCK_GATEWAY_URL: z.string().optional(),
+  GITBLOCK_NODE_MODELS: z.string().optional(),
+  GITBLOCK_NODE_GPU: z.string().optional(),
+  GITBLOCK_NODE_MAX_PARALLEL: z.string().optional(),
+  GITBLOCK_NODE_KEY_FILE: z.string().optional(),
+  GITBLOCK_NODE_ID: z.string().optional(),
+  GITBLOCK_NODE_CONFIG: z.string().optional(),
+  /** The node's own state (operator key, node id). */
+  GITBLOCK_NODE_HOME: z.string().min(1).default(join(homedir(), '.gitblock')),
 });
 
 export type Config = z.infer<typeof configSchema>;

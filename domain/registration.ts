@@ -14,7 +14,7 @@
  *     "nodeId": "node-0a1b2c3d4e",            // /^[a-z0-9][a-z0-9-]{2,62}$/
  *     "operator": "0xAbC…",                   // 20-byte address; mixed case must be a valid checksum
  *     "models": ["qwen2.5-0.5b-instruct"],    // 1..32 distinct ids, /^[a-z0-9][a-z0-9.-]{0,63}$/
- *     "modelHashes": ["9f86d0…"],             // sha256 of each GGUF, 64 lowercase hex, no 0x, same order as models
+ *     "modelHashes": ["0x9f86d0…"],           // sha256 of each GGUF as bytes32: 0x + 64 lowercase hex, same order as models
  *     "gpu": "NVIDIA H100 80GB HBM3",         // ≤ 128 chars
  *     "version": "0.1.0",                     // ≤ 32 chars
  *     "expiry": 1767225600,                   // unix seconds, a JSON integer (signed as uint64)
@@ -26,9 +26,10 @@
  *
  * Why these encodings: `expiry` is a plain JSON number because any realistic unix time is far
  * below 2^53, so no bigint-as-string dance is needed; it is widened to bigint for signing.
- * Hashes are bare hex, as `sha256sum` prints them and as heartbeats carry them; they are signed
- * as `0x${hash}` bytes32. Hex is lowercase-only so one value has one spelling: otherwise
- * `0xAB…` and `0xab…` would be the same signed nonce but two different nonce-store keys.
+ * Every other field is carried exactly as it is signed (hashes and nonce as 0x-prefixed
+ * bytes32), so the body is the EIP-712 message; note that heartbeats carry the same hashes
+ * without the 0x. Hex is lowercase-only so one value has one spelling: otherwise `0xAB…` and
+ * `0xab…` would be the same signed nonce but two different nonce-store keys.
  */
 import type { Address, Hex, TypedDataDomain } from 'viem';
 import { getAddress, isAddress } from 'viem';
@@ -74,7 +75,7 @@ export const registrationTypes = {
 export const registrationPrimaryType = 'NodeRegistration' as const;
 
 const modelIdSchema = z.string().regex(/^[a-z0-9][a-z0-9.-]{0,63}$/, 'model ids are 1-64 lowercase letters, digits, dots and dashes');
-const sha256HexSchema = z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256 as 64 lowercase hex digits');
+const bytes32Schema = (what: string) => z.string().regex(/^0x[0-9a-f]{64}$/, `expected ${what} as 0x + 64 lowercase hex digits`);
 const addressSchema = z
   .string()
   .regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address')
@@ -87,11 +88,11 @@ export const registrationFieldsSchema = z
     nodeId: nodeIdSchema,
     operator: addressSchema,
     models: z.array(modelIdSchema).min(1).max(registrationLimits.models),
-    modelHashes: z.array(sha256HexSchema).max(registrationLimits.models),
+    modelHashes: z.array(bytes32Schema('a sha256')).max(registrationLimits.models),
     gpu: z.string().max(registrationLimits.gpuChars),
     version: z.string().max(registrationLimits.versionChars),
     expiry: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
-    nonce: z.string().regex(/^0x[0-9a-f]{64}$/, 'expected 32 bytes as 0x + 64 lowercase hex digits'),
+    nonce: bytes32Schema('32 random bytes'),
   })
   .superRefine((r, ctx) => {
     if (r.modelHashes.length !== r.models.length) {
@@ -126,13 +127,13 @@ export interface RegistrationMessage {
   nonce: Hex;
 }
 
-/** Converts validated JSON fields into the EIP-712 message (hashes to bytes32, expiry to bigint). */
+/** Converts validated JSON fields into the EIP-712 message (checksummed operator, expiry as bigint). */
 export function toRegistrationMessage(fields: RegistrationFields): RegistrationMessage {
   return {
     nodeId: fields.nodeId,
     operator: getAddress(fields.operator),
     models: fields.models,
-    modelHashes: fields.modelHashes.map((h) => `0x${h}` as const),
+    modelHashes: fields.modelHashes as Hex[],
     gpu: fields.gpu,
     version: fields.version,
     expiry: BigInt(fields.expiry),

@@ -37,6 +37,8 @@ export interface GenerateRequest {
   signal?: AbortSignal;
   /** Called for each new token with the text that became final with it (may be ''). */
   onToken?: (token: Token, text: string) => void;
+  /** Awaited after each token before the next is evaluated (test fault modes pace generation with it). */
+  afterToken?: () => Promise<void>;
 }
 
 export interface GenerateResult {
@@ -255,6 +257,7 @@ export class ModelEngine implements AsyncDisposable {
           const { piece, stopped } = text.push(token);
           request.onToken?.(token, piece);
           if (stopped) break;
+          if (request.afterToken) await request.afterToken();
           if (tokens.length >= budget) {
             finishReason = 'length';
             break;

@@ -5,7 +5,7 @@
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createInferActivities, NodeLoad } from '../../activities/infer.ts';
+import { createInferActivities, NodeLoad, type InferFaults } from '../../activities/infer.ts';
 import { ensureTokenStream } from '../../connections/streams.ts';
 import { taskQueues } from '../../temporal.config.ts';
 import type { ModelEngine } from './engine.ts';
@@ -19,6 +19,7 @@ export interface ServeOptions {
   maxParallel: number;
   /** How long shutdown waits for in-flight requests before cancelling them. */
   shutdownGraceMs: number;
+  faults?: InferFaults | undefined;
 }
 
 export class NodeServer {
@@ -43,7 +44,7 @@ export class NodeServer {
     const slots = new SharedSlots(options.maxParallel);
     const connection = await NativeConnection.connect({ address: options.temporal.address });
     const server = new NodeServer([], connection, slots);
-    const activities = createInferActivities({ nodeId: options.nodeId, engines: options.engines, nc: options.nc, js, jsm, load: server.load });
+    const activities = createInferActivities({ nodeId: options.nodeId, engines: options.engines, nc: options.nc, js, jsm, load: server.load, faults: options.faults });
     try {
       for (const taskQueue of queues) {
         server.workers.push(

@@ -3,12 +3,28 @@
  * queue). A worker polls only while it holds a slot, so when every slot is busy the node
  * stops taking tasks and further requests wait in Temporal, where another node can pick them
  * up, instead of piling up in this process's memory.
+ *
+ * Fairness matters: each Temporal worker reserves a slot ahead of its next poll, so a worker
+ * that was served first could hold the whole pool while another queue starves. A freed slot
+ * therefore goes to the waiting queue that holds the fewest slots.
  */
-import type { CustomSlotSupplier, SlotPermit, ActivitySlotInfo } from '@temporalio/worker';
+import type { ActivitySlotInfo, CustomSlotSupplier, SlotPermit } from '@temporalio/worker';
+
+interface QueuePermit extends SlotPermit {
+  taskQueue: string;
+}
+
+interface Waiter {
+  taskQueue: string;
+  resolve: (permit: QueuePermit) => void;
+  signal: AbortSignal;
+  onAbort: () => void;
+}
 
 export class SharedSlots {
   private available: number;
-  private readonly waiters: { resolve: (permit: SlotPermit) => void; reject: (err: Error) => void; signal: AbortSignal; onAbort: () => void }[] = [];
+  private readonly waiters: Waiter[] = [];
+  private readonly held = new Map<string, number>();
   private used = 0;
 
   constructor(readonly size: number) {
@@ -23,31 +39,30 @@ export class SharedSlots {
   supplier(): CustomSlotSupplier<ActivitySlotInfo> {
     return {
       type: 'custom',
-      reserveSlot: (_ctx, signal) => this.reserve(signal),
-      tryReserveSlot: () => {
-        if (this.available <= 0) return null;
-        this.available--;
-        return {};
-      },
+      reserveSlot: (ctx, signal) => this.reserve(ctx.taskQueue, signal),
+      tryReserveSlot: (ctx) => (this.available > 0 ? this.grant(ctx.taskQueue) : null),
       markSlotUsed: () => {
         this.used++;
       },
       releaseSlot: (ctx) => {
         if (ctx.slotInfo) this.used--;
-        this.release();
+        this.release((ctx.permit as QueuePermit).taskQueue);
       },
     };
   }
 
-  private reserve(signal: AbortSignal): Promise<SlotPermit> {
-    if (this.available > 0) {
-      this.available--;
-      return Promise.resolve({});
-    }
+  private grant(taskQueue: string): QueuePermit {
+    this.available--;
+    this.held.set(taskQueue, (this.held.get(taskQueue) ?? 0) + 1);
+    return { taskQueue };
+  }
+
+  private reserve(taskQueue: string, signal: AbortSignal): Promise<QueuePermit> {
+    if (this.available > 0) return Promise.resolve(this.grant(taskQueue));
     return new Promise((resolve, reject) => {
-      const waiter = {
+      const waiter: Waiter = {
+        taskQueue,
         resolve,
-        reject,
         signal,
         onAbort: () => {
           this.waiters.splice(this.waiters.indexOf(waiter), 1);
@@ -61,13 +76,17 @@ export class SharedSlots {
     });
   }
 
-  private release(): void {
-    const next = this.waiters.shift();
-    if (next) {
-      next.signal.removeEventListener('abort', next.onAbort);
-      next.resolve({});
-    } else {
-      this.available++;
+  private release(taskQueue: string): void {
+    this.held.set(taskQueue, (this.held.get(taskQueue) ?? 1) - 1);
+    this.available++;
+    if (!this.waiters.length) return;
+    // The waiter whose queue holds the fewest slots; ties go to the longest waiting.
+    let best = 0;
+    for (let i = 1; i < this.waiters.length; i++) {
+      if ((this.held.get(this.waiters[i]!.taskQueue) ?? 0) < (this.held.get(this.waiters[best]!.taskQueue) ?? 0)) best = i;
     }
+    const [next] = this.waiters.splice(best, 1);
+    next!.signal.removeEventListener('abort', next!.onAbort);
+    next!.resolve(this.grant(next!.taskQueue));
   }
 }

@@ -1,0 +1,65 @@
+/**
+ * The `gitblock-node` command. Each subcommand is registered here and implemented in its own
+ * module; errors print as one line with the fix, and exit non-zero.
+ */
+import { availableParallelism } from 'node:os';
+import { Command, Option } from 'commander';
+import { loadConfig } from '../../config/env.ts';
+import { listModels } from '../../models/catalog.ts';
+import { gpuChoices } from './gpu.ts';
+import { modelsCommand } from './commands/models.ts';
+import { startCommand } from './commands/start.ts';
+import { statusCommand } from './commands/status.ts';
+
+function fail(err: unknown): never {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`gitblock-node: ${message}\n`);
+  process.exit(1);
+}
+
+const program = new Command('gitblock-node')
+  .description('Run a GitBlock node: serve open models with llama.cpp and earn GBT')
+  .version('0.1.0')
+  // One line per error: commander's suggestion ("Did you mean ...?") joins the message.
+  .configureOutput({ outputError: (text, write) => write(`${text.trim().replace(/\n+/g, ' ')}\n`) })
+  .showSuggestionAfterError(true);
+
+program
+  .command('start')
+  .description('join the network and serve models')
+  .option('--models <ids>', `comma-separated model ids (${listModels().map((m) => m.id).join(', ')})`)
+  .addOption(new Option('--gpu <backend>', 'compute backend').choices(gpuChoices))
+  .option('--gateway <url>', 'the gateway to register with')
+  .option('--temporal <host:port>', 'Temporal frontend address')
+  .option('--namespace <name>', 'Temporal namespace')
+  .option('--nats <url>', 'NATS URL')
+  .option('--max-parallel <n>', 'requests served at once (default 4)')
+  .option('--model-dir <dir>', 'where model files are cached')
+  .option('--model-file <id=path...>', "use your own GGUF for a model id (repeatable)")
+  .option('--context-size <tokens>', 'tokens per request (prompt + answer); default: the model’s trained context')
+  .option('--threads <n>', 'CPU threads for inference (default: cores - 1)')
+  .option('--max-memory <size>', 'cap on memory used for models, e.g. 6GiB')
+  .option('--key-file <path>', 'operator key file (created on first start)')
+  .option('--node-id <id>', 'this node’s id (default: generated once and kept)')
+  .option('--config <file>', 'JSON file with any of these settings')
+  .option('--shutdown-grace <seconds>', 'how long shutdown waits for in-flight requests (default 30)')
+  .option('--offline', 'never download: use cached or given files only')
+  .addOption(new Option('--test-faults <spec>', 'test-only misbehaviour').hideHelp())
+  .action((flags) => startCommand(flags, loadConfig(), availableParallelism()).catch(fail));
+
+program
+  .command('status')
+  .description("this node's identity and its live state on the network")
+  .option('--nats <url>', 'NATS URL')
+  .option('--key-file <path>', 'operator key file')
+  .option('--node-id <id>', 'node id')
+  .action((flags) => statusCommand(flags, loadConfig()).catch(fail));
+
+program
+  .command('models')
+  .description('the model catalog, marking which models fit this machine')
+  .addOption(new Option('--gpu <backend>', 'compute backend').choices(gpuChoices).default('auto'))
+  .option('--json', 'print JSON')
+  .action((flags) => modelsCommand(flags).catch(fail));
+
+program.parseAsync().catch(fail);

@@ -1,0 +1,184 @@
+/**
+ * `gitblock-node start`: join the network with this machine's GPU (or CPU).
+ * identity → compute → model files → fit check → load → register → serve → heartbeat,
+ * and on SIGINT/SIGTERM: stop polling, finish in-flight work within the grace period, go
+ * offline, exit 0. A second signal exits at once.
+ */
+import { Runtime, DefaultLogger } from '@temporalio/worker';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { getModel } from '../../models/catalog.ts';
+import { connectNats } from '../../connections/nats.ts';
+import { nodesKv } from '../../connections/streams.ts';
+import type { Heartbeat } from '../../domain/heartbeat.ts';
+import { ModelEngine } from './engine.ts';
+import { describeMisfit, ModelDoesNotFitError, planFit, type FitPlan } from './fit.ts';
+import { detectCompute, memoryState, type ComputeInfo } from './gpu.ts';
+import { HeartbeatPublisher } from './heartbeat.ts';
+import { loadOrCreateNodeId, loadOrCreateOperatorKey, registerWithGateway, signRegistration } from './identity.ts';
+import { printProgressTo, resolveModelFile } from './model-files.ts';
+import type { NodeOptions } from './options.ts';
+import { NodeServer } from './serve.ts';
+
+export const NODE_VERSION = '0.1.0';
+
+export interface RunningNode {
+  nodeId: string;
+  operator: string;
+  compute: ComputeInfo;
+  engines: Map<string, ModelEngine>;
+  server: NodeServer;
+  stop(): Promise<void>;
+}
+
+type Log = (line: string) => void;
+
+/** Fits every model together: they share the same memory. */
+async function checkFit(compute: ComputeInfo, models: { modelId: string; path: string }[], options: NodeOptions): Promise<FitPlan[]> {
+  const available = Math.min(compute.freeMemoryBytes, options.maxMemory ?? Infinity);
+  const plans: FitPlan[] = [];
+  let left = available;
+  for (const m of models) {
+    const plan = await planFit(compute.llama, { ...m, contextSize: options.contextSize, sequences: options.maxParallel }, left);
+    plans.push(plan);
+    left -= plan.totalBytes;
+  }
+  const misfits = plans.filter((p) => !p.fits);
+  if (misfits.length) throw new ModelDoesNotFitError(misfits);
+  return plans;
+}
+
+export async function startNode(options: NodeOptions, log: Log = console.log): Promise<RunningNode> {
+  // The node handles its own signals: it must drain in-flight requests before exiting.
+  Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
+
+  const catalog = options.models.map((id) => getModel(id));
+  const key = await loadOrCreateOperatorKey(options.keyFile);
+  if (key.created) log(`Created operator key ${key.path} (keep it safe: rewards are paid to ${key.account.address})`);
+  const nodeId = loadOrCreateNodeId(options.home, options.nodeId);
+
+  const compute = await detectCompute(options.gpu);
+  log(`Compute: ${compute.backend}${compute.devices.length ? ` (${compute.devices.join(', ')})` : ''}, ${(compute.freeMemoryBytes / 2 ** 30).toFixed(1)} GiB free`);
+
+  const files = [];
+  for (const model of catalog) {
+    const localPath = options.modelFiles[model.id];
+    const file = await resolveModelFile(model, {
+      modelDir: options.modelDir,
+      offline: options.offline,
+      onProgress: printProgressTo(process.stderr, model.id),
+      ...(localPath ? { localPath } : {}),
+    });
+    files.push({ modelId: model.id, path: file.path });
+  }
+  const plans = await checkFit(compute, files, options);
+
+  const engines = new Map<string, ModelEngine>();
+  let nc: NatsConnection | undefined;
+  try {
+    for (const [i, file] of files.entries()) {
+      const engine = await ModelEngine.load(compute.llama, {
+        modelId: file.modelId,
+        modelPath: file.path,
+        contextSize: plans[i]!.contextSize,
+        sequences: options.maxParallel,
+        threads: compute.backend === 'cpu' ? options.threads : 0,
+      });
+      engines.set(file.modelId, engine);
+      log(`Loaded ${file.modelId}: ${engine.sequences} × ${engine.contextSize} tokens, sha256 ${engine.modelHash.slice(0, 12)}…`);
+    }
+
+    nc = await connectNats(options.nats, `gitblock-node ${nodeId}`);
+    const kv = await nodesKv(nc);
+
+    if (options.gateway) {
+      const network = await fetchNetwork(options.gateway);
+      const body = await signRegistration(
+        key.account,
+        {
+          nodeId,
+          models: [...engines.keys()],
+          modelHashes: [...engines.values()].map((e) => `0x${e.modelHash}` as const),
+          gpu: compute.backend === 'cpu' ? 'cpu' : `${compute.backend}: ${compute.devices.join(', ')}`,
+          version: NODE_VERSION,
+        },
+        network.chainId,
+      );
+      const registered = await registerWithGateway(options.gateway, body);
+      log(`Registered with ${options.gateway} as ${registered.nodeId} (${registered.status})`);
+    } else {
+      log('No --gateway given: serving without registration (this node earns no rewards).');
+    }
+
+    const server = await NodeServer.start({
+      nodeId,
+      temporal: { address: options.temporal, namespace: options.namespace },
+      nc,
+      engines,
+      maxParallel: options.maxParallel,
+      shutdownGraceMs: options.shutdownGraceMs,
+      faults: options.faults,
+    });
+    if (options.faults.tokenDelayMs) log(`TEST FAULTS ON: ${options.faults.tokenDelayMs} ms delay per token`);
+
+    let status: Heartbeat['status'] = 'serving';
+    const heartbeat = new HeartbeatPublisher(
+      kv,
+      nodeId,
+      async (): Promise<Heartbeat> => ({
+        nodeId,
+        operator: key.account.address,
+        version: NODE_VERSION,
+        status,
+        gpu: { backend: compute.backend, devices: compute.devices },
+        models: [...engines.values()].map((e) => ({ id: e.modelId, hash: e.modelHash, contextSize: e.contextSize, slots: e.sequences })),
+        maxParallel: options.maxParallel,
+        inFlight: server.inFlight,
+        freeSlots: Math.max(0, options.maxParallel - server.inFlight),
+        recentTokensPerSecond: server.load.recentTokensPerSecond,
+        freeMemoryBytes: (await memoryState(compute.llama)).free,
+        at: Date.now(),
+      }),
+      log,
+    );
+    await heartbeat.start();
+    const connection = nc;
+    log(`Node ${nodeId} serving ${[...engines.keys()].join(', ')} on Temporal ${options.temporal}, up to ${options.maxParallel} requests at once`);
+
+    return {
+      nodeId,
+      operator: key.account.address,
+      compute,
+      engines,
+      server,
+      async stop() {
+        status = 'draining';
+        await heartbeat.beat();
+        await server.shutdown();
+        await heartbeat.stop();
+        await connection.drain().catch(() => {});
+        for (const engine of engines.values()) await engine[Symbol.asyncDispose]();
+        await compute.llama.dispose();
+      },
+    };
+  } catch (err) {
+    for (const engine of engines.values()) await engine[Symbol.asyncDispose]().catch(() => {});
+    await nc?.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** The gateway tells nodes which chain they register for (the EIP-712 domain's chain id). */
+async function fetchNetwork(gateway: string): Promise<{ chainId: number }> {
+  let response: Response;
+  try {
+    response = await fetch(new URL('/v1/network', gateway), { signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    throw new Error(`cannot reach the gateway at ${gateway}: ${(err as Error).message}`);
+  }
+  if (!response.ok) throw new Error(`the gateway at ${gateway} answered ${response.status} to /v1/network`);
+  const body = (await response.json()) as { chainId?: unknown };
+  if (typeof body.chainId !== 'number' || !Number.isSafeInteger(body.chainId)) throw new Error(`the gateway at ${gateway} sent no valid chainId`);
+  return { chainId: body.chainId };
+}
+
+export { describeMisfit };

@@ -1,0 +1,176 @@
+/**
+ * `gitblock-node start` settings: flags, else environment, else the config file, else
+ * defaults; validated together so every bad value is reported with the flag that fixes it.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { Config } from '../../config/env.ts';
+import { gpuChoices } from './gpu.ts';
+
+const csv = (value: string) =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+const bytes = z.union([
+  z.number().int().positive(),
+  z.string().transform((v, ctx) => {
+    const m = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?$/i.exec(v.trim());
+    if (!m) {
+      ctx.addIssue({ code: 'custom', message: 'a size such as 512MiB or 8GiB' });
+      return z.NEVER;
+    }
+    const units: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30 };
+    return Math.floor(Number(m[1]) * units[(m[2] ?? 'b').toLowerCase()]!);
+  }),
+]);
+
+export const nodeOptionsSchema = z.object({
+  models: z.array(z.string().min(1)).min(1, 'name at least one model: --models smollm2-135m'),
+  gpu: z.enum(gpuChoices),
+  gateway: z.url().optional(),
+  temporal: z.string().regex(/^[\w.-]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:7233'),
+  namespace: z.string().min(1),
+  nats: z.string().regex(/^(nats|tls):\/\/[^\s]+$/, 'a nats:// URL'),
+  maxParallel: z.coerce.number().int().min(1).max(256),
+  modelDir: z.string().min(1),
+  /** Operator-supplied files, id=path. */
+  modelFiles: z.record(z.string(), z.string()),
+  contextSize: z.coerce.number().int().min(128).max(1_048_576).optional(),
+  threads: z.coerce.number().int().min(0).max(512),
+  maxMemory: bytes.optional(),
+  keyFile: z.string().min(1),
+  nodeId: z.string().optional(),
+  home: z.string().min(1),
+  shutdownGraceMs: z.coerce.number().int().min(0).max(3_600_000),
+  offline: z.boolean(),
+  /** Test-only fault modes; see parseFaults. */
+  faults: z.object({ tokenDelayMs: z.number().int().min(0).max(10_000).optional() }),
+});
+
+export type NodeOptions = z.infer<typeof nodeOptionsSchema>;
+
+/** What commander hands over: every flag optional, strings as typed. */
+export interface StartFlags {
+  models?: string;
+  gpu?: string;
+  gateway?: string;
+  temporal?: string;
+  namespace?: string;
+  nats?: string;
+  maxParallel?: string;
+  modelDir?: string;
+  modelFile?: string[];
+  contextSize?: string;
+  threads?: string;
+  maxMemory?: string;
+  keyFile?: string;
+  nodeId?: string;
+  config?: string;
+  shutdownGrace?: string;
+  offline?: boolean;
+  testFaults?: string;
+}
+
+/**
+ * `--test-faults slow:<ms>`: a node that misbehaves on purpose, for tests of the network's
+ * failover and verification. Hidden from --help; never set by any default.
+ */
+export function parseFaults(spec: string | undefined): NodeOptions['faults'] {
+  if (!spec) return {};
+  const faults: NodeOptions['faults'] = {};
+  for (const part of spec.split(',')) {
+    const [kind, value] = part.split(':');
+    if (kind === 'slow' && value && /^\d+$/.test(value)) faults.tokenDelayMs = Number(value);
+    else throw new OptionsError(`--test-faults ${spec}: unknown fault '${part}' (known: slow:<ms per token>)`);
+  }
+  return faults;
+}
+
+export class OptionsError extends Error {
+  override name = 'OptionsError';
+  readonly code = 'NODE_OPTIONS_INVALID';
+}
+
+const flagNames: Record<string, string> = {
+  models: '--models',
+  gpu: '--gpu',
+  gateway: '--gateway',
+  temporal: '--temporal',
+  nats: '--nats',
+  maxParallel: '--max-parallel',
+  modelDir: '--model-dir',
+  modelFiles: '--model-file',
+  contextSize: '--context-size',
+  threads: '--threads',
+  maxMemory: '--max-memory',
+  keyFile: '--key-file',
+  shutdownGraceMs: '--shutdown-grace',
+};
+
+function readConfigFile(path: string | undefined): Record<string, unknown> {
+  if (!path) return {};
+  if (!existsSync(path)) throw new OptionsError(`--config ${path}: no such file`);
+  try {
+    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('expected a JSON object');
+    return value as Record<string, unknown>;
+  } catch (err) {
+    throw new OptionsError(`--config ${path}: not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function parseModelFiles(entries: string[] | undefined): Record<string, string> | undefined {
+  if (!entries?.length) return undefined;
+  const out: Record<string, string> = {};
+  for (const entry of entries) {
+    const at = entry.indexOf('=');
+    if (at <= 0 || at === entry.length - 1) throw new OptionsError(`--model-file ${entry}: use --model-file <model-id>=<path to .gguf>`);
+    out[entry.slice(0, at)] = entry.slice(at + 1);
+  }
+  return out;
+}
+
+/**
+ * The default thread count: on CPU, ggml's worker threads spin while waiting for each other,
+ * and with more threads than free cores they thrash (measured on 2 cores with the stack
+ * running: 1 thread 950 tok/s, 2 threads 25 tok/s). Leave a core for everything else.
+ */
+export function defaultThreads(cores: number): number {
+  return Math.max(1, cores - 1);
+}
+
+export function resolveStartOptions(flags: StartFlags, config: Config, cores: number): NodeOptions {
+  const file = readConfigFile(flags.config ?? config.GITBLOCK_NODE_CONFIG);
+  const pick = (flag: unknown, env: unknown, key: string, fallback?: unknown): unknown => flag ?? env ?? file[key] ?? fallback;
+  const modelsRaw = pick(flags.models, config.GITBLOCK_NODE_MODELS, 'models');
+  const raw = {
+    models: typeof modelsRaw === 'string' ? csv(modelsRaw) : (modelsRaw ?? []),
+    gpu: pick(flags.gpu, config.GITBLOCK_NODE_GPU, 'gpu', 'auto'),
+    gateway: pick(flags.gateway, config.GITBLOCK_GATEWAY_URL, 'gateway'),
+    temporal: pick(flags.temporal, config.TEMPORAL_ADDRESS, 'temporal'),
+    namespace: pick(flags.namespace, config.TEMPORAL_NAMESPACE, 'namespace'),
+    nats: pick(flags.nats, config.NATS_URL, 'nats'),
+    maxParallel: pick(flags.maxParallel, config.GITBLOCK_NODE_MAX_PARALLEL, 'maxParallel', 4),
+    modelDir: pick(flags.modelDir, config.GITBLOCK_MODEL_DIR, 'modelDir'),
+    modelFiles: parseModelFiles(flags.modelFile) ?? file['modelFiles'] ?? {},
+    contextSize: pick(flags.contextSize, undefined, 'contextSize'),
+    threads: pick(flags.threads, undefined, 'threads', defaultThreads(cores)),
+    maxMemory: pick(flags.maxMemory, undefined, 'maxMemory'),
+    keyFile: pick(flags.keyFile, config.GITBLOCK_NODE_KEY_FILE, 'keyFile', join(config.GITBLOCK_NODE_HOME, 'operator.key')),
+    nodeId: pick(flags.nodeId, config.GITBLOCK_NODE_ID, 'nodeId'),
+    home: config.GITBLOCK_NODE_HOME,
+    shutdownGraceMs: pick(flags.shutdownGrace !== undefined ? Number(flags.shutdownGrace) * 1000 : undefined, undefined, 'shutdownGraceMs', 30_000),
+    offline: flags.offline ?? file['offline'] ?? false,
+    faults: parseFaults(flags.testFaults),
+  };
+  const parsed = nodeOptionsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = String(issue.path[0] ?? '');
+    throw new OptionsError(`${flagNames[key] ?? key}: ${issue.message}`);
+  }
+  return parsed.data;
+}
