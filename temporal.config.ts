@@ -64,3 +64,12 @@ export const inferRetry: RetryPolicy = {
 };
 
 export const namespaceDefault = 'default';
+
+/** Pacing of the node actor (workflows/node-actor.ts). */
+export const nodeActorTimeouts = {
+  /**
+   * At most one MongoDB projection per interval: a busy node gets many outcome signals a
+   * second, and each projection is an activity. A lifecycle change is projected at once.
+   */
+  projectionInterval: '2 seconds',
+} as const;

@@ -1,22 +1,101 @@
 /**
- * `npm start`: the whole local network in one command. Ctrl-C stops every process it started.
+ * `npm start`: the whole local network in one command: the stack, the control worker, the
+ * gateway, and one GPU node serving the default small model. Prints the API address, a
+ * ready-to-paste curl with a fresh key, and the Temporal UI. Ctrl-C stops everything.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config/env.ts';
+import { connectMongo } from '../connections/mongo.ts';
+import { connectNats } from '../connections/nats.ts';
+import { startGateway } from '../gateway/server.ts';
 import { printEndpoints, untilSignal } from '../stack/console.ts';
+import { preferPort } from '../stack/ports.ts';
 import { startStack } from '../stack/stack.ts';
+import { startControlWorker } from '../workers/control.ts';
+import { Runtime, DefaultLogger } from '@temporalio/worker';
+
+const nodeBin = fileURLToPath(new URL('../bin/gitblock-node.mjs', import.meta.url));
+const defaultModel = 'smollm2-135m';
+
+function startNodeProcess(env: NodeJS.ProcessEnv, args: string[]): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    // Its own process group: Ctrl-C reaches only this launcher, which then drains the node with one SIGTERM.
+    const child = spawn(process.execPath, [nodeBin, 'start', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let output = '';
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      for (const line of chunk.toString().split('\n')) if (line.trim()) console.log(`  [node] ${line}`);
+      if (/serving .* on Temporal/.test(output)) resolve(child);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`the GPU node exited (${code}) before serving`)));
+  });
+}
 
 async function main() {
-  const config = loadConfig();
-  const stack = await startStack({ dataDir: config.GITBLOCK_DATA_DIR, ports: 'default', mongodbUri: config.MONGODB_URI });
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const base = loadConfig();
+  const stack = await startStack({ dataDir: base.GITBLOCK_DATA_DIR, ports: 'default', mongodbUri: base.MONGODB_URI });
+  const stops: (() => Promise<void>)[] = [() => stack.stop()];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((err: unknown) => console.error(`while stopping: ${(err as Error).message}`));
+  };
   stack.onServiceFailure((error) => {
     console.error(`\n${error.message}\nStopping: the network cannot run without ${error.service}.`);
-    void stack.stop().then(() => process.exit(1));
+    void stopAll().then(() => process.exit(1));
   });
-  printEndpoints(stack);
-  console.log('\nPress Ctrl-C to stop.');
+  try {
+    const e = stack.endpoints;
+    const gatewayPort = await preferPort(base.GATEWAY_PORT);
+    // The endpoints of the stack just started, overriding defaults for every component.
+    const env = { TEMPORAL_ADDRESS: e.temporalAddress, NATS_URL: e.natsUrl, CHAIN_RPC_URL: e.rpcUrl, MONGODB_URI: e.mongodbUri, GATEWAY_PORT: String(gatewayPort) };
+    const config = loadConfig(env);
+
+    const mongo = await connectMongo(e.mongodbUri, config.MONGODB_DB);
+    const nc = await connectNats(e.natsUrl, 'gitblock-control');
+    const control = await startControlWorker({ temporal: { address: e.temporalAddress, namespace: e.temporalNamespace }, db: mongo.db, nc });
+    stops.push(async () => {
+      await control.shutdown();
+      await nc.close();
+      await mongo[Symbol.asyncDispose]();
+    });
+
+    const gateway = await startGateway({ config, mongodbUri: e.mongodbUri });
+    stops.push(() => gateway.close());
+
+    console.log(`Starting a GPU node with ${defaultModel} (first run fetches the model)...`);
+    const node = await startNodeProcess({ ...process.env, ...env }, ['--models', defaultModel, '--gateway', gateway.url, '--node-id', 'local-node-1']);
+    stops.push(async () => {
+      if (node.exitCode !== null) return;
+      node.kill('SIGTERM');
+      await new Promise((r) => node.once('exit', r));
+    });
+
+    const issued = (await (await fetch(`${gateway.url}/v1/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ label: 'npm start' }) })).json()) as { key: string };
+    printEndpoints(stack);
+    console.log(
+      [
+        '',
+        `GitBlock network is up. OpenAI-compatible API: ${gateway.url}/v1   (OpenAPI: ${gateway.url}/openapi.json)`,
+        '',
+        'Try it:',
+        `  curl -s ${gateway.url}/v1/chat/completions \\`,
+        `    -H "Authorization: Bearer ${issued.key}" -H "Content-Type: application/json" \\`,
+        `    -d '{"model":"${defaultModel}","messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":64}'`,
+        '',
+        `Every request is a workflow req-<id> in the Temporal UI: ${e.temporalUiUrl}`,
+        'Press Ctrl-C to stop.',
+      ].join('\n'),
+    );
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
   await untilSignal();
   console.log('Stopping...');
-  await stack.stop();
+  await stopAll();
 }
 
 main().catch((err: unknown) => {

@@ -2,3 +2,5 @@
 // types, temporal.config.ts and the pure modules in domain/ (test/workflow-imports.test.ts).
 export { smokeWorkflow } from './smoke.ts';
 export { inferenceWorkflow } from './inference.ts';
+export { requestWorkflow } from './request.ts';
+export { nodeActorWorkflow } from './node-actor.ts';

@@ -30,7 +30,14 @@ export class MongoNonceStore implements NonceStore {
     await this.nonces.createIndex({ operator: 1, nonce: 1 }, { unique: true, name: 'operator_nonce_unique' });
     // Expire at `expiresAt` itself (expireAfterSeconds 0). MongoDB's TTL monitor runs about
     // once a minute, so a record outlives its registration a little, never the other way round.
-    await this.nonces.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'expires_at_ttl' });
+    // FerretDB 1.x refuses TTL indexes ("not implemented yet"): there a plain index serves
+    // prune(), which the gateway runs every minute either way.
+    try {
+      await this.nonces.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'expires_at_ttl' });
+    } catch (err) {
+      if (!/not implemented/i.test((err as Error).message)) throw err;
+      await this.nonces.createIndex({ expiresAt: 1 }, { name: 'expires_at' });
+    }
   }
 
   async consume(operator: string, nonce: string, expiresAt: number): Promise<boolean> {

@@ -1,0 +1,79 @@
+/**
+ * An in-memory view of the nodes' heartbeats, kept current by watching the NATS key-value
+ * bucket. KV watchers are not told when an entry expires by TTL, so entries also age out here
+ * by local receive time (a node's own clock is not trusted).
+ */
+import type { KV } from '@nats-io/kv';
+import { heartbeatSchema, heartbeatTtlMs, type Heartbeat } from '../domain/heartbeat.ts';
+
+export interface LiveNode {
+  heartbeat: Heartbeat;
+  receivedAt: number;
+}
+
+export class LiveNodes {
+  private readonly nodes = new Map<string, LiveNode>();
+  private stopWatch: (() => void) | undefined;
+  private readonly ready: Promise<void>;
+  rejected = 0;
+
+  constructor(
+    private readonly kv: KV,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.ready = this.watch();
+  }
+
+  private async watch(): Promise<void> {
+    let markReady!: () => void;
+    const initial = new Promise<void>((r) => (markReady = r));
+    const watcher = await this.kv.watch();
+    this.stopWatch = () => watcher.stop();
+    // The initial batch ends with the entry whose `delta` (entries still pending) is 0.
+    if ((await this.kv.status()).values === 0) markReady();
+    void (async () => {
+      for await (const entry of watcher) {
+        if (!entry.isUpdate && entry.delta === 0) markReady();
+        if (entry.operation !== 'PUT') {
+          this.nodes.delete(entry.key);
+          continue;
+        }
+        // Nodes are untrusted: an entry that does not parse, or claims another node's key, is ignored.
+        const parsed = heartbeatSchema.safeParse(entry.json());
+        if (!parsed.success || parsed.data.nodeId !== entry.key) {
+          this.rejected++;
+          continue;
+        }
+        this.nodes.set(entry.key, { heartbeat: parsed.data, receivedAt: this.now() });
+      }
+    })();
+    await initial;
+  }
+
+  /** Resolves once the bucket's current contents have been read. */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  /** Live nodes, optionally only those serving a model. */
+  list(modelId?: string): LiveNode[] {
+    const cutoff = this.now() - heartbeatTtlMs;
+    const out: LiveNode[] = [];
+    for (const [key, node] of this.nodes) {
+      if (node.receivedAt < cutoff) {
+        this.nodes.delete(key);
+        continue;
+      }
+      if (!modelId || node.heartbeat.models.some((m) => m.id === modelId)) out.push(node);
+    }
+    return out;
+  }
+
+  get(nodeId: string): LiveNode | undefined {
+    return this.list().find((n) => n.heartbeat.nodeId === nodeId);
+  }
+
+  stop(): void {
+    this.stopWatch?.();
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The node actor's projection into MongoDB: the `nodes` collection is a read model of every
+ * node actor's state, for the router, the gateway's status page and operators. The actor is
+ * the truth; this collection only mirrors it, so a write may be dropped, repeated or
+ * reordered by retries without harm (see {@link createNodeProjectionActivities}).
+ */
+import { MongoServerError, type Db } from 'mongodb';
+import type { NodeRecord, NodeState } from '../domain/reputation.ts';
+
+/** The collection the node actors project into. */
+export const nodesCollection = 'nodes';
+
+/** One projection of a node actor's state, as the workflow sends it. */
+export interface NodeSnapshot {
+  nodeId: string;
+  operator: string;
+  models: string[];
+  state: NodeState;
+  reputation: number;
+  record: NodeRecord;
+  /** Strictly increasing across the actor's life (continue-as-new included): the newest write wins. */
+  version: number;
+  /** The workflow's clock when the snapshot was taken, ms since epoch. */
+  updatedAt: number;
+}
+
+/** The stored document. */
+export interface NodeDocument {
+  _id: string;
+  operator: string;
+  models: string[];
+  state: NodeState;
+  reputation: number;
+  record: NodeRecord;
+  version: number;
+  updatedAt: Date;
+}
+
+/** What the router needs about one node. */
+export interface NodeStateView {
+  nodeId: string;
+  state: NodeState;
+  reputation: number;
+  /** Moving average of time to first token; absent before the node's first measured request. */
+  latencyMs?: number;
+}
+
+export interface ProjectResult {
+  /** False when the stored document was already as new or newer: the write was a no-op. */
+  applied: boolean;
+}
+
+const DUPLICATE_KEY = 11000;
+
+/**
+ * Projection activities, given their database (dependency injection, so tests pass their own).
+ *
+ * @example
+ * const worker = await Worker.create({ ..., activities: createNodeProjectionActivities(mongo.db) });
+ */
+export function createNodeProjectionActivities(db: Db) {
+  const nodes = db.collection<NodeDocument>(nodesCollection);
+  return {
+    /**
+     * Upserts the node's document unless the stored one is at least as new. Idempotent: a
+     * retried or late activity carrying an older version changes nothing.
+     */
+    async projectNodeState(snapshot: NodeSnapshot): Promise<ProjectResult> {
+      const doc = {
+        operator: snapshot.operator,
+        models: snapshot.models,
+        state: snapshot.state,
+        reputation: snapshot.reputation,
+        record: snapshot.record,
+        version: snapshot.version,
+        updatedAt: new Date(snapshot.updatedAt),
+      };
+      try {
+        // The version guard makes the write conditional. When the document exists with a newer
+        // (or equal) version, the filter matches nothing and the upsert tries to insert a second
+        // document with the same _id, which the unique _id index refuses: that refusal is the
+        // "stale, skipped" answer. Only plain $set and an $lt filter: both work on FerretDB 1.x.
+        const result = await nodes.updateOne({ _id: snapshot.nodeId, version: { $lt: snapshot.version } }, { $set: doc }, { upsert: true });
+        return { applied: result.matchedCount > 0 || result.upsertedCount > 0 };
+      } catch (err) {
+        if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return { applied: false };
+        throw err;
+      }
+    },
+
+    /**
+     * The projected state of each node asked for, keyed by node id; a node with no document
+     * (never projected, or unknown) has no key, so a lookup gives undefined.
+     */
+    async getNodeStates(nodeIds: string[]): Promise<Record<string, NodeStateView>> {
+      const out: Record<string, NodeStateView> = {};
+      if (nodeIds.length === 0) return out;
+      const docs = nodes.find(
+        { _id: { $in: [...new Set(nodeIds)] } },
+        { projection: { state: 1, reputation: 1, 'record.latencyEmaMs': 1 } },
+      );
+      for await (const doc of docs) {
+        const view: NodeStateView = { nodeId: doc._id, state: doc.state, reputation: doc.reputation };
+        const latency = doc.record?.latencyEmaMs;
+        if (typeof latency === 'number') view.latencyMs = latency;
+        out[doc._id] = view;
+      }
+      return out;
+    },
+  };
+}
+
+export type NodeProjectionActivities = ReturnType<typeof createNodeProjectionActivities>;

@@ -1,0 +1,89 @@
+/**
+ * The `route` control activity: rank live nodes for one request. Live state comes from the
+ * heartbeat bucket, standing (state, reputation, latency) from the node actors' projection in
+ * MongoDB, and only registered nodes whose heartbeat names their registered operator count.
+ */
+import type { Db } from 'mongodb';
+import { rankCandidates, type Candidate, type NodeState, type RouteDecision } from '../domain/routing.ts';
+import { getModel } from '../models/catalog.ts';
+import type { LiveNodes } from './live-nodes.ts';
+
+export interface RouteInput {
+  requestId: string;
+  modelId: string;
+  promptTokens: number;
+  maxTokens: number;
+  excludeOperators?: string[] | undefined;
+}
+
+interface NodeDoc {
+  _id: string;
+  state?: NodeState;
+  reputation?: number;
+  record?: { latencyEmaMs?: number };
+}
+
+interface RegistrationDoc {
+  _id: string;
+  operator: string;
+  modelHashes: Record<string, string>;
+}
+
+export function createRoutingActivities(deps: { db: Db; liveNodes: LiveNodes; now?: () => number }) {
+  const now = deps.now ?? Date.now;
+  return {
+    async route(input: RouteInput): Promise<RouteDecision> {
+      await deps.liveNodes.whenReady();
+      const live = deps.liveNodes.list(input.modelId);
+      const ids = live.map((n) => n.heartbeat.nodeId);
+      const [states, registrations] = await Promise.all([
+        deps.db.collection<NodeDoc>('nodes').find({ _id: { $in: ids } }).toArray(),
+        deps.db.collection<RegistrationDoc>('node_registrations').find({ _id: { $in: ids } }).toArray(),
+      ]);
+      const stateOf = new Map(states.map((s) => [s._id, s]));
+      const registered = new Map(registrations.map((r) => [r._id, r]));
+      const rejected: RouteDecision['rejected'] = [];
+      const candidates: Candidate[] = [];
+      for (const { heartbeat: h, receivedAt } of live) {
+        const reg = registered.get(h.nodeId);
+        const model = h.models.find((m) => m.id === input.modelId)!;
+        if (!reg || reg.operator.toLowerCase() !== h.operator.toLowerCase()) {
+          rejected.push({ nodeId: h.nodeId, why: 'not registered with the gateway under this operator' });
+          continue;
+        }
+        if (reg.modelHashes[input.modelId] && reg.modelHashes[input.modelId] !== model.hash) {
+          rejected.push({ nodeId: h.nodeId, why: 'serves a model file other than the one it registered' });
+          continue;
+        }
+        const doc = stateOf.get(h.nodeId);
+        candidates.push({
+          nodeId: h.nodeId,
+          operator: reg.operator,
+          state: doc?.state ?? 'probation',
+          status: h.status,
+          modelHash: model.hash,
+          contextSize: model.contextSize,
+          maxParallel: h.maxParallel,
+          inFlight: h.inFlight,
+          freeSlots: h.freeSlots,
+          recentTokensPerSecond: h.recentTokensPerSecond,
+          latencyMs: doc?.record?.latencyEmaMs,
+          reputation: doc?.reputation ?? 0.5,
+          heartbeatAgeMs: now() - receivedAt,
+        });
+      }
+      const expected = getModel(input.modelId).sha256;
+      const decision = rankCandidates(candidates, {
+        requestId: input.requestId,
+        modelId: input.modelId,
+        promptTokens: input.promptTokens,
+        maxTokens: input.maxTokens,
+        expectedModelHash: expected,
+        excludeOperators: input.excludeOperators ?? [],
+      });
+      return { ranked: decision.ranked, rejected: [...rejected, ...decision.rejected].slice(0, 20) };
+    },
+  };
+}
+
+export type RoutingActivities = ReturnType<typeof createRoutingActivities>;

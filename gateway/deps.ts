@@ -1,0 +1,27 @@
+/** What the gateway is built from; `server.ts` wires the real ones, tests may wire their own. */
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Client } from '@temporalio/client';
+import type { Db } from 'mongodb';
+import type { LiveNodes } from '../activities/live-nodes.ts';
+import type { ApiKeys } from './keys/keys.ts';
+import type { Metrics } from './metrics.ts';
+import type { NonceStore } from './registration/verify.ts';
+
+export interface GatewayDeps {
+  temporal: Client;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  db: Db;
+  keys: ApiKeys;
+  liveNodes: LiveNodes;
+  nonces: NonceStore;
+  metrics: Metrics;
+  /** The chain nodes register for (EIP-712 domain) and rewards settle on. */
+  chainId: number;
+  /** Task queue of the control worker that runs request and node workflows. */
+  controlTaskQueue: string;
+  /** Keys one client address may create per hour. */
+  keysPerHourPerAddress: number;
+  now?: () => number;
+}

@@ -1,0 +1,69 @@
+/**
+ * Every error the API returns, in OpenAI's shape: `{ error: { message, type, param, code } }`.
+ * Stable codes map to HTTP status here and nowhere else; a 5xx never shows internals.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+
+const statusOf = {
+  invalid_body: 400,
+  context_length_exceeded: 400,
+  invalid_api_key: 401,
+  registration_rejected: 401,
+  forbidden: 403,
+  not_found: 404,
+  model_not_found: 404,
+  conflict: 409,
+  body_too_large: 413,
+  rate_limit_exceeded: 429,
+  insufficient_quota: 429,
+  internal_error: 500,
+  no_node_available: 503,
+  upstream_unavailable: 503,
+} as const;
+
+export type ErrorCode = keyof typeof statusOf;
+
+const typeOf = (status: number) =>
+  status === 401 ? 'authentication_error' : status === 429 ? 'rate_limit_error' : status >= 500 ? 'server_error' : 'invalid_request_error';
+
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly param: string | null = null,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+
+  get status(): number {
+    return statusOf[this.code];
+  }
+
+  body() {
+    return { error: { message: this.message, type: typeOf(this.status), param: this.param, code: this.code } };
+  }
+}
+
+/** Fastify's own errors (schema validation, body limits, bad JSON) in the same shape. */
+export function toApiError(error: FastifyError | Error): ApiError {
+  if (error instanceof ApiError) return error;
+  const fe = error as FastifyError;
+  if (fe.validation) {
+    const first = fe.validation[0];
+    const param = first?.instancePath ? first.instancePath.replace(/^\//, '').replace(/\//g, '.') : ((first?.params as { missingProperty?: string })?.missingProperty ?? null);
+    return new ApiError('invalid_body', `Invalid request body: ${fe.message.replace(/^body\/?/, '')}`, param);
+  }
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError('body_too_large', `Request body is larger than the limit of ${fe.message.match(/\d+/)?.[0] ?? 'the server'} bytes`);
+  if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ApiError('invalid_body', 'Send the request body as application/json');
+  if (fe.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || fe.statusCode === 400) return new ApiError('invalid_body', `Invalid request body: ${fe.message}`);
+  if (fe.statusCode === 404) return new ApiError('not_found', fe.message);
+  return new ApiError('internal_error', 'The gateway hit an internal error; it has been logged');
+}
+
+export function errorHandler(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
+  const api = toApiError(error);
+  if (api.status >= 500 && api.code === 'internal_error') request.log.error({ err: error }, 'internal error');
+  return reply.status(api.status).headers(api.headers).send(api.body());
+}

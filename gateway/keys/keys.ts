@@ -1,0 +1,517 @@
+/**
+ * Free API keys: anyone can get one; each key has a per-minute request limit and a daily token
+ * quota, both enforced before any work starts and shared by every gateway process through
+ * MongoDB. Only the sha256 of a key is stored; the plaintext is shown once, at issue.
+ *
+ * Why the counters are insert-only: FerretDB 1.x (the local MongoDB-wire server) implements
+ * every update, `findAndModify` included, as read, modify in Go, write back by `_id`, with no
+ * check that the document is unchanged in between. Concurrent `$inc`s lose updates, and a
+ * conditional `$inc` (`{ used: { $lte: quota - n } }`) lets every concurrent caller through.
+ * The one write it makes atomic is an insert against a unique key (SQLite's own primary-key
+ * constraint). So both limits claim numbered slots with `insertOne` on a deterministic `_id`:
+ * a duplicate-key error means another process took that slot first. This is equally atomic on
+ * MongoDB, so one code path serves both.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Collection, Db } from 'mongodb';
+
+/** The keys themselves, by id, holding only each key's sha256. */
+export const apiKeysCollection = 'api_keys';
+/** One document per admitted request: its slot in its key's one-minute window. */
+export const apiKeyRequestsCollection = 'api_key_requests';
+/** The daily token ledger: one document per reservation or settlement, each holding the running total. */
+export const apiKeyTokensCollection = 'api_key_tokens';
+
+/** A key's limits. Snapshotted into the key at issue, so changing the defaults later never changes a key already out there. */
+export interface KeyPolicy {
+  /** Requests admitted per fixed one-minute window (UTC minute boundaries). */
+  requestsPerMinute: number;
+  /** Tokens (prompt + completion) per UTC day. */
+  tokensPerDay: number;
+}
+
+/** The limits of a free key. */
+export const defaultKeyPolicy: Readonly<KeyPolicy> = Object.freeze({ requestsPerMinute: 60, tokensPerDay: 200_000 });
+
+/** Longest label, in characters (code points). */
+export const maxLabelLength = 64;
+
+/** `gb-` then 32 random bytes in unpadded base64url (43 characters). */
+export const apiKeyPattern = /^gb-[A-Za-z0-9_-]{43}$/;
+
+/** What the gateway learns about an authenticated key. Never holds the key or its hash. */
+export interface KeyRecord {
+  id: string;
+  label?: string;
+  policy: KeyPolicy;
+  createdAt: Date;
+}
+
+/** A freshly issued key: `key` is the only copy of the plaintext there will ever be. */
+export interface IssuedKey {
+  key: string;
+  id: string;
+  createdAt: Date;
+}
+
+/** The answer of `checkRate`: admitted, or refused until the next one-minute window. */
+export type RateCheck = { ok: true } | { ok: false; retryAfterSeconds: number };
+
+/** The answer of `reserveTokens`: reserved with what is left, or refused (nothing reserved) with what is left and when the quota resets. */
+export type TokenReservation =
+  /** `day` is the UTC day charged; pass it to `settleTokens` so a request that spans midnight settles on the day it reserved. */
+  | { ok: true; remaining: number; day: string }
+  | { ok: false; remaining: number; resetAt: Date };
+
+/** A key's consumption right now. */
+export interface KeyUsage {
+  /** The UTC day, `YYYY-MM-DD`. */
+  day: string;
+  tokensPerDay: number;
+  /** Tokens reserved or spent today; may exceed the quota when a request used more than it reserved. */
+  usedTokens: number;
+  remainingTokens: number;
+  resetAt: Date;
+  requestsPerMinute: number;
+  /** Requests admitted in this one-minute window (refused ones are not counted). */
+  requests: number;
+}
+
+/** A request admitted by `admit`: settle it with `settleTokens(record.id, reserved, actual, day)`. */
+export interface Admission {
+  record: KeyRecord;
+  reserved: number;
+  remaining: number;
+  day: string;
+}
+
+/** Stable error codes, for clients to branch on. */
+export type ApiKeyErrorCode = 'KEY_INVALID' | 'KEY_LABEL_INVALID' | 'KEY_RATE_LIMITED' | 'KEY_QUOTA_EXCEEDED';
+
+const httpStatusOf: Record<ApiKeyErrorCode, number> = {
+  KEY_INVALID: 401,
+  KEY_LABEL_INVALID: 400,
+  KEY_RATE_LIMITED: 429,
+  KEY_QUOTA_EXCEEDED: 429,
+};
+
+// OpenAI's error types, so OpenAI clients classify (and back off on) these as they would there.
+const openAiTypeOf: Record<ApiKeyErrorCode, string> = {
+  KEY_INVALID: 'authentication_error',
+  KEY_LABEL_INVALID: 'invalid_request_error',
+  KEY_RATE_LIMITED: 'rate_limit_error',
+  KEY_QUOTA_EXCEEDED: 'insufficient_quota',
+};
+
+/** A refused key or request; `code` is stable for clients, `httpStatus` is what the gateway answers. */
+export class ApiKeyError extends Error {
+  override readonly name = 'ApiKeyError';
+  readonly httpStatus: number;
+
+  constructor(
+    readonly code: ApiKeyErrorCode,
+    message: string,
+    /** For 429s: the `Retry-After` the gateway should send. */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+    this.httpStatus = httpStatusOf[code];
+  }
+
+  /** A missing, malformed, unknown or disabled key; deliberately one message for all, so probing learns nothing. */
+  static invalid(): ApiKeyError {
+    return new ApiKeyError('KEY_INVALID', 'invalid API key');
+  }
+
+  static rateLimited(policy: KeyPolicy, retryAfterSeconds: number): ApiKeyError {
+    return new ApiKeyError(
+      'KEY_RATE_LIMITED',
+      `rate limit of ${policy.requestsPerMinute} requests per minute reached; retry in ${retryAfterSeconds} s`,
+      retryAfterSeconds,
+    );
+  }
+
+  static quotaExceeded(policy: KeyPolicy, remaining: number, resetAt: Date, now: number): ApiKeyError {
+    return new ApiKeyError(
+      'KEY_QUOTA_EXCEEDED',
+      `daily quota of ${policy.tokensPerDay} tokens would be exceeded: ${remaining} left, resets at ${isoSeconds(resetAt)}`,
+      Math.max(1, Math.ceil((resetAt.getTime() - now) / 1000)),
+    );
+  }
+
+  /** The body in OpenAI's error shape, which every gateway endpoint answers with. */
+  toResponseBody(): { error: { message: string; type: string; code: ApiKeyErrorCode } } {
+    return { error: { message: this.message, type: openAiTypeOf[this.code], code: this.code } };
+  }
+}
+
+interface ApiKeyDoc {
+  /** The key's id: short, random, safe to log and show. */
+  _id: string;
+  /** sha256 of the whole key (`gb-...`), lowercase hex. */
+  hash: string;
+  label?: string;
+  policy: KeyPolicy;
+  createdAt: Date;
+  disabled: boolean;
+}
+
+interface RequestSlotDoc {
+  /** `<keyId>:<window>:<slot>`; the insert that creates it is the claim. */
+  _id: string;
+  keyId: string;
+  /** Minutes since the epoch. */
+  window: number;
+  /** 1..requestsPerMinute. */
+  slot: number;
+  /** When the window may be forgotten. */
+  expiresAt: Date;
+}
+
+interface TokenEntryDoc {
+  /** `<keyId>:<day>:<seq>`; only one writer can append entry `seq`. */
+  _id: string;
+  keyId: string;
+  /** UTC day, `YYYY-MM-DD`. */
+  day: string;
+  /** 1, 2, 3... within the key's day; the highest is the current state. */
+  seq: number;
+  /** Running total of the day's tokens after this entry. */
+  used: number;
+  /** This entry's change as applied: + for a reservation or overrun, - for a refund (clamped at a total of zero). */
+  delta: number;
+  expiresAt: Date;
+}
+
+const duplicateKeyCode = 11000;
+const notImplementedCode = 238;
+const minuteMs = 60_000;
+const dayMs = 86_400_000;
+// A token ledger outlives its day by this much, so a request that started before midnight can
+// still settle on the day it reserved, and yesterday's usage stays visible for a while.
+const tokenLedgerRetentionMs = dayMs;
+// Bounds the in-process caches. Policies are immutable once issued, and the other caches are
+// only hints (see `checkRate`, `appendTokens`), so an evicted entry costs a read, never correctness.
+const cacheSize = 10_000;
+// Each lost race means another writer appended, so this many in a row means something is wrong
+// (or a key is being hammered far beyond its rate limit); fail loudly instead of spinning.
+const maxLedgerAttempts = 200;
+
+/** A Map that forgets its oldest entry when full. */
+class BoundedMap<K, V> extends Map<K, V> {
+  override set(key: K, value: V): this {
+    if (!this.has(key) && this.size >= cacheSize) {
+      const oldest = this.keys().next();
+      if (!oldest.done) this.delete(oldest.value);
+    }
+    return super.set(key, value);
+  }
+}
+
+function isDuplicateKey(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === duplicateKeyCode;
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+function nextUtcMidnight(ms: number): Date {
+  return new Date((Math.floor(ms / dayMs) + 1) * dayMs);
+}
+
+/** `2026-11-26T00:00:00Z`: what people expect to read, without the milliseconds. */
+function isoSeconds(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function assertPolicy(policy: KeyPolicy): void {
+  for (const [name, value] of Object.entries(policy)) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`KeyPolicy.${name} must be a positive integer, got ${String(value)}`);
+  }
+}
+
+function assertTokens(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${String(value)}`);
+}
+
+/** Trims, then refuses empty, over-long or control-character labels, which would garble logs and listings. */
+function validLabel(label: string): string {
+  const trimmed = typeof label === 'string' ? label.trim() : '';
+  if (trimmed === '' || [...trimmed].length > maxLabelLength || /\p{Cc}/u.test(trimmed)) {
+    throw new ApiKeyError('KEY_LABEL_INVALID', `label must be 1 to ${maxLabelLength} characters without control characters`);
+  }
+  return trimmed;
+}
+
+/** Issues, authenticates and meters API keys. One instance per gateway process; any number of processes may share the database. */
+export class ApiKeys {
+  private readonly keys: Collection<ApiKeyDoc>;
+  private readonly requests: Collection<RequestSlotDoc>;
+  private readonly tokens: Collection<TokenEntryDoc>;
+  private readonly policies = new BoundedMap<string, KeyPolicy>();
+  /** `<keyId>:<window>` → the highest request slot this process knows is taken. */
+  private readonly takenSlots = new BoundedMap<string, number>();
+  /** `<keyId>:<day>` → the last ledger entry this process read or wrote. */
+  private readonly ledgerTails = new BoundedMap<string, { seq: number; used: number }>();
+  private readonly policy: KeyPolicy;
+
+  /**
+   * @param policy the limits given to keys issued from now on
+   * @param now the clock, in ms since the epoch; injected so tests can cross minute and day boundaries
+   */
+  constructor(
+    db: Db,
+    policy: KeyPolicy = defaultKeyPolicy,
+    private readonly now: () => number = Date.now,
+  ) {
+    assertPolicy(policy);
+    this.policy = { requestsPerMinute: policy.requestsPerMinute, tokensPerDay: policy.tokensPerDay };
+    this.keys = db.collection<ApiKeyDoc>(apiKeysCollection);
+    this.requests = db.collection<RequestSlotDoc>(apiKeyRequestsCollection);
+    this.tokens = db.collection<TokenEntryDoc>(apiKeyTokensCollection);
+  }
+
+  /** Creates the indexes; call once at gateway start. Idempotent. */
+  async ensureIndexes(): Promise<void> {
+    // Authentication looks keys up by hash; unique, so one hash can never name two keys.
+    await this.keys.createIndex({ hash: 1 }, { unique: true, name: 'hash_unique' });
+    // Counting a window's slots and finding a day's last ledger entry. Uniqueness itself
+    // lives in `_id`, which every MongoDB-wire server enforces.
+    await this.requests.createIndex({ keyId: 1, window: 1 }, { name: 'key_window' });
+    await this.tokens.createIndex({ keyId: 1, day: 1, seq: -1 }, { name: 'key_day_seq' });
+    const ttl = { expireAfterSeconds: 0, name: 'expires_at_ttl' };
+    for (const createTtlIndex of [() => this.requests.createIndex({ expiresAt: 1 }, ttl), () => this.tokens.createIndex({ expiresAt: 1 }, ttl)]) {
+      try {
+        await createTtlIndex();
+      } catch (err) {
+        // FerretDB 1.x refuses TTL indexes (NotImplemented); `prune` does the same job there.
+        if ((err as { code?: unknown }).code !== notImplementedCode) throw err;
+      }
+    }
+  }
+
+  /**
+   * Issues a key under the current policy. The returned `key` is the only copy of the plaintext;
+   * only its sha256 is stored. Throws `ApiKeyError` `KEY_LABEL_INVALID` for a bad label.
+   */
+  async issue(label?: string): Promise<IssuedKey> {
+    const cleanLabel = label === undefined ? undefined : validLabel(label);
+    const key = `gb-${randomBytes(32).toString('base64url')}`;
+    const hash = sha256Hex(key);
+    const createdAt = new Date(this.now());
+    const policy = { ...this.policy };
+    for (;;) {
+      const id = `key_${randomBytes(8).toString('hex')}`;
+      const doc: ApiKeyDoc = { _id: id, hash, ...(cleanLabel === undefined ? {} : { label: cleanLabel }), policy, createdAt, disabled: false };
+      try {
+        await this.keys.insertOne(doc);
+      } catch (err) {
+        // 64 random bits: an id collision is all but impossible, but costs nothing to survive.
+        // The hash cannot collide, so a duplicate can only be the id.
+        if (isDuplicateKey(err)) continue;
+        throw err;
+      }
+      this.policies.set(id, policy);
+      return { key, id, createdAt };
+    }
+  }
+
+  /**
+   * The key's record, or undefined for a malformed, unknown or disabled key. The format check
+   * comes first, so garbage costs no database round trip; the lookup is by sha256, so no
+   * plaintext is ever compared (nothing to time) and the database never sees a key.
+   */
+  async authenticate(key: string): Promise<KeyRecord | undefined> {
+    if (typeof key !== 'string' || !apiKeyPattern.test(key)) return undefined;
+    const doc = await this.keys.findOne({ hash: sha256Hex(key) });
+    if (!doc || doc.disabled) return undefined;
+    this.policies.set(doc._id, doc.policy);
+    return { id: doc._id, ...(doc.label === undefined ? {} : { label: doc.label }), policy: doc.policy, createdAt: doc.createdAt };
+  }
+
+  /** Disables a key for good: `authenticate` refuses it from the next request on. False when no such key. */
+  async disable(id: string): Promise<boolean> {
+    const { matchedCount } = await this.keys.updateOne({ _id: id }, { $set: { disabled: true } });
+    return matchedCount === 1;
+  }
+
+  /**
+   * Counts one request against the key's fixed one-minute window, or refuses it. Refused
+   * requests are not counted. Exact across processes: each admitted request claims a distinct
+   * slot 1..limit by inserting it, so at most `requestsPerMinute` inserts can ever succeed.
+   */
+  async checkRate(id: string): Promise<RateCheck> {
+    const { requestsPerMinute: limit } = await this.policyOf(id);
+    const now = this.now();
+    const window = Math.floor(now / minuteMs);
+    const windowEnd = (window + 1) * minuteMs;
+    const refusal = { ok: false as const, retryAfterSeconds: Math.max(1, Math.ceil((windowEnd - now) / 1000)) };
+    const hint = `${id}:${window}`;
+    const known = this.takenSlots.get(hint);
+    // Slots are never given back within a window, so once this process saw the last one taken,
+    // the window is full: refuse without a round trip.
+    if (known !== undefined && known >= limit) return refusal;
+    // Start at the first free slot as far as we know (one count when we know nothing); a lost
+    // race just moves one slot up.
+    let slot = known !== undefined ? known + 1 : (await this.requests.countDocuments({ keyId: id, window })) + 1;
+    for (; slot <= limit; slot++) {
+      try {
+        await this.requests.insertOne({ _id: `${hint}:${slot}`, keyId: id, window, slot, expiresAt: new Date(windowEnd + minuteMs) });
+        this.takenSlots.set(hint, slot);
+        return { ok: true };
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+      }
+    }
+    this.takenSlots.set(hint, limit);
+    return refusal;
+  }
+
+  /**
+   * Reserves `tokens` (the request's most: prompt estimate + max_tokens) from today's quota
+   * before any work starts, or refuses without reserving anything. Concurrent reservations
+   * never overbook: see `appendTokens`.
+   */
+  async reserveTokens(id: string, tokens: number): Promise<TokenReservation> {
+    assertTokens('tokens', tokens);
+    const { tokensPerDay: quota } = await this.policyOf(id);
+    const now = this.now();
+    const day = utcDay(now);
+    const used = await this.appendTokens(id, day, (current) => (current + tokens <= quota ? current + tokens : undefined));
+    if (used.appended) return { ok: true, remaining: Math.max(0, quota - used.total), day };
+    return { ok: false, remaining: Math.max(0, quota - used.total), resetAt: nextUtcMidnight(now) };
+  }
+
+  /**
+   * Settles a reservation once the request is done: gives back `reserved - actual`, never taking
+   * the day's total below zero. Should a request have used more than it reserved, the overrun is
+   * charged too (free, yes; unmetered, no). `day` is the one `reserveTokens` returned; it
+   * defaults to today. Returns what is left of that day's quota.
+   */
+  async settleTokens(id: string, reserved: number, actual: number, day: string = utcDay(this.now())): Promise<{ remaining: number }> {
+    assertTokens('reserved', reserved);
+    assertTokens('actual', actual);
+    const { tokensPerDay: quota } = await this.policyOf(id);
+    const delta = actual - reserved;
+    const result =
+      delta === 0 ? await this.tokenTotal(id, day) : (await this.appendTokens(id, day, (current) => Math.max(0, current + delta))).total;
+    return { remaining: Math.max(0, quota - result) };
+  }
+
+  /**
+   * The whole front door, in the order that costs least when refusing: authenticate, count the
+   * request, reserve its tokens. Throws `ApiKeyError` on any refusal, having reserved nothing.
+   */
+  async admit(key: string, tokens: number): Promise<Admission> {
+    const record = await this.authenticate(key);
+    if (!record) throw ApiKeyError.invalid();
+    const rate = await this.checkRate(record.id);
+    if (!rate.ok) throw ApiKeyError.rateLimited(record.policy, rate.retryAfterSeconds);
+    const reservation = await this.reserveTokens(record.id, tokens);
+    if (!reservation.ok) throw ApiKeyError.quotaExceeded(record.policy, reservation.remaining, reservation.resetAt, this.now());
+    return { record, reserved: tokens, remaining: reservation.remaining, day: reservation.day };
+  }
+
+  /** Today's tokens and this minute's requests for the key. */
+  async usage(id: string): Promise<KeyUsage> {
+    const policy = await this.policyOf(id);
+    const now = this.now();
+    const day = utcDay(now);
+    const [usedTokens, requests] = await Promise.all([
+      this.tokenTotal(id, day),
+      this.requests.countDocuments({ keyId: id, window: Math.floor(now / minuteMs) }),
+    ]);
+    return {
+      day,
+      tokensPerDay: policy.tokensPerDay,
+      usedTokens,
+      remainingTokens: Math.max(0, policy.tokensPerDay - usedTokens),
+      resetAt: nextUtcMidnight(now),
+      requestsPerMinute: policy.requestsPerMinute,
+      requests,
+    };
+  }
+
+  /**
+   * Deletes request windows and token ledgers past their retention. MongoDB's TTL index does
+   * this by itself; FerretDB 1.x has no TTL, so run this periodically there. Returns how many
+   * documents went.
+   */
+  async prune(now: Date = new Date(this.now())): Promise<number> {
+    const [requests, tokens] = await Promise.all([
+      this.requests.deleteMany({ expiresAt: { $lte: now } }),
+      this.tokens.deleteMany({ expiresAt: { $lte: now } }),
+    ]);
+    return requests.deletedCount + tokens.deletedCount;
+  }
+
+  private async policyOf(id: string): Promise<KeyPolicy> {
+    const cached = this.policies.get(id);
+    if (cached) return cached;
+    const doc = await this.keys.findOne({ _id: id }, { projection: { policy: 1 } });
+    if (!doc) throw ApiKeyError.invalid();
+    this.policies.set(id, doc.policy);
+    return doc.policy;
+  }
+
+  /** The day's last ledger entry, or the empty state before the day's first. */
+  private async lastEntry(id: string, day: string): Promise<{ seq: number; used: number }> {
+    const doc = await this.tokens.findOne({ keyId: id, day }, { sort: { seq: -1 }, projection: { seq: 1, used: 1 } });
+    const last = doc ? { seq: doc.seq, used: doc.used } : { seq: 0, used: 0 };
+    this.ledgerTails.set(`${id}:${day}`, last);
+    return last;
+  }
+
+  private async tokenTotal(id: string, day: string): Promise<number> {
+    return (await this.lastEntry(id, day)).used;
+  }
+
+  /**
+   * Appends the next entry to the key's day ledger: reads the last entry `seq`, computes the
+   * new total, and inserts entry `seq + 1` with a deterministic `_id`. Exactly one writer can
+   * insert it; the others get a duplicate key, reread, and decide again on the new total. That
+   * makes each entry a compare-and-swap on the one before, so the totals form a single chain and
+   * no reservation is decided on a stale total. `next` returns undefined to refuse.
+   *
+   * The last entry this process saw is tried first without rereading it: if entry `seq + 1`
+   * inserts, entry `seq` was still the last, and entries never change, so the decision stood on
+   * the true total. That makes the usual append one insert by `_id`. A refusal, though, is only
+   * ever made on a fresh read, since a refund by another process may have made room since.
+   */
+  private async appendTokens(
+    id: string,
+    day: string,
+    next: (current: number) => number | undefined,
+  ): Promise<{ appended: boolean; total: number }> {
+    // The ledger lives a day past its own, measured from the day rather than from `now`, so
+    // a late settlement cannot keep an old day alive.
+    const expiresAt = new Date(Date.parse(`${day}T00:00:00Z`) + dayMs + tokenLedgerRetentionMs);
+    const tail = `${id}:${day}`;
+    const cached = this.ledgerTails.get(tail);
+    let last = cached ?? (await this.lastEntry(id, day));
+    let fresh = cached === undefined;
+    for (let attempt = 0; attempt < maxLedgerAttempts; attempt++) {
+      const total = next(last.used);
+      if (total === undefined) {
+        if (fresh) return { appended: false, total: last.used };
+      } else {
+        const seq = last.seq + 1;
+        try {
+          await this.tokens.insertOne({ _id: `${tail}:${seq}`, keyId: id, day, seq, used: total, delta: total - last.used, expiresAt });
+          this.ledgerTails.set(tail, { seq, used: total });
+          return { appended: true, total };
+        } catch (err) {
+          if (!isDuplicateKey(err)) throw err;
+        }
+      }
+      last = await this.lastEntry(id, day);
+      fresh = true;
+    }
+    throw new Error(`token ledger of key ${id} for ${day}: lost ${maxLedgerAttempts} appends in a row to concurrent writers`);
+  }
+}

@@ -1,0 +1,22 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics of one gateway process, on its own registry (tests build several apps). */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'gitblock_gateway_' });
+  return {
+    registry,
+    requests: new Counter({ name: 'gitblock_requests_total', help: 'Inference requests by model and outcome', labelNames: ['model', 'outcome'] as const, registers: [registry] }),
+    tokens: new Counter({ name: 'gitblock_completion_tokens_total', help: 'Completion tokens served', labelNames: ['model'] as const, registers: [registry] }),
+    latency: new Histogram({
+      name: 'gitblock_request_seconds',
+      help: 'Time from request to last token',
+      labelNames: ['model', 'stream'] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
+      registers: [registry],
+    }),
+    liveNodes: new Gauge({ name: 'gitblock_live_nodes', help: 'Nodes with a live heartbeat', registers: [registry] }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

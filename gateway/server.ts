@@ -1,0 +1,78 @@
+/**
+ * The gateway process: connects to Temporal, MongoDB, NATS and the chain, builds the app and
+ * listens; closes in order on shutdown.
+ */
+import { jetstream } from '@nats-io/jetstream';
+import type { FastifyInstance } from 'fastify';
+import { LiveNodes } from '../activities/live-nodes.ts';
+import type { Config } from '../config/env.ts';
+import { chainClient } from '../connections/chain.ts';
+import { connectMongo } from '../connections/mongo.ts';
+import { connectNats } from '../connections/nats.ts';
+import { ensureTokenStream, nodesKv } from '../connections/streams.ts';
+import { connectTemporalClient } from '../connections/temporal.ts';
+import { taskQueues } from '../temporal.config.ts';
+import { buildApp } from './app.ts';
+import { ApiKeys, defaultKeyPolicy } from './keys/keys.ts';
+import { createMetrics } from './metrics.ts';
+import { MongoNonceStore } from './registration/mongo-nonces.ts';
+
+export interface Gateway {
+  app: FastifyInstance;
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  config: Config;
+  mongodbUri: string;
+  port?: number;
+  controlTaskQueue?: string;
+  logger?: boolean;
+}
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const { config } = options;
+  const temporal = await connectTemporalClient({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
+  const mongo = await connectMongo(options.mongodbUri, config.MONGODB_DB);
+  const nc = await connectNats(config.NATS_URL, 'gitblock-gateway');
+  await ensureTokenStream(nc);
+  const chainId = await chainClient(config.CHAIN_RPC_URL).getChainId();
+  const keys = new ApiKeys(mongo.db, defaultKeyPolicy);
+  await keys.ensureIndexes();
+  const nonces = new MongoNonceStore(mongo.db);
+  await nonces.ensureIndexes();
+  const liveNodes = new LiveNodes(await nodesKv(nc));
+  const app = await buildApp(
+    {
+      temporal,
+      nc,
+      js: jetstream(nc),
+      db: mongo.db,
+      keys,
+      liveNodes,
+      nonces,
+      metrics: createMetrics(),
+      chainId,
+      controlTaskQueue: options.controlTaskQueue ?? taskQueues.control,
+      keysPerHourPerAddress: 20,
+    },
+    { logger: options.logger ?? false },
+  );
+  const url = await app.listen({ host: config.GATEWAY_HOST, port: options.port ?? config.GATEWAY_PORT });
+  // Expired registration nonces and old rate-limit windows go even where TTL indexes do not.
+  const pruning = setInterval(() => void Promise.all([nonces.prune(), keys.prune()]).catch(() => {}), 60_000);
+  pruning.unref();
+  return {
+    app,
+    url,
+    async close() {
+      clearInterval(pruning);
+      await app.close();
+      liveNodes.stop();
+      await nc.drain().catch(() => {});
+      await mongo[Symbol.asyncDispose]();
+      await temporal[Symbol.asyncDispose]();
+    },
+  };
+}

@@ -1,0 +1,195 @@
+/**
+ * End to end: the official `openai` client, pointed at the gateway, served by GPU node
+ * processes running the fixture model, through Temporal, NATS and MongoDB.
+ */
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { searchAttributes, workflowIds } from '../../temporal.config.ts';
+import type { NodeProcess } from '../node-process.ts';
+import { startNetwork, type Network } from './harness.ts';
+
+let net: Network;
+let key: string;
+let client: OpenAI;
+let a: NodeProcess;
+let b: NodeProcess;
+const ask = [{ role: 'user' as const, content: 'Tell me about the mountains and the sea.' }];
+
+beforeAll(async () => {
+  net = await startNetwork({ requestsPerMinute: 1000, tokensPerDay: 10_000_000 });
+  // Two registered nodes; slowed down so a test can kill one mid-answer.
+  [a, b] = await Promise.all([net.startNode('e2e-a', ['--test-faults', 'slow:15', '--context-size', '1024']), net.startNode('e2e-b', ['--test-faults', 'slow:15', '--context-size', '1024'])]);
+  const issued = await fetch(`${net.url}/v1/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  expect(issued.status).toBe(201);
+  key = ((await issued.json()) as { key: string }).key;
+  client = new OpenAI({ baseURL: `${net.url}/v1`, apiKey: key, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await net?.stop();
+});
+
+describe('the gateway with the official openai client', () => {
+  it('answers a chat completion, with a receipt, as a req-<id> workflow carrying model and node search attributes', async () => {
+    const { data, response } = await client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 24, temperature: 0 }).withResponse();
+    expect(data.object).toBe('chat.completion');
+    expect(data.choices[0]!.message.content!.length).toBeGreaterThan(0);
+    expect(data.choices[0]!.finish_reason).toBe('length');
+    expect(data.usage).toMatchObject({ completion_tokens: 24 });
+    const requestId = response.headers.get('x-gitblock-request-id')!;
+    const node = response.headers.get('x-gitblock-node')!;
+    expect([a.nodeId, b.nodeId]).toContain(node);
+    expect(response.headers.get('x-gitblock-route-reason')).toMatch(/slots free/);
+    expect((data as unknown as { gitblock: { node_id: string } }).gitblock.node_id).toBe(node);
+
+    const described = await net.temporal.workflow.getHandle(workflowIds.request(requestId)).describe();
+    expect(described.status.name).toBe('COMPLETED');
+    expect(described.searchAttributes[searchAttributes.model.name]).toEqual(['gitblock-tiny']);
+    expect(described.searchAttributes[searchAttributes.node.name]).toEqual([node]);
+
+    const receipt = await fetch(`${net.url}/v1/requests/${requestId}`, { headers: { authorization: `Bearer ${key}` } });
+    expect(receipt.status).toBe(200);
+    const body = (await receipt.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ id: requestId, status: 'completed', nodeId: node, usage: { completionTokens: 24 }, verification: { status: 'not sampled' } });
+    expect((body['accrual'] as { status: string; amount: string }).status).toBe('accrued');
+    expect(BigInt((body['accrual'] as { amount: string }).amount)).toBeGreaterThan(0n);
+  });
+
+  it('streams a chat completion that matches the non-streamed answer, with usage in the last chunk', async () => {
+    const whole = await client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 40, temperature: 0 });
+    const stream = await client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 40, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let usage;
+    let finish;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      finish ??= chunk.choices[0]?.finish_reason ?? undefined;
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(text).toBe(whole.choices[0]!.message.content);
+    expect(finish).toBe('length');
+    expect(usage).toMatchObject({ completion_tokens: 40 });
+  });
+
+  it('serves plain completions, streamed and not', async () => {
+    const plain = await client.completions.create({ model: 'gitblock-tiny', prompt: 'Once upon a time', max_tokens: 16, temperature: 0 });
+    expect(plain.object).toBe('text_completion');
+    let streamed = '';
+    for await (const chunk of await client.completions.create({ model: 'gitblock-tiny', prompt: 'Once upon a time', max_tokens: 16, temperature: 0, stream: true })) streamed += chunk.choices[0]?.text ?? '';
+    expect(streamed).toBe(plain.choices[0]!.text);
+  });
+
+  it('keeps one continuous answer when the serving node is killed mid-stream', async () => {
+    const reference = await client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 150, temperature: 0 });
+    const stream = await client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 150, temperature: 0, stream: true });
+    let text = '';
+    let killed: string | undefined;
+    let pieces = 0;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      const node = (chunk as unknown as { gitblock?: { node_id?: string } }).gitblock?.node_id;
+      if (++pieces === 4 && !killed) {
+        killed = node ?? (await net.mongo.db.collection('requests').findOne({ _id: chunk.id.replace('chatcmpl-', '') as never }))?.['route']?.[0]?.nodeId;
+        await [a, b].find((n) => n.nodeId === killed)!.stop('SIGKILL');
+      }
+    }
+    expect(killed).toBeDefined();
+    expect(text).toBe(reference.choices[0]!.message.content);
+  });
+
+  it('cancels generation when the client disconnects', async () => {
+    const survivor = [a, b].find((n) => n.child.exitCode === null && n.child.signalCode === null) ?? (await net.startNode('e2e-c', ['--test-faults', 'slow:15', '--context-size', '1024']));
+    expect(survivor).toBeDefined();
+    const abort = new AbortController();
+    const stream = await client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 800, temperature: 0, stream: true }, { signal: abort.signal });
+    let id = '';
+    let pieces = 0;
+    try {
+      for await (const chunk of stream) {
+        id = chunk.id;
+        if (++pieces === 3) abort.abort();
+      }
+    } catch {
+      // the client's own abort
+    }
+    const requestId = id.replace('chatcmpl-', '');
+    const handle = net.temporal.workflow.getHandle(workflowIds.request(requestId));
+    const deadline = Date.now() + 10_000;
+    while ((await handle.describe()).status.name === 'RUNNING' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    const doc = await net.mongo.db.collection('requests').findOne({ _id: requestId as never });
+    expect(doc?.['status']).toBe('cancelled');
+  });
+
+  it('lists live models with their capacity', async () => {
+    const models = await client.models.list();
+    const tiny = models.data.find((m) => m.id === 'gitblock-tiny') as unknown as { gitblock: { nodes: number; max_context: number } };
+    expect(tiny.gitblock.nodes).toBeGreaterThanOrEqual(1);
+    expect(tiny.gitblock.max_context).toBe(1024);
+    expect(models.data.find((m) => m.id === 'smollm2-135m')).toBeUndefined();
+  });
+});
+
+describe('errors, in OpenAI’s shape and status', () => {
+  const expectError = async (promise: Promise<unknown>, status: number, code: string, message: RegExp) => {
+    const error = await promise.then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(status);
+    expect((error as InstanceType<typeof OpenAI.APIError>).code).toBe(code);
+    expect((error as Error).message).toMatch(message);
+  };
+
+  it('400 for a bad body, naming the problem', async () => {
+    await expectError(client.chat.completions.create({ model: 'gitblock-tiny', messages: [] }), 400, 'invalid_body', /messages/);
+    await expectError(client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 100_000 }), 400, 'invalid_body', /max_tokens.*8192/);
+    await expectError(client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 3000 }), 400, 'context_length_exceeded', /maximum context is 2048 tokens/);
+  });
+
+  it('413 for a body over the size limit', async () => {
+    const response = await fetch(`${net.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model: 'gitblock-tiny', messages: [{ role: 'user', content: 'x'.repeat(1_100_000) }] }),
+    });
+    expect(response.status).toBe(413);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('body_too_large');
+  });
+
+  it('401 for a bad key', async () => {
+    const stranger = new OpenAI({ baseURL: `${net.url}/v1`, apiKey: 'gb-not-a-key', maxRetries: 0 });
+    await expectError(stranger.chat.completions.create({ model: 'gitblock-tiny', messages: ask }), 401, 'invalid_api_key', /Incorrect API key/);
+  });
+
+  it('404 for an unknown model', async () => {
+    await expectError(client.chat.completions.create({ model: 'gpt-17', messages: ask }), 404, 'model_not_found', /gpt-17/);
+  });
+
+  it('503 when no node serves the model, or none can fit the request', async () => {
+    await expectError(client.chat.completions.create({ model: 'smollm2-135m', messages: ask }), 503, 'no_node_available', /No node is serving smollm2-135m/);
+    await expectError(client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 1500 }), 503, 'no_node_available', /largest available for gitblock-tiny is 1024/);
+  });
+
+  it('429 for the rate limit and for the daily quota, before any work starts', async () => {
+    const limited = (await net.keys.issue('limited')).key;
+    await net.mongo.db.collection('api_keys').updateOne({ label: 'limited' }, { $set: { 'policy.requestsPerMinute': 2, 'policy.tokensPerDay': 600 } });
+    const c = new OpenAI({ baseURL: `${net.url}/v1`, apiKey: limited, maxRetries: 0 });
+    await expectError(c.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 700 }), 429, 'insufficient_quota', /quota has 600 left/);
+    await c.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 4 });
+    await expectError(c.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 4 }), 429, 'rate_limit_exceeded', /Rate limit reached/);
+  });
+});
+
+describe('registration and operations endpoints', () => {
+  it('serves health, metrics and an OpenAPI document', async () => {
+    expect(((await (await fetch(`${net.url}/health`)).json()) as { status: string }).status).toBe('ok');
+    expect(await (await fetch(`${net.url}/metrics`)).text()).toMatch(/gitblock_requests_total\{model="gitblock-tiny",outcome="ok"\} \d+/);
+    const openapi = (await (await fetch(`${net.url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(['/v1/chat/completions', '/v1/completions', '/v1/models', '/v1/keys', '/v1/nodes/register']));
+  });
+
+  it('refuses a garbage registration in OpenAI’s error shape', async () => {
+    const response = await fetch(`${net.url}/v1/nodes/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ registration: { nodeId: 'x' }, signature: '0x00' }) });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('invalid_body');
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * The control worker: every workflow (requests, node actors, settlement) and the control-plane
+ * activities (routing, request records, the ledger, node projections) on the `control` queue.
+ */
+import { fileURLToPath } from 'node:url';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { Db } from 'mongodb';
+import { LiveNodes } from '../activities/live-nodes.ts';
+import { createNodeProjectionActivities } from '../activities/node-projection.ts';
+import { createRequestActivities } from '../activities/requests.ts';
+import { createRoutingActivities } from '../activities/routing.ts';
+import { nodesKv } from '../connections/streams.ts';
+import { taskQueues } from '../temporal.config.ts';
+
+export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface ControlWorkerOptions {
+  temporal: { address: string; namespace: string };
+  db: Db;
+  nc: NatsConnection;
+  taskQueue?: string;
+  /** A prebuilt workflow bundle (tests bundle once per process). */
+  workflowBundle?: { code: string } | undefined;
+}
+
+export interface ControlWorker {
+  worker: Worker;
+  liveNodes: LiveNodes;
+  running: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function startControlWorker(options: ControlWorkerOptions): Promise<ControlWorker> {
+  const liveNodes = new LiveNodes(await nodesKv(options.nc));
+  const connection = await NativeConnection.connect({ address: options.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: options.temporal.namespace,
+    taskQueue: options.taskQueue ?? taskQueues.control,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+    activities: {
+      ...createRoutingActivities({ db: options.db, liveNodes }),
+      ...createRequestActivities({ db: options.db }),
+      ...createNodeProjectionActivities(options.db),
+    },
+  });
+  const running = worker.run();
+  return {
+    worker,
+    liveNodes,
+    running,
+    async shutdown() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running.catch(() => {});
+      liveNodes.stop();
+      await connection.close();
+    },
+  };
+}

@@ -1,0 +1,314 @@
+/**
+ * The node actor: one long-running workflow per registered GPU node (id `node-<nodeId>`, see
+ * `workflowIds.node`). It owns the node's lifecycle and reputation: request workflows signal
+ * outcomes, spot checks signal verdicts, the gateway signals (de)registration and operator
+ * actions. The state is projected into MongoDB (`nodes`) for the router, at a bounded rate.
+ *
+ * Signal handlers fold each signal into the state synchronously (the domain rules are pure
+ * and cheap), so everything delivered is already in the state whenever the main loop runs:
+ * nothing is buffered that continue-as-new could lose.
+ */
+import {
+  ActivityFailure,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { NodeProjectionActivities, NodeSnapshot } from '../activities/node-projection.ts';
+import {
+  applyNodeEvent,
+  newNodeLifecycle,
+  newNodeRecord,
+  reputation,
+  type NodeEvent,
+  type NodeRecord,
+  type NodeStanding,
+  type NodeState,
+  type OnlineState,
+} from '../domain/reputation.ts';
+import { controlRetry, nodeActorTimeouts, timeouts } from '../temporal.config.ts';
+
+/** Signals received per run before continue-as-new, so the history stays small. */
+export const MAX_SIGNALS_BEFORE_CONTINUE = 500;
+/** Request ids remembered per kind of signal, to drop a signal re-sent by a retry. */
+export const RECENT_IDS_KEPT = 1000;
+
+/** A request the node served (or failed) ended. */
+export interface RequestOutcomeSignal {
+  requestId: string;
+  ok: boolean;
+  /** Time to first token, ms. */
+  latencyMs?: number | undefined;
+  tokensPerSecond?: number | undefined;
+  /** When the outcome was decided, ms since epoch. */
+  at: number;
+}
+
+/** A spot check of one of the node's answers concluded. */
+export interface VerificationVerdictSignal {
+  requestId: string;
+  passed: boolean;
+  at: number;
+}
+
+export interface RegisteredSignal {
+  models: string[];
+  at: number;
+}
+
+export interface DeregisteredSignal {
+  at: number;
+  reason: string;
+}
+
+/** A network operator's decision (the gateway checks who may send it). */
+export interface OperatorActionSignal {
+  action: 'reinstate' | 'retire';
+  at: number;
+}
+
+/** Idempotent on `requestId`: a re-sent outcome is counted once. */
+export const requestOutcomeSignal = defineSignal<[RequestOutcomeSignal]>('requestOutcome');
+/** Idempotent on `requestId`: a re-sent verdict is counted once. */
+export const verificationVerdictSignal = defineSignal<[VerificationVerdictSignal]>('verificationVerdict');
+/** The node registered again: back from offline, to the state it left. */
+export const registeredSignal = defineSignal<[RegisteredSignal]>('registered');
+/** The node deregistered or shut down: offline until it registers again. */
+export const deregisteredSignal = defineSignal<[DeregisteredSignal]>('deregistered');
+/** `reinstate` lifts a suspension (to probation); `retire` ends the actor after a last projection. */
+export const operatorActionSignal = defineSignal<[OperatorActionSignal]>('operatorAction');
+
+/** What the actor reports about its node. */
+export interface NodeActorView {
+  nodeId: string;
+  operator: string;
+  models: string[];
+  state: NodeState;
+  /** While offline: the state the node returns to on registering again. */
+  resumeState: OnlineState | null;
+  offlineReason: string | null;
+  record: NodeRecord;
+  /** Without peer medians (the actor does not know its peers): see `reputation`. */
+  reputation: number;
+  /** The version of the latest snapshot sent to MongoDB. */
+  version: number;
+}
+
+/** The current state, record and reputation. */
+export const stateQuery = defineQuery<NodeActorView>('state');
+
+/** Everything carried from one run to the next by continue-as-new. Plain JSON. */
+export interface NodeActorState {
+  standing: NodeStanding;
+  models: string[];
+  offlineReason: string | null;
+  version: number;
+  /** Recently counted request ids, oldest first. */
+  seenOutcomes: string[];
+  seenVerdicts: string[];
+}
+
+export interface NodeActorInput {
+  nodeId: string;
+  /** The operator's address, that rewards go to. */
+  operator: string;
+  models: string[];
+  /** Carried over by continue-as-new; absent on the first run. */
+  state?: NodeActorState | undefined;
+  /** Overrides MAX_SIGNALS_BEFORE_CONTINUE (tests force continue-as-new with a low one). */
+  maxSignalsBeforeContinue?: number | undefined;
+}
+
+const { projectNodeState } = proxyActivities<NodeProjectionActivities>({
+  startToCloseTimeout: timeouts.controlStartToClose,
+  // The projection is idempotent (versioned), so retrying is safe.
+  retry: controlRetry,
+});
+
+/** A bounded, insertion-ordered set of ids: the oldest are forgotten first. */
+class RecentIds {
+  readonly #order: string[];
+  readonly #set: Set<string>;
+
+  constructor(ids: readonly string[]) {
+    this.#order = ids.slice(-RECENT_IDS_KEPT);
+    this.#set = new Set(this.#order);
+  }
+
+  /** Adds the id; false when it was already there. */
+  add(id: string): boolean {
+    if (this.#set.has(id)) return false;
+    this.#set.add(id);
+    this.#order.push(id);
+    while (this.#order.length > RECENT_IDS_KEPT) this.#set.delete(this.#order.shift()!);
+    return true;
+  }
+
+  toArray(): string[] {
+    return [...this.#order];
+  }
+}
+
+/**
+ * One node's actor. Start it with id `workflowIds.node(nodeId)` (signal-with-start from the
+ * gateway's registration is the natural way); it runs until an operator retires the node,
+ * continuing as new every MAX_SIGNALS_BEFORE_CONTINUE signals or when Temporal suggests it.
+ *
+ * @example
+ * await client.workflow.signalWithStart(nodeActorWorkflow, {
+ *   workflowId: workflowIds.node(nodeId), taskQueue: taskQueues.control,
+ *   args: [{ nodeId, operator, models }],
+ *   signal: registeredSignal, signalArgs: [{ models, at: Date.now() }],
+ * });
+ */
+export async function nodeActorWorkflow(input: NodeActorInput): Promise<NodeActorView> {
+  const carried = input.state;
+  // Date.now() in a workflow is the deterministic workflow clock (the activation's time).
+  let node: NodeStanding = carried?.standing ?? { lifecycle: newNodeLifecycle(), record: newNodeRecord(Date.now()) };
+  let models = carried?.models ?? [...input.models];
+  let offlineReason = carried?.offlineReason ?? null;
+  let version = carried?.version ?? 0;
+  const seenOutcomes = new RecentIds(carried?.seenOutcomes ?? []);
+  const seenVerdicts = new RecentIds(carried?.seenVerdicts ?? []);
+  const maxSignals = Math.max(1, input.maxSignalsBeforeContinue ?? MAX_SIGNALS_BEFORE_CONTINUE);
+
+  let signalsThisRun = 0;
+  // Project at the start of every run: the first creates the document, a continued run
+  // publishes whatever the previous one had batched but not yet written.
+  let dirty = true;
+  let urgent = true;
+
+  const retired = () => node.lifecycle.state === 'retired';
+  const continueDue = () => signalsThisRun >= maxSignals || workflowInfo().continueAsNewSuggested;
+
+  /** A signal's own time, unless it is nonsense: then the workflow clock. */
+  const timeOf = (at: unknown) => (typeof at === 'number' && Number.isFinite(at) ? at : Date.now());
+
+  function apply(event: NodeEvent): void {
+    const before = node.lifecycle.state;
+    node = applyNodeEvent(node, event);
+    dirty = true;
+    // A lifecycle change (a suspension above all) skips the batching delay.
+    if (node.lifecycle.state !== before) urgent = true;
+  }
+
+  const view = (): NodeActorView => ({
+    nodeId: input.nodeId,
+    operator: input.operator,
+    models,
+    state: node.lifecycle.state,
+    resumeState: node.lifecycle.resumeState,
+    offlineReason,
+    record: node.record,
+    reputation: reputation(node.record),
+    version,
+  });
+
+  /** Without a request id a signal cannot be deduplicated, so it is not counted at all. */
+  const keyed = (s: { requestId?: unknown }, kind: string): s is { requestId: string } => {
+    if (typeof s.requestId === 'string' && s.requestId.length > 0) return true;
+    log.warn(`${kind} signal without a request id ignored`, { nodeId: input.nodeId });
+    return false;
+  };
+
+  setHandler(requestOutcomeSignal, (s) => {
+    signalsThisRun++;
+    // A signal re-sent after a retry carries the same request id: count it once.
+    if (!keyed(s, 'requestOutcome') || !seenOutcomes.add(s.requestId)) return;
+    apply({ type: 'request', ok: s.ok, latencyMs: s.latencyMs, tokensPerSecond: s.tokensPerSecond, at: timeOf(s.at) });
+  });
+  setHandler(verificationVerdictSignal, (s) => {
+    signalsThisRun++;
+    if (!keyed(s, 'verificationVerdict') || !seenVerdicts.add(s.requestId)) return;
+    apply({ type: 'verification', passed: s.passed, at: timeOf(s.at) });
+  });
+  setHandler(registeredSignal, (s) => {
+    signalsThisRun++;
+    if (retired()) return;
+    if (Array.isArray(s.models) && s.models.length > 0) models = [...s.models];
+    offlineReason = null;
+    apply({ type: 'registered', at: timeOf(s.at) });
+  });
+  setHandler(deregisteredSignal, (s) => {
+    signalsThisRun++;
+    if (retired()) return;
+    offlineReason = String(s.reason ?? 'deregistered');
+    apply({ type: 'deregistered', at: timeOf(s.at) });
+  });
+  setHandler(operatorActionSignal, (s) => {
+    signalsThisRun++;
+    if (s.action !== 'reinstate' && s.action !== 'retire') {
+      log.warn('unknown operator action ignored', { action: s.action });
+      return;
+    }
+    apply({ type: s.action, at: timeOf(s.at) });
+  });
+  setHandler(stateQuery, view);
+
+  /** What continue-as-new hands the next run. */
+  function carry(): NodeActorState {
+    return {
+      standing: node,
+      models,
+      offlineReason,
+      version,
+      seenOutcomes: seenOutcomes.toArray(),
+      seenVerdicts: seenVerdicts.toArray(),
+    };
+  }
+
+  /** Sends one snapshot; false when it could not be written (it is retried on the next round). */
+  async function project(): Promise<boolean> {
+    // Strictly increasing, and no lower than the clock: a later actor for the same node id
+    // (after a retirement) still supersedes this one's documents.
+    version = Math.max(version + 1, Date.now());
+    const v = view();
+    const snapshot: NodeSnapshot = {
+      nodeId: v.nodeId,
+      operator: v.operator,
+      models: v.models,
+      state: v.state,
+      reputation: v.reputation,
+      record: v.record,
+      version,
+      updatedAt: Date.now(),
+    };
+    try {
+      await projectNodeState(snapshot);
+      return true;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      // MongoDB being away must not end the actor: the state is here, the projection catches up.
+      log.warn('node projection failed; retrying on the next round', {
+        nodeId: input.nodeId,
+        error: (err instanceof ActivityFailure && err.cause ? err.cause : (err as Error)).message,
+      });
+      return false;
+    }
+  }
+
+  for (;;) {
+    await condition(() => dirty || continueDue());
+    if (!retired() && continueDue()) {
+      // Handlers fold signals into the state synchronously, so every signal delivered so far is
+      // in it; one arriving now makes the server reject this completion and replay with it.
+      // The next run projects at its start whatever this one had not yet written.
+      await continueAsNew<typeof nodeActorWorkflow>({ ...input, state: carry() });
+    }
+    dirty = false;
+    urgent = false;
+    if (!(await project())) dirty = true;
+    // Done only once the retirement itself is in MongoDB: a retire that arrived while an
+    // older snapshot was being written has set `dirty` again.
+    if (retired() && !dirty) return view();
+    // The rate bound: at most one projection per interval, cut short by a lifecycle change
+    // (so a suspension lands in MongoDB at once) or by a due continue-as-new.
+    await condition(() => urgent || (continueDue() && !retired()), nodeActorTimeouts.projectionInterval);
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * One inference request, `req-<requestId>`: route → infer (with failover) → spot-check hook →
+ * score → accrue. Started by the gateway; cancelled by it when the client goes away.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { RequestActivities } from '../activities/requests.ts';
+import type { RoutingActivities } from '../activities/routing.ts';
+import type { InferInput, InferResult } from '../domain/inference.ts';
+import type { RankedCandidate } from '../domain/routing.ts';
+import { controlRetry, searchAttributes, timeouts, workflowIds } from '../temporal.config.ts';
+import { runInference, type InferAttempt } from './inference.ts';
+import { requestOutcomeSignal } from './node-actor.ts';
+
+const control = proxyActivities<RoutingActivities & RequestActivities>({
+  startToCloseTimeout: timeouts.controlStartToClose,
+  retry: controlRetry,
+});
+
+export interface RequestInput extends InferInput {
+  /** Conservative prompt size estimate, for admission (the node counts exactly). */
+  promptTokensEstimate: number;
+}
+
+export interface RequestOutcome {
+  result: InferResult;
+  route: { chosen: RankedCandidate | undefined; ranked: RankedCandidate[] };
+  attempts: InferAttempt[];
+  accrual: { status: 'accrued' | 'skipped'; amount: string; reason?: string | undefined };
+}
+
+export const errors = {
+  noNode: 'NO_NODE_AVAILABLE',
+} as const;
+
+/** Tells a node's actor how an attempt went; a node without an actor (unregistered) is skipped. */
+async function reportOutcome(nodeId: string, requestId: string, ok: boolean, result?: InferResult): Promise<void> {
+  try {
+    await getExternalWorkflowHandle(workflowIds.node(nodeId)).signal(requestOutcomeSignal, {
+      requestId,
+      ok,
+      ...(result ? { latencyMs: result.timings.timeToFirstTokenMs, tokensPerSecond: result.timings.tokensPerSecond } : {}),
+      at: Date.now(),
+    });
+  } catch {
+    // No actor for this node: nothing to score.
+  }
+}
+
+export async function requestWorkflow(input: RequestInput): Promise<RequestOutcome> {
+  const { requestId } = input;
+  upsertSearchAttributes({ [searchAttributes.model.name]: [input.modelId] });
+  try {
+    const decision = await control.route({
+      requestId,
+      modelId: input.modelId,
+      promptTokens: input.promptTokensEstimate,
+      maxTokens: input.sampling.maxTokens,
+    });
+    if (!decision.ranked.length) {
+      const why = decision.rejected.length ? decision.rejected.map((r) => `${r.nodeId}: ${r.why}`).join('; ') : `no live node serves ${input.modelId}`;
+      throw ApplicationFailure.nonRetryable(`no node can serve ${input.modelId} now (${why})`, errors.noNode, decision.rejected);
+    }
+    await control.recordRequest({ requestId, status: 'running', fields: { route: decision.ranked, rejected: decision.rejected } });
+
+    const { result, attempts } = await runInference(input, decision.ranked.map((r) => r.nodeId));
+    upsertSearchAttributes({ [searchAttributes.node.name]: [result.nodeId] });
+    const chosen = decision.ranked.find((r) => r.nodeId === result.nodeId);
+
+    // Spot-check hook: verification (a later stage) samples requests here, in a child workflow
+    // that does not delay the answer. Nothing is sampled yet.
+
+    // Score: every node that had a go at this request learns how it went.
+    for (const attempt of attempts) {
+      const nodeId = attempt.taskQueue.startsWith('node.') ? attempt.taskQueue.slice('node.'.length) : undefined;
+      if (nodeId && nodeId !== result.nodeId) await reportOutcome(nodeId, requestId, false);
+    }
+    await reportOutcome(result.nodeId, requestId, true, result);
+
+    const accrual = await control.accrueReward({ requestId, nodeId: result.nodeId, modelId: input.modelId, completionTokens: result.usage.completionTokens });
+    await control.recordRequest({
+      requestId,
+      status: 'completed',
+      fields: {
+        nodeId: result.nodeId,
+        modelHash: result.modelHash,
+        routeReason: chosen?.reason ?? 'served from the shared model queue',
+        attempts,
+        usage: result.usage,
+        finishReason: result.finishReason,
+        timings: result.timings,
+        continuedFromTokens: result.continuedFromTokens,
+        verification: { status: 'not sampled' },
+        accrual,
+        workflowId: workflowInfo().workflowId,
+      },
+    });
+    return { result, route: { chosen, ranked: decision.ranked }, attempts, accrual };
+  } catch (err) {
+    // Record how it ended even when cancelled: the record must not stay 'running'.
+    await CancellationScope.nonCancellable(() =>
+      control.recordRequest({ requestId, status: isCancellation(err) ? 'cancelled' : 'failed', fields: { error: (err as Error).message } }),
+    );
+    throw err;
+  }
+}
