@@ -80,6 +80,9 @@ export function createNodeProjectionActivities(db: Db) {
         // (or equal) version, the filter matches nothing and the upsert tries to insert a second
         // document with the same _id, which the unique _id index refuses: that refusal is the
         // "stale, skipped" answer. Only plain $set and an $lt filter: both work on FerretDB 1.x.
+        // On MongoDB the guard is atomic; FerretDB 1.x matches and writes in two steps, so there
+        // it holds only between writes that do not overlap, which the actor's are (it projects
+        // one snapshot at a time).
         const result = await nodes.updateOne({ _id: snapshot.nodeId, version: { $lt: snapshot.version } }, { $set: doc }, { upsert: true });
         return { applied: result.matchedCount > 0 || result.upsertedCount > 0 };
       } catch (err) {

@@ -20,7 +20,7 @@ interface NodeDoc {
   _id: string;
   state?: NodeState;
   reputation?: number;
-  record?: { latencyEmaMs?: number };
+  record?: { latencyEmaMs?: number | null };
 }
 
 interface RegistrationDoc {
@@ -67,7 +67,7 @@ export function createRoutingActivities(deps: { db: Db; liveNodes: LiveNodes; no
           inFlight: h.inFlight,
           freeSlots: h.freeSlots,
           recentTokensPerSecond: h.recentTokensPerSecond,
-          latencyMs: doc?.record?.latencyEmaMs,
+          latencyMs: doc?.record?.latencyEmaMs ?? undefined, // null until the node's first measured request
           reputation: doc?.reputation ?? 0.5,
           heartbeatAgeMs: now() - receivedAt,
         });

@@ -7,7 +7,7 @@ import {
   CancellationScope,
   getExternalWorkflowHandle,
   isCancellation,
-  proxyActivities,
+  proxyLocalActivities,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -19,7 +19,9 @@ import { controlRetry, searchAttributes, timeouts, workflowIds } from '../tempor
 import { runInference, type InferAttempt } from './inference.ts';
 import { requestOutcomeSignal } from './node-actor.ts';
 
-const control = proxyActivities<RoutingActivities & RequestActivities>({
+// Control steps are short, idempotent and run by the same worker as this workflow: as local
+// activities they skip a task-queue round trip through the server each (bench/gateway-latency.ts).
+const control = proxyLocalActivities<RoutingActivities & RequestActivities>({
   startToCloseTimeout: timeouts.controlStartToClose,
   retry: controlRetry,
 });
@@ -77,14 +79,16 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
     // Spot-check hook: verification (a later stage) samples requests here, in a child workflow
     // that does not delay the answer. Nothing is sampled yet.
 
-    // Score: every node that had a go at this request learns how it went.
-    for (const attempt of attempts) {
-      const nodeId = attempt.taskQueue.startsWith('node.') ? attempt.taskQueue.slice('node.'.length) : undefined;
-      if (nodeId && nodeId !== result.nodeId) await reportOutcome(nodeId, requestId, false);
-    }
-    await reportOutcome(result.nodeId, requestId, true, result);
-
-    const accrual = await control.accrueReward({ requestId, nodeId: result.nodeId, modelId: input.modelId, completionTokens: result.usage.completionTokens });
+    // Score: every node that had a go at this request learns how it went; the accrual does
+    // not wait for those signals.
+    const failedNodes = attempts
+      .map((a) => (a.taskQueue.startsWith('node.') ? a.taskQueue.slice('node.'.length) : undefined))
+      .filter((n): n is string => n !== undefined && n !== result.nodeId);
+    const [accrual] = await Promise.all([
+      control.accrueReward({ requestId, nodeId: result.nodeId, modelId: input.modelId, completionTokens: result.usage.completionTokens }),
+      reportOutcome(result.nodeId, requestId, true, result),
+      ...failedNodes.map((n) => reportOutcome(n, requestId, false)),
+    ]);
     await control.recordRequest({
       requestId,
       status: 'completed',
