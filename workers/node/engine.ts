@@ -8,6 +8,7 @@ import { createReadStream, readFileSync, statSync, writeFileSync } from 'node:fs
 import {
   resolveChatWrapper,
   type ChatHistoryItem,
+  type ControlledEvaluateInputItem,
   type Llama,
   type LlamaContext,
   type LlamaContextSequence,
@@ -15,6 +16,7 @@ import {
   type Token,
 } from 'node-llama-cpp';
 import type { ChatMessage, FinishReason, Sampling } from '../../domain/inference.ts';
+import { positionStat, resolveSampling, type PositionStat } from '../../domain/verification.ts';
 
 export interface EngineOptions {
   modelId: string;
@@ -157,7 +159,18 @@ class StreamingText {
   }
 }
 
+/** A position's distribution as tokens and probabilities, most probable first. */
+function distributionOf(next: { probabilities?: Map<Token, number>; logits?: Map<Token, number>; totalLogitWeight?: number } | undefined): { tokens: Token[]; probs: number[] } {
+  if (next?.probabilities) return { tokens: [...next.probabilities.keys()], probs: [...next.probabilities.values()] };
+  if (!next?.logits || !next.totalLogitWeight) throw new Error('the model returned no distribution for a scored position');
+  const entries = [...next.logits].sort((a, b) => b[1] - a[1]);
+  const max = entries[0]![1];
+  return { tokens: entries.map((e) => e[0]), probs: entries.map((e) => Math.exp(e[1] - max) / next.totalLogitWeight!) };
+}
+
 export class ModelEngine implements AsyncDisposable {
+  private chatWrapper: ReturnType<typeof resolveChatWrapper> | undefined;
+
   private constructor(
     readonly modelId: string,
     readonly modelPath: string,
@@ -204,8 +217,9 @@ export class ModelEngine implements AsyncDisposable {
       m.role === 'assistant' ? { type: 'model', response: [m.content] } : { type: m.role, text: m.content },
     );
     history.push({ type: 'model', response: [] });
-    const wrapper = resolveChatWrapper(this.model);
-    return wrapper.generateContextState({ chatHistory: history }).contextText.tokenize(this.model.tokenizer);
+    // Resolved once per model: detecting the template from the GGUF took ~170 ms a call.
+    this.chatWrapper ??= resolveChatWrapper(this.model);
+    return this.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(this.model.tokenizer);
   }
 
   renderPrompt(prompt: string): Token[] {
@@ -243,10 +257,13 @@ export class ModelEngine implements AsyncDisposable {
     try {
       await sequence.clearHistory();
       if (budget > 0) {
+        // The resolved sampler settings, explicitly: a verifier models exactly these.
+        const resolved = resolveSampling(sampling);
         const generator = sequence.evaluate(input, {
-          temperature: sampling.temperature,
-          ...(sampling.topK !== undefined ? { topK: sampling.topK } : {}),
-          ...(sampling.topP !== undefined ? { topP: sampling.topP } : {}),
+          temperature: resolved.temperature,
+          topK: resolved.topK,
+          topP: resolved.topP,
+          minP: 0,
           ...(sampling.seed !== undefined ? { seed: sampling.seed } : {}),
         });
         finishReason = 'stop'; // unless the budget runs out first; EOG ends the loop without a yield
@@ -274,6 +291,63 @@ export class ModelEngine implements AsyncDisposable {
         timeToFirstTokenMs: firstTokenAt ? firstTokenAt - started : 0,
         generationMs: performance.now() - started,
       };
+    } finally {
+      this.free.push(sequence);
+    }
+  }
+
+  /**
+   * Teacher forcing: one forward pass over prompt + claimed tokens, reading the model's raw
+   * distribution before each claimed token and after the last one. The cost of a check is
+   * this prefill, not a regeneration.
+   */
+  async score(promptTokens: Token[], claimed: Token[], sampling: Sampling): Promise<{ positions: PositionStat[]; endProbability: number; endRank: number }> {
+    if (promptTokens.length + claimed.length + 1 > this.contextSize) {
+      throw new EngineError('PROMPT_TOO_LONG', `prompt + answer (${promptTokens.length + claimed.length} tokens) exceed this model's context of ${this.contextSize}`);
+    }
+    const sequence = this.free.pop();
+    if (!sequence) throw new EngineError('NO_FREE_SEQUENCE', `all ${this.sequences} sequences of ${this.modelId} are busy`);
+    try {
+      await sequence.clearHistory();
+      const all = [...promptTokens, ...claimed];
+      const first = promptTokens.length - 1;
+      const resolved = resolveSampling(sampling);
+      // temperature 1 with no truncation: the raw distribution, from which any sampler's is
+      // derived. Only the top of it is read back (the sampler's top-k, or the top token for
+      // greedy) plus the claimed token: building a full-vocabulary map per position in JS
+      // cost more than the forward pass itself.
+      const rawOptions = { temperature: 1, topK: 0, topP: 1, minP: 0 } as const;
+      const fullDistribution = resolved.temperature > 0 && resolved.topK <= 0;
+      const top = resolved.temperature === 0 ? 1 : resolved.topK;
+      const ends = [this.model.tokens.eos, this.model.tokens.eot].filter((t): t is Token => t != null);
+      const ask = (tokens: readonly Token[], includeTop: number) =>
+        fullDistribution
+          ? { probabilities: true, options: rawOptions }
+          : { logits: { filter: { tokens, includeTop } }, totalLogitWeight: true, options: rawOptions };
+      const items: ControlledEvaluateInputItem[] = all.map((t, i) =>
+        i < first ? t : [t, { generateNext: i < all.length - 1 ? ask([all[i + 1]!], top) : ask(ends, 1) }],
+      );
+      const out = await sequence.controlledEvaluate(items);
+      const positions: PositionStat[] = [];
+      let endProbability = 0;
+      let endRank = 0;
+      for (let i = first; i < all.length; i++) {
+        const next = out[i]?.next;
+        const { tokens, probs } = distributionOf(next);
+        if (i < all.length - 1) {
+          const index = tokens.indexOf(all[i + 1]!);
+          positions.push(positionStat(probs, index < 0 ? probs.length : index, sampling));
+        } else {
+          endRank = -1;
+          for (let j = 0; j < tokens.length; j++) {
+            if (!this.model.isEogToken(tokens[j])) continue;
+            endProbability += probs[j]!;
+            if (endRank < 0) endRank = j;
+          }
+          if (endRank < 0) endRank = tokens.length;
+        }
+      }
+      return { positions, endProbability, endRank };
     } finally {
       this.free.push(sequence);
     }

@@ -1,0 +1,91 @@
+/**
+ * Teacher-forcing checks on the fixture model: honest answers pass (no false alarm over a few
+ * hundred checks, greedy and sampled), and answers that lie are caught: random tokens, a
+ * truncated answer, and an answer from a different model.
+ */
+import { dirname, join } from 'node:path';
+import { getLlama, type Llama, type Token } from 'node-llama-cpp';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import type { Sampling } from '../../domain/inference.ts';
+import { judge, type VerifierReport } from '../../domain/verification.ts';
+import { generateImpostorModel } from '../../models/fixture/tiny-llama.ts';
+import { ModelEngine } from './engine.ts';
+
+let llama: Llama;
+let honest: ModelEngine;
+let verifier: ModelEngine;
+let impostor: ModelEngine;
+
+beforeAll(async () => {
+  llama = await getLlama({ gpu: false });
+  const path = inject('fixtureModelPath');
+  const fake = await generateImpostorModel(join(dirname(path), 'gitblock-tiny-impostor.gguf'));
+  const load = (modelPath: string) => ModelEngine.load(llama, { modelId: 'gitblock-tiny', modelPath, contextSize: 512, sequences: 1, threads: 1 });
+  [honest, verifier, impostor] = [await load(path), await load(path), await load(fake.path)];
+});
+afterAll(async () => {
+  for (const e of [honest, verifier, impostor]) await e[Symbol.asyncDispose]();
+});
+
+const prompts = ['Tell me about the sea.', 'What is a mountain?', 'Write about a small boat.', 'Why do birds sing?', 'Describe a city at night.'];
+
+async function check(promptTokens: Token[], tokens: Token[], sampling: Sampling, finishReason: 'stop' | 'length' = 'length') {
+  const scored = await verifier.score(promptTokens, tokens, sampling);
+  const report: VerifierReport = { verifierNodeId: 'v', ...scored, stopStringSeen: false, checkMs: 0 };
+  return judge({ sampling, finishReason, tokenCount: tokens.length }, report);
+}
+
+describe('teacher-forcing verification', () => {
+  it('passes honest answers: no false alarm over 300 checks, greedy and sampled', async () => {
+    const failures: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const sampling: Sampling = i % 3 === 0 ? { temperature: 0, maxTokens: 24 } : { temperature: [0.7, 1, 1.3][i % 3]!, topK: i % 2 ? 40 : undefined, topP: i % 5 ? 0.9 : undefined, seed: i, maxTokens: 24 };
+      const prompt = honest.renderChat([{ role: 'user', content: `${prompts[i % prompts.length]} (${i})` }]);
+      const answer = await honest.generate({ promptTokens: prompt, sampling });
+      const verdict = await check(prompt, answer.tokens, sampling, answer.finishReason);
+      if (!verdict.passed) failures.push(`#${i} ${JSON.stringify(sampling)}: ${verdict.reason}`);
+    }
+    expect(failures).toEqual([]);
+  }, 120_000);
+
+  it('catches random tokens', async () => {
+    const prompt = honest.renderChat([{ role: 'user', content: prompts[0]! }]);
+    let seed = 7;
+    const random = Array.from({ length: 24 }, () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), 300 + (seed % 1400)) as Token);
+    for (const sampling of [{ temperature: 0, maxTokens: 24 }, { temperature: 0.8, maxTokens: 24 }]) {
+      const verdict = await check(prompt, random, sampling);
+      expect(verdict.passed, JSON.stringify(verdict)).toBe(false);
+    }
+  });
+
+  it('catches an answer cut short that claims to have ended', async () => {
+    const prompt = honest.renderChat([{ role: 'user', content: prompts[1]! }]);
+    for (const sampling of [{ temperature: 0, maxTokens: 40 }, { temperature: 0.8, seed: 3, maxTokens: 40 }]) {
+      const answer = await honest.generate({ promptTokens: prompt, sampling });
+      const verdict = await check(prompt, answer.tokens.slice(0, 12), sampling, 'stop');
+      expect(verdict).toMatchObject({ passed: false, fault: 'truncated' });
+    }
+  });
+
+  it('catches an answer from a different model', async () => {
+    for (const [i, sampling] of [{ temperature: 0, maxTokens: 32 }, { temperature: 0.8, seed: 5, maxTokens: 32 }].entries()) {
+      const prompt = honest.renderChat([{ role: 'user', content: prompts[i]! }]);
+      const answer = await impostor.generate({ promptTokens: prompt, sampling });
+      const verdict = await check(prompt, answer.tokens, sampling);
+      expect(verdict.passed, JSON.stringify(verdict)).toBe(false);
+    }
+  });
+
+  it('costs a prefill, well under the generation it checks', async () => {
+    const prompt = honest.renderChat([{ role: 'user', content: prompts[2]! }]);
+    const sampling = { temperature: 0, maxTokens: 128 };
+    const t0 = performance.now();
+    const answer = await honest.generate({ promptTokens: prompt, sampling });
+    const generation = performance.now() - t0;
+    const t1 = performance.now();
+    await verifier.score(prompt, answer.tokens, sampling);
+    const scoring = performance.now() - t1;
+    console.log(`[verification] generation ${generation.toFixed(1)} ms, check ${scoring.toFixed(1)} ms (${((100 * scoring) / generation).toFixed(0)}%)`);
+    expect(answer.tokens).toHaveLength(128);
+  });
+});
