@@ -36,9 +36,33 @@ export interface InferDeps {
   faults?: InferFaults | undefined;
 }
 
+/**
+ * Test-only misbehaviour, each at a rate (share of requests): what the network's verification
+ * must catch. Only reachable with gitblock-node's hidden --test-faults flag.
+ */
 export interface InferFaults {
   /** Delay after each token, ms: makes generations long enough to kill a node mid-answer. */
   tokenDelayMs?: number | undefined;
+  /** Answers with (near) random tokens: sampled from a flattened distribution. */
+  random?: number | undefined;
+  /** Cuts the answer short and claims it ended by itself. */
+  truncate?: number | undefined;
+  /** Answers from another model while claiming this one. */
+  impostor?: { rate: number; engine: ModelEngine } | undefined;
+  /** Stops producing tokens after a few, holding the request until cancelled. */
+  stall?: number | undefined;
+}
+
+/** The first '...' of the faults that fires for this request, if any. */
+function drawFault(faults: InferFaults | undefined): 'random' | 'truncate' | 'impostor' | 'stall' | undefined {
+  if (!faults) return undefined;
+  const draw = Math.random();
+  let edge = 0;
+  for (const [kind, rate] of [['random', faults.random], ['truncate', faults.truncate], ['impostor', faults.impostor?.rate], ['stall', faults.stall]] as const) {
+    edge += rate ?? 0;
+    if (draw < edge) return kind;
+  }
+  return undefined;
 }
 
 export function createInferActivities(deps: InferDeps) {
@@ -84,21 +108,42 @@ export function createInferActivities(deps: InferDeps) {
       // The gateway's cancel message stops generation without waiting for a heartbeat round trip.
       const cancelSub = deps.nc.subscribe(cancelSubject(input.requestId), { max: 1, callback: onCancel });
       let completionTokens = delivered.tokens.length;
+      const fault = drawFault(deps.faults);
       const progress = (): InferProgress => ({ nextSeq: writer.published, completionTokens });
 
       deps.load.inFlight++;
       // Heartbeats come from a ticker, not from each token: a call per token cost measurable
-      // throughput, and the SDK sends at most one per throttle interval anyway. The ticker also
-      // keeps the heartbeat alive through a long prompt's evaluation, which yields no tokens.
+      // throughput, and the SDK sends at most one per throttle interval anyway. The ticker beats
+      // only while tokens come (or during the prompt's evaluation, up to a minute), so a stalled
+      // generation misses its heartbeats and the request fails over.
       ctx.heartbeat(progress());
-      const ticker = setInterval(() => ctx.heartbeat(progress()), 500);
+      let lastBeatTokens = -1;
+      const tickerStarted = performance.now();
+      const ticker = setInterval(() => {
+        const prefill = completionTokens === delivered.tokens.length && performance.now() - tickerStarted < 60_000;
+        if (completionTokens !== lastBeatTokens || prefill) {
+          lastBeatTokens = completionTokens;
+          ctx.heartbeat(progress());
+        }
+      }, 500);
       try {
-        const generated = await engine.generate({
+        const truncateAt = fault === 'truncate' ? Math.max(1, Math.floor(input.sampling.maxTokens * (0.2 + 0.4 * Math.random()))) : undefined;
+        const generator = fault === 'impostor' ? deps.faults!.impostor!.engine : engine;
+        const generated = await generator.generate({
           promptTokens,
           prefixTokens: delivered.tokens as Token[], // ids from the same model file (the hash is checked by routing)
-          sampling: input.sampling,
+          sampling:
+            fault === 'random'
+              ? { ...input.sampling, temperature: 5, topK: 0, topP: 1 }
+              : truncateAt
+                ? { ...input.sampling, maxTokens: truncateAt }
+                : input.sampling,
           signal: abort.signal,
-          ...(deps.faults?.tokenDelayMs ? { afterToken: () => new Promise<void>((r) => setTimeout(r, deps.faults!.tokenDelayMs)) } : {}),
+          ...(fault === 'stall'
+            ? { afterToken: () => (completionTokens >= 3 ? new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve())) : Promise.resolve()) }
+            : deps.faults?.tokenDelayMs
+              ? { afterToken: () => new Promise<void>((r) => setTimeout(r, deps.faults!.tokenDelayMs)) }
+              : {}),
           onToken: (token, text) => {
             completionTokens++;
             writer.push(token, text);
@@ -106,7 +151,7 @@ export function createInferActivities(deps: InferDeps) {
           },
         });
         const tokens = [...delivered.tokens, ...generated.tokens];
-        const done = result(tokens, delivered.text + generated.text, generated.finishReason, generated.tokens.length, generated.generationMs, generated.timeToFirstTokenMs);
+        const done = result(tokens, delivered.text + generated.text, truncateAt ? 'stop' : generated.finishReason, generated.tokens.length, generated.generationMs, generated.timeToFirstTokenMs);
         await writer.finish(done.finishReason, done.usage);
         deps.load.record(done.timings.tokensPerSecond);
         return done;

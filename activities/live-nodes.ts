@@ -16,6 +16,7 @@ export class LiveNodes {
   private stopWatch: (() => void) | undefined;
   private readonly ready: Promise<void>;
   rejected = 0;
+  private accept: (nodeId: string) => boolean = () => true;
 
   constructor(
     private readonly kv: KV,
@@ -50,6 +51,12 @@ export class LiveNodes {
     await initial;
   }
 
+  /** Lists only nodes this predicate accepts (the gateway: registered nodes). */
+  restrictTo(accept: (nodeId: string) => boolean): this {
+    this.accept = accept;
+    return this;
+  }
+
   /** Resolves once the bucket's current contents have been read. */
   whenReady(): Promise<void> {
     return this.ready;
@@ -64,6 +71,7 @@ export class LiveNodes {
         this.nodes.delete(key);
         continue;
       }
+      if (!this.accept(key)) continue;
       if (!modelId || node.heartbeat.models.some((m) => m.id === modelId)) out.push(node);
     }
     return out;

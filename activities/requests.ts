@@ -4,6 +4,8 @@
  */
 import type { Db } from 'mongodb';
 import { accrualAmount } from '../domain/rewards.ts';
+import type { NodeState } from '../domain/routing.ts';
+import type { SamplingRecord } from '../domain/sampling.ts';
 import { getModel } from '../models/catalog.ts';
 
 export type RequestStatus = 'routing' | 'running' | 'completed' | 'failed' | 'cancelled';
@@ -85,6 +87,36 @@ export function createRequestActivities(deps: { db: Db; now?: () => Date }) {
         return { status: 'accrued', amount: winner!.amount, operator: winner!.operator };
       }
       return { status: 'accrued', amount: amount.toString(), operator: registration.operator };
+    },
+
+    /**
+     * Voids a request's accrual after a failed spot check. Only an accrual not yet settled is
+     * voided; the reason is kept, and voiding twice is a no-op.
+     */
+    async voidAccrual(input: { requestId: string; reason: string }): Promise<{ voided: boolean }> {
+      const { modifiedCount } = await ledger.updateOne(
+        { _id: input.requestId, status: 'accrued', epoch: { $exists: false } },
+        { $set: { status: 'voided', voidReason: input.reason, voidedAt: now() } },
+      );
+      return { voided: modifiedCount === 1 };
+    },
+
+    /** The standing the sampling policy reads: the node actor's projection. */
+    async nodeStanding(input: { nodeId: string }): Promise<{ state?: NodeState | undefined; record?: SamplingRecord | undefined }> {
+      const doc = await deps.db
+        .collection<{ _id: string; state?: NodeState; record?: SamplingRecord & { servedSinceVerificationFailure?: number } }>('nodes')
+        .findOne({ _id: input.nodeId });
+      if (!doc?.record) return { state: doc?.state };
+      const r = doc.record;
+      return {
+        state: doc.state,
+        record: {
+          verificationPasses: r.verificationPasses,
+          verificationFailures: r.verificationFailures,
+          consecutiveVerificationFailures: r.consecutiveVerificationFailures,
+          passesSinceFailure: r.servedSinceVerificationFailure,
+        },
+      };
     },
   };
 }

@@ -49,6 +49,11 @@ export const SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES = 2;
 /** Weight of the newest sample in the latency and throughput moving averages. */
 export const EMA_ALPHA = 0.2;
 /**
+ * Requests failed in a row (stalls, crashes, timeouts) that suspend a node: a node that keeps
+ * taking work and never finishing it costs users a failover each time.
+ */
+export const SUSPEND_AFTER_CONSECUTIVE_FAILURES = 5;
+/**
  * How many passed spot checks one failed check outweighs. Checks sample only a share of the
  * requests, so one caught lie stands for several uncaught ones: lying must cost far more
  * than honesty earns.
@@ -206,6 +211,13 @@ export function recordEvent(record: NodeRecord, event: NodeEvent): NodeRecord {
   }
 }
 
+/** Failed requests at the end of the recent window, i.e. in a row. */
+export function trailingFailures(record: NodeRecord): number {
+  let n = 0;
+  for (let i = record.recent.length - 1; i >= 0 && record.recent[i] === 0; i--) n++;
+  return n;
+}
+
 /** Whether the record has earned a suspension. */
 export function shouldSuspend(record: NodeRecord): boolean {
   return (
@@ -218,6 +230,7 @@ export function shouldSuspend(record: NodeRecord): boolean {
 function nextOnlineState(state: OnlineState, record: NodeRecord, event: NodeEvent): OnlineState {
   if (state === 'suspended') return event.type === 'reinstate' ? 'probation' : 'suspended';
   if (event.type === 'verification' && !event.passed && shouldSuspend(record)) return 'suspended';
+  if (event.type === 'request' && !event.ok && trailingFailures(record) >= SUSPEND_AFTER_CONSECUTIVE_FAILURES) return 'suspended';
   switch (state) {
     case 'probation':
       if (

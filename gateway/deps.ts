@@ -6,6 +6,7 @@ import type { Db } from 'mongodb';
 import type { LiveNodes } from '../activities/live-nodes.ts';
 import type { ApiKeys } from './keys/keys.ts';
 import type { Metrics } from './metrics.ts';
+import type { RegisteredNodes } from './registered-nodes.ts';
 import type { NonceStore } from './registration/verify.ts';
 
 export interface GatewayDeps {
@@ -14,7 +15,9 @@ export interface GatewayDeps {
   js: JetStreamClient;
   db: Db;
   keys: ApiKeys;
+  /** Live heartbeats, restricted to registered nodes (see RegisteredNodes). */
   liveNodes: LiveNodes;
+  registered: RegisteredNodes;
   nonces: NonceStore;
   metrics: Metrics;
   /** The chain nodes register for (EIP-712 domain) and rewards settle on. */

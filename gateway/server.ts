@@ -15,6 +15,7 @@ import { taskQueues } from '../temporal.config.ts';
 import { buildApp } from './app.ts';
 import { ApiKeys, defaultKeyPolicy } from './keys/keys.ts';
 import { createMetrics } from './metrics.ts';
+import { RegisteredNodes } from './registered-nodes.ts';
 import { MongoNonceStore } from './registration/mongo-nonces.ts';
 
 export interface Gateway {
@@ -42,7 +43,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await keys.ensureIndexes();
   const nonces = new MongoNonceStore(mongo.db);
   await nonces.ensureIndexes();
-  const liveNodes = new LiveNodes(await nodesKv(nc));
+  const registered = await new RegisteredNodes(mongo.db).start();
+  const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
   const app = await buildApp(
     {
       temporal,
@@ -51,6 +53,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       db: mongo.db,
       keys,
       liveNodes,
+      registered,
       nonces,
       metrics: createMetrics(),
       chainId,
@@ -70,6 +73,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       clearInterval(pruning);
       await app.close();
       liveNodes.stop();
+      registered.stop();
       await nc.drain().catch(() => {});
       await mongo[Symbol.asyncDispose]();
       await temporal[Symbol.asyncDispose]();

@@ -4,3 +4,4 @@ export { smokeWorkflow } from './smoke.ts';
 export { inferenceWorkflow } from './inference.ts';
 export { requestWorkflow } from './request.ts';
 export { nodeActorWorkflow } from './node-actor.ts';
+export { spotCheckWorkflow } from './spot-check.ts';

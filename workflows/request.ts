@@ -7,7 +7,9 @@ import {
   CancellationScope,
   getExternalWorkflowHandle,
   isCancellation,
+  ParentClosePolicy,
   proxyLocalActivities,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -18,6 +20,8 @@ import type { RankedCandidate } from '../domain/routing.ts';
 import { controlRetry, searchAttributes, timeouts, workflowIds } from '../temporal.config.ts';
 import { runInference, type InferAttempt } from './inference.ts';
 import { requestOutcomeSignal } from './node-actor.ts';
+import { spotCheckWorkflow } from './spot-check.ts';
+import { spotCheckRate } from '../domain/sampling.ts';
 
 // Control steps are short, idempotent and run by the same worker as this workflow: as local
 // activities they skip a task-queue round trip through the server each (bench/gateway-latency.ts).
@@ -76,8 +80,6 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
     upsertSearchAttributes({ [searchAttributes.node.name]: [result.nodeId] });
     const chosen = decision.ranked.find((r) => r.nodeId === result.nodeId);
 
-    // Spot-check hook: verification (a later stage) samples requests here, in a child workflow
-    // that does not delay the answer. Nothing is sampled yet.
 
     // Score: every node that had a go at this request learns how it went; the accrual does
     // not wait for those signals.
@@ -89,6 +91,11 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
       reportOutcome(result.nodeId, requestId, true, result),
       ...failedNodes.map((n) => reportOutcome(n, requestId, false)),
     ]);
+    // Spot check: drawn after the answer was delivered, from the workflow's server-seeded
+    // random, so the node could not know while serving. A node without a registered operator
+    // earns nothing and is not checked.
+    const standing = await control.nodeStanding({ nodeId: result.nodeId });
+    const sampled = accrual.operator !== undefined && Math.random() < spotCheckRate(standing.state, standing.record);
     await control.recordRequest({
       requestId,
       status: 'completed',
@@ -101,11 +108,35 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
         finishReason: result.finishReason,
         timings: result.timings,
         continuedFromTokens: result.continuedFromTokens,
-        verification: { status: 'not sampled' },
+        verification: { status: sampled ? 'pending' : 'not sampled' },
         accrual,
         workflowId: workflowInfo().workflowId,
       },
     });
+    if (sampled) {
+      // Not awaited, and left running when this workflow completes: the check never delays the answer.
+      await startChild(spotCheckWorkflow, {
+        workflowId: workflowIds.spotCheck(requestId),
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        args: [
+          {
+            claim: {
+              requestId,
+              nodeId: result.nodeId,
+              operator: accrual.operator!,
+              modelId: input.modelId,
+              modelHash: result.modelHash,
+              messages: input.messages,
+              prompt: input.prompt,
+              sampling: input.sampling,
+              tokens: result.tokens,
+              finishReason: result.finishReason,
+            },
+            promptTokensEstimate: input.promptTokensEstimate,
+          },
+        ],
+      });
+    }
     return { result, route: { chosen, ranked: decision.ranked }, attempts, accrual };
   } catch (err) {
     // Record how it ended even when cancelled: the record must not stay 'running'.

@@ -35,6 +35,7 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
       { $set: { operator: verified.operator, models: verified.models, modelHashes, gpu: verified.gpu, version: verified.version, registeredAt: new Date() } },
       { upsert: true },
     );
+    deps.registered.add(verified.nodeId);
     const at = (deps.now ?? Date.now)();
     try {
       await deps.temporal.workflow.signalWithStart(nodeActorWorkflow, {

@@ -14,6 +14,7 @@ import { connectTemporalClient } from '../../connections/temporal.ts';
 import { buildApp } from '../../gateway/app.ts';
 import { ApiKeys, type KeyPolicy } from '../../gateway/keys/keys.ts';
 import { createMetrics } from '../../gateway/metrics.ts';
+import { RegisteredNodes } from '../../gateway/registered-nodes.ts';
 import { MongoNonceStore } from '../../gateway/registration/mongo-nonces.ts';
 import { startControlWorker, type ControlWorker } from '../../workers/control.ts';
 import { stack, unique, workflowBundle } from '../helpers.ts';
@@ -45,7 +46,8 @@ export async function startNetwork(policy: KeyPolicy): Promise<Network> {
   await keys.ensureIndexes();
   const nonces = new MongoNonceStore(mongo.db);
   await nonces.ensureIndexes();
-  const liveNodes = new LiveNodes(await nodesKv(nc));
+  const registered = await new RegisteredNodes(mongo.db).start();
+  const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
   const app = await buildApp({
     temporal,
     nc,
@@ -53,6 +55,7 @@ export async function startNetwork(policy: KeyPolicy): Promise<Network> {
     db: mongo.db,
     keys,
     liveNodes,
+    registered,
     nonces,
     metrics: createMetrics(),
     chainId: await chainClient(s.rpcUrl).getChainId(),
@@ -82,6 +85,7 @@ export async function startNetwork(policy: KeyPolicy): Promise<Network> {
       await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
       await app.close();
       liveNodes.stop();
+      registered.stop();
       await control.shutdown();
       await mongo.db.dropDatabase().catch(() => {});
       await mongo[Symbol.asyncDispose]();

@@ -10,6 +10,8 @@ import { getModel } from '../../models/catalog.ts';
 import { connectNats } from '../../connections/nats.ts';
 import { nodesKv } from '../../connections/streams.ts';
 import type { Heartbeat } from '../../domain/heartbeat.ts';
+import { join } from 'node:path';
+import { generateImpostorModel } from '../../models/fixture/tiny-llama.ts';
 import { ModelEngine } from './engine.ts';
 import { describeMisfit, ModelDoesNotFitError, planFit, type FitPlan } from './fit.ts';
 import { detectCompute, memoryState, type ComputeInfo } from './gpu.ts';
@@ -109,6 +111,20 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
       log('No --gateway given: serving without registration (this node earns no rewards).');
     }
 
+    let impostor: ModelEngine | undefined;
+    if (options.faults.impostor) {
+      // Same vocabulary, other weights: "a different model" served under this one's name and hash.
+      const fake = await generateImpostorModel(join(options.modelDir, 'gitblock-tiny-impostor.gguf'));
+      const first = [...engines.values()][0]!;
+      impostor = await ModelEngine.load(compute.llama, { modelId: first.modelId, modelPath: fake.path, contextSize: first.contextSize, sequences: options.maxParallel, threads: options.threads });
+    }
+    const faults = {
+      tokenDelayMs: options.faults.tokenDelayMs,
+      random: options.faults.random,
+      truncate: options.faults.truncate,
+      stall: options.faults.stall,
+      impostor: impostor && options.faults.impostor ? { rate: options.faults.impostor, engine: impostor } : undefined,
+    };
     const server = await NodeServer.start({
       nodeId,
       temporal: { address: options.temporal, namespace: options.namespace },
@@ -116,9 +132,9 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
       engines,
       maxParallel: options.maxParallel,
       shutdownGraceMs: options.shutdownGraceMs,
-      faults: options.faults,
+      faults,
     });
-    if (options.faults.tokenDelayMs) log(`TEST FAULTS ON: ${options.faults.tokenDelayMs} ms delay per token`);
+    if (Object.values(options.faults).some((v) => v !== undefined)) log(`TEST FAULTS ON: ${JSON.stringify(options.faults)}`);
 
     let status: Heartbeat['status'] = 'serving';
     const heartbeat = new HeartbeatPublisher(
@@ -156,7 +172,7 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
         await server.shutdown();
         await heartbeat.stop();
         await connection.drain().catch(() => {});
-        for (const engine of engines.values()) await engine[Symbol.asyncDispose]();
+        for (const engine of [...engines.values(), ...(impostor ? [impostor] : [])]) await engine[Symbol.asyncDispose]();
         await compute.llama.dispose();
       },
     };

@@ -47,7 +47,13 @@ export const nodeOptionsSchema = z.object({
   shutdownGraceMs: z.coerce.number().int().min(0).max(3_600_000),
   offline: z.boolean(),
   /** Test-only fault modes; see parseFaults. */
-  faults: z.object({ tokenDelayMs: z.number().int().min(0).max(10_000).optional() }),
+  faults: z.object({
+    tokenDelayMs: z.number().int().min(0).max(10_000).optional(),
+    random: z.number().min(0).max(1).optional(),
+    truncate: z.number().min(0).max(1).optional(),
+    impostor: z.number().min(0).max(1).optional(),
+    stall: z.number().min(0).max(1).optional(),
+  }),
 });
 
 export type NodeOptions = z.infer<typeof nodeOptionsSchema>;
@@ -75,16 +81,18 @@ export interface StartFlags {
 }
 
 /**
- * `--test-faults slow:<ms>`: a node that misbehaves on purpose, for tests of the network's
- * failover and verification. Hidden from --help; never set by any default.
+ * `--test-faults slow:<ms>,random:<rate>,truncate:<rate>,impostor:<rate>,stall:<rate>`: a node
+ * that misbehaves on purpose, for tests of the network's failover and verification. Hidden
+ * from --help; never set by any default.
  */
 export function parseFaults(spec: string | undefined): NodeOptions['faults'] {
   if (!spec) return {};
   const faults: NodeOptions['faults'] = {};
   for (const part of spec.split(',')) {
-    const [kind, value] = part.split(':');
-    if (kind === 'slow' && value && /^\d+$/.test(value)) faults.tokenDelayMs = Number(value);
-    else throw new OptionsError(`--test-faults ${spec}: unknown fault '${part}' (known: slow:<ms per token>)`);
+    const [kind, value = ''] = part.split(':');
+    if (kind === 'slow' && /^\d+$/.test(value)) faults.tokenDelayMs = Number(value);
+    else if ((kind === 'random' || kind === 'truncate' || kind === 'impostor' || kind === 'stall') && /^(0(\.\d+)?|1(\.0+)?)$/.test(value)) faults[kind] = Number(value);
+    else throw new OptionsError(`--test-faults ${spec}: unknown fault '${part}' (known: slow:<ms>, random|truncate|impostor|stall:<rate 0..1>)`);
   }
   return faults;
 }

@@ -6,6 +6,7 @@ import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createInferActivities, NodeLoad, type InferFaults } from '../../activities/infer.ts';
+import { createVerifyActivities } from '../../activities/verify.ts';
 import { ensureTokenStream } from '../../connections/streams.ts';
 import { taskQueues } from '../../temporal.config.ts';
 import type { ModelEngine } from './engine.ts';
@@ -44,7 +45,10 @@ export class NodeServer {
     const slots = new SharedSlots(options.maxParallel);
     const connection = await NativeConnection.connect({ address: options.temporal.address });
     const server = new NodeServer([], connection, slots);
-    const activities = createInferActivities({ nodeId: options.nodeId, engines: options.engines, nc: options.nc, js, jsm, load: server.load, faults: options.faults });
+    const activities = {
+      ...createInferActivities({ nodeId: options.nodeId, engines: options.engines, nc: options.nc, js, jsm, load: server.load, faults: options.faults }),
+      ...createVerifyActivities({ nodeId: options.nodeId, engines: options.engines }),
+    };
     try {
       for (const taskQueue of queues) {
         server.workers.push(

@@ -1,0 +1,53 @@
+/**
+ * `verifyClaim`, run by a verifier node on its own queue: re-scores another node's claimed
+ * answer by teacher forcing and reports compact per-position statistics. The judging happens
+ * in the spot-check workflow, so a verifier measures but does not decide.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Token } from 'node-llama-cpp';
+import { inferErrors, type ChatMessage, type FinishReason, type Sampling } from '../domain/inference.ts';
+import type { VerifierReport } from '../domain/verification.ts';
+import type { ModelEngine } from '../workers/node/engine.ts';
+
+export interface VerifyInput {
+  requestId: string;
+  modelId: string;
+  /** The claimant's model file: a verifier with another file cannot judge it. */
+  modelHash: string;
+  messages?: ChatMessage[] | undefined;
+  prompt?: string | undefined;
+  sampling: Sampling;
+  tokens: number[];
+  finishReason: FinishReason;
+}
+
+export const verifyErrors = { modelMismatch: 'VERIFY_MODEL_MISMATCH' } as const;
+
+export function createVerifyActivities(deps: { nodeId: string; engines: ReadonlyMap<string, ModelEngine> }) {
+  return {
+    async verifyClaim(input: VerifyInput): Promise<VerifierReport> {
+      const started = performance.now();
+      const engine = deps.engines.get(input.modelId);
+      if (!engine) throw ApplicationFailure.retryable(`node ${deps.nodeId} does not serve ${input.modelId}`, inferErrors.modelNotLoaded);
+      if (engine.modelHash !== input.modelHash) {
+        throw ApplicationFailure.nonRetryable(`node ${deps.nodeId} serves ${input.modelId} from another file (${engine.modelHash.slice(0, 12)}…)`, verifyErrors.modelMismatch);
+      }
+      if (!Array.isArray(input.tokens) || input.tokens.some((t) => !Number.isInteger(t) || t < 0)) {
+        throw ApplicationFailure.nonRetryable('claimed tokens must be token ids', inferErrors.badInput);
+      }
+      const prompt = input.messages ? engine.renderChat(input.messages) : engine.renderPrompt(input.prompt ?? '');
+      Context.current().heartbeat();
+      const scored = await engine.score(prompt, input.tokens as Token[], input.sampling);
+      const text = engine.detokenize(input.tokens as Token[]);
+      return {
+        verifierNodeId: deps.nodeId,
+        ...scored,
+        stopStringSeen: (input.sampling.stop ?? []).some((s) => text.includes(s)),
+        checkMs: performance.now() - started,
+      };
+    },
+  };
+}
+
+export type VerifyActivities = ReturnType<typeof createVerifyActivities>;

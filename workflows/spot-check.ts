@@ -1,0 +1,106 @@
+/**
+ * `check-<requestId>`: a spot check of one served answer, run as a child of the request
+ * workflow that does not delay the answer (the parent does not wait for it). A node of another
+ * operator, serving the same model file, re-scores the claim; if it disagrees, a third node of
+ * a third operator decides (two of three). The verdict goes to the claimant's node actor, and
+ * a failed check voids the request's accrual.
+ */
+import { ActivityFailure, getExternalWorkflowHandle, log, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import type { RequestActivities } from '../activities/requests.ts';
+import type { RoutingActivities } from '../activities/routing.ts';
+import type { VerifyActivities, VerifyInput } from '../activities/verify.ts';
+import { judge, type Verdict, type VerifierReport } from '../domain/verification.ts';
+import { controlRetry, taskQueues, timeouts, workflowIds } from '../temporal.config.ts';
+import { verificationVerdictSignal } from './node-actor.ts';
+
+const control = proxyLocalActivities<RoutingActivities & RequestActivities>({ startToCloseTimeout: timeouts.controlStartToClose, retry: controlRetry });
+
+function verifierOn(nodeId: string) {
+  return proxyActivities<VerifyActivities>({
+    taskQueue: taskQueues.node(nodeId),
+    scheduleToStartTimeout: '10 seconds',
+    startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '30 seconds',
+    retry: { maximumAttempts: 1 },
+  }).verifyClaim;
+}
+
+export interface SpotCheckInput {
+  claim: VerifyInput & { nodeId: string; operator: string };
+  promptTokensEstimate: number;
+}
+
+export interface SpotCheckOutcome {
+  status: 'passed' | 'failed' | 'unverified';
+  verdicts: { verifierNodeId: string; operator: string; verdict: Verdict; checkMs: number }[];
+  reason: string;
+}
+
+/** The first candidate (of operators not excluded) that manages to score the claim. */
+async function scoreElsewhere(input: SpotCheckInput, excludeOperators: string[], round: number) {
+  const decision = await control.route({
+    requestId: `${input.claim.requestId}-check-${round}`,
+    modelId: input.claim.modelId,
+    promptTokens: input.promptTokensEstimate + input.claim.tokens.length,
+    maxTokens: 1,
+    excludeOperators,
+  });
+  for (const candidate of decision.ranked) {
+    try {
+      const report: VerifierReport = await verifierOn(candidate.nodeId)({ ...input.claim });
+      return { report, operator: candidate.operator };
+    } catch (err) {
+      const cause = err instanceof ActivityFailure ? err.cause : err;
+      log.warn('verifier could not score the claim', { nodeId: candidate.nodeId, error: (cause as Error)?.message });
+    }
+  }
+  return undefined;
+}
+
+export async function spotCheckWorkflow(input: SpotCheckInput): Promise<SpotCheckOutcome> {
+  const { claim } = input;
+  const claimShape = { sampling: claim.sampling, finishReason: claim.finishReason, tokenCount: claim.tokens.length };
+  const verdicts: SpotCheckOutcome['verdicts'] = [];
+  let outcome: SpotCheckOutcome;
+
+  // A node never verifies its own operator's answer.
+  const first = await scoreElsewhere(input, [claim.operator], 1);
+  if (!first) {
+    outcome = { status: 'unverified', verdicts, reason: 'no node of another operator could score this answer' };
+  } else {
+    const v1 = judge(claimShape, first.report);
+    verdicts.push({ verifierNodeId: first.report.verifierNodeId, operator: first.operator, verdict: v1, checkMs: first.report.checkMs });
+    if (v1.passed) {
+      outcome = { status: 'passed', verdicts, reason: v1.reason };
+    } else {
+      // Disagreement: a third operator decides, two of three.
+      const second = await scoreElsewhere(input, [claim.operator, first.operator], 2);
+      if (!second) {
+        outcome = { status: 'unverified', verdicts, reason: `one verifier disagreed (${v1.reason}) and no third operator was available` };
+      } else {
+        const v2 = judge(claimShape, second.report);
+        verdicts.push({ verifierNodeId: second.report.verifierNodeId, operator: second.operator, verdict: v2, checkMs: second.report.checkMs });
+        outcome = v2.passed
+          ? { status: 'passed', verdicts, reason: `overruled: ${v2.reason}` }
+          : { status: 'failed', verdicts, reason: v1.reason };
+      }
+    }
+  }
+
+  if (outcome.status !== 'unverified') {
+    try {
+      await getExternalWorkflowHandle(workflowIds.node(claim.nodeId)).signal(verificationVerdictSignal, { requestId: claim.requestId, passed: outcome.status === 'passed', at: Date.now() });
+    } catch {
+      log.warn('no node actor to tell the verdict', { nodeId: claim.nodeId });
+    }
+  }
+  const voided = outcome.status === 'failed' ? await control.voidAccrual({ requestId: claim.requestId, reason: `spot check failed: ${outcome.reason}` }) : undefined;
+  await control.recordRequest({
+    requestId: claim.requestId,
+    status: 'completed',
+    fields: { verification: { status: outcome.status, reason: outcome.reason, verdicts: outcome.verdicts, accrualVoided: voided?.voided ?? false } },
+  });
+  if (outcome.status === 'failed') log.warn('spot check failed', { nodeId: claim.nodeId, reason: outcome.reason });
+  return outcome;
+}
+
