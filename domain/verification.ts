@@ -47,18 +47,27 @@ export interface VerifierReport {
   checkMs: number;
 }
 
-/** Relative gap under which two probabilities count as a tie that hardware noise may flip. */
-export const tieTolerance = 0.02;
-/** Share of positions a greedy answer may miss the top choice by more than a tie (hardware noise). */
-export const greedyMismatchAllowance = 0.02;
+/**
+ * A claimed token with at least this share of the top token's probability counts as a tie.
+ * Teacher forcing evaluates in one batch what generation evaluated token by token, and with
+ * quantised weights llama.cpp takes other kernels for each: measured on SmolLM2-135M Q4_1 on
+ * CPU, 2.5% of honest greedy tokens were not the verifier's top choice, at p/pTop between 0.68
+ * and 0.97. GPUs of different makes differ more than one CPU from itself, hence 0.5.
+ * Lies sit far below: random or another model's tokens have p/pTop around 0.01.
+ */
+export const tieRatio = 0.5;
+/** Share of positions a greedy answer may miss the top choice by more than a tie. */
+export const greedyMismatchAllowance = 0.03;
 /**
  * z below which a sampled answer is rejected. Under honest sampling the statistic is a sum of
  * independent per-position terms, close to standard normal for answers of more than a few
  * tokens: P(z < -4) ≈ 3.2e-5, i.e. about one false alarm in 30,000 checks.
  */
 export const samplingZThreshold = -4;
-/** Positions where a token outside the kept set is tolerated (a boundary flipped by noise). */
-export const impossibleAllowance = 0.01;
+/** Share of positions (plus one) where a token outside the kept set is tolerated (a boundary flipped by noise). */
+export const impossibleAllowance = 0.02;
+/** A greedy answer may end early only where ending has at least this probability. */
+export const greedyEndMinProbability = 0.05;
 
 /**
  * Reduces one position's distribution, sorted by probability (descending), to a PositionStat.
@@ -86,7 +95,7 @@ export function positionStat(sortedProbs: readonly number[], claimedIndex: numbe
   // A claimed token just past the boundary, with a probability within the tie tolerance of the
   // last kept one, counts as kept: GPUs may disagree about a boundary that close.
   const boundary = sortedProbs[kept - 1] ?? 0;
-  const inside = claimedIndex < kept || p >= boundary * (1 - tieTolerance);
+  const inside = claimedIndex < kept || p >= boundary * tieRatio;
   const n = Math.max(kept, inside ? claimedIndex + 1 : 0);
   let z = 0;
   const logits: number[] = new Array(n);
@@ -124,18 +133,18 @@ export function judge(claim: Claim, report: VerifierReport): Verdict {
   const endedEarly = claim.finishReason === 'stop' && !report.stopStringSeen;
 
   if (s.temperature === 0) {
-    const misses = report.positions.filter((x) => x.rank > 0 && x.p < x.pTop * (1 - tieTolerance)).length;
+    const misses = report.positions.filter((x) => x.rank > 0 && x.p < x.pTop * tieRatio).length;
     if (misses > Math.floor(n * greedyMismatchAllowance)) {
       return { passed: false, fault: 'mismatch', reason: `${misses} of ${n} greedy tokens are not the model's top choice` };
     }
-    if (endedEarly && report.endRank > 0) {
+    if (endedEarly && report.endRank > 0 && report.endProbability < greedyEndMinProbability) {
       return { passed: false, fault: 'truncated', reason: `the answer claims to end after ${n} tokens, but ending is only choice ${report.endRank + 1} there` };
     }
     return { passed: true, reason: `${n - misses} of ${n} greedy tokens are the top choice` };
   }
 
   const impossible = report.positions.filter((x) => x.logQ === null).length;
-  if (impossible > Math.floor(n * impossibleAllowance)) {
+  if (impossible > Math.floor(n * impossibleAllowance) + 1) {
     return { passed: false, fault: 'implausible', reason: `${impossible} of ${n} tokens could not be sampled with top_k ${s.topK}, top_p ${s.topP}` };
   }
   let sumLog = 0;
