@@ -1,18 +1,9 @@
-/** What the global setup hands every test file through `inject(...)`. */
-export interface StackEndpoints {
-  /** host:port of the Temporal frontend. */
-  temporalAddress: string;
-  temporalNamespace: string;
-  temporalUiUrl: string;
-  mongodbUri: string;
-  natsUrl: string;
-  /** anvil's JSON-RPC URL (chain id 31337, the default test mnemonic's accounts funded). */
-  rpcUrl: string;
-}
+import type { Endpoints } from '../stack/services.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    stack: StackEndpoints;
+    /** The real stack started by test/global-setup.ts, on random ports. */
+    stack: Endpoints;
     /** Absolute path of the generated tiny GGUF test model. */
     fixtureModelPath: string;
   }
