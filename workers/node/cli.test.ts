@@ -1,0 +1,48 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { listModels } from '../../models/catalog.ts';
+import { runNodeCli } from '../../test/node-process.ts';
+
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = runNodeCli(args, env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+describe('gitblock-node commands', () => {
+  it('models: lists the catalog and what fits this machine', async () => {
+    const { code, stdout } = await run(['models', '--gpu', 'cpu', '--json']);
+    expect(code).toBe(0);
+    const parsed = JSON.parse(stdout) as { backend: string; freeMemoryBytes: number; models: { id: string; memory: number; fits: boolean }[] };
+    expect(parsed.backend).toBe('cpu');
+    expect(parsed.models.map((m) => m.id)).toEqual(listModels().map((m) => m.id));
+    for (const m of parsed.models) expect(m.fits).toBe(m.memory <= parsed.freeMemoryBytes);
+  });
+
+  it('status: says plainly when this machine has no node yet', async () => {
+    const { code, stdout } = await run(['status'], { GITBLOCK_NODE_HOME: mkdtempSync(join(tmpdir(), 'gbn-status-')) });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/has not started a node yet: run `gitblock-node start --models <ids>`/);
+  });
+
+  it('refuses bad arguments with one line naming the fix', async () => {
+    for (const [args, message] of [
+      [['start', '--modles', 'x'], /unknown option '--modles' \(Did you mean --models\?\)/],
+      [['start', '--models', 'gitblock-tiny', '--gpu', 'tpu'], /Allowed choices are auto, cuda, vulkan, metal, cpu/],
+      [['start', '--models', 'gitblock-tiny', '--max-parallel', '0'], /--max-parallel: .*>=1/],
+      [['start', '--models', 'gitblock-tiny', '--model-file', 'nope'], /--model-file nope: use --model-file <model-id>=<path to \.gguf>/],
+      [['start', '--models', 'gitblock-tiny', '--test-faults', 'lie:2'], /unknown fault 'lie:2'/],
+      [['start'], /--models: name at least one model/],
+    ] as const) {
+      const { code, stderr } = await run([...args], { GITBLOCK_NODE_HOME: mkdtempSync(join(tmpdir(), 'gbn-args-')) });
+      expect(code, args.join(' ')).toBe(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toMatch(message);
+    }
+  });
+});
