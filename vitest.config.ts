@@ -7,9 +7,11 @@ export default defineConfig({
     // One real stack (Temporal, MongoDB-wire, NATS, anvil) for the whole run, on random ports.
     globalSetup: ['test/global-setup.ts'],
     setupFiles: ['test/setup-env.ts'],
-    // Integration tests share 2 cores with the stack and the model; keep parallelism modest.
+    // One file at a time: integration files start GPU-node processes of their own, and two
+    // such files at once on a 2-core machine starve each other's heartbeats and time out.
     pool: 'forks',
-    maxWorkers: 2,
+    maxWorkers: 1,
+    fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 120_000,
     teardownTimeout: 30_000,

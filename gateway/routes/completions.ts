@@ -167,8 +167,12 @@ async function handle(deps: GatewayDeps, request: FastifyRequest, reply: Fastify
   reply.raw.on('close', () => {
     if (finished) return;
     relay?.close();
-    deps.nc.publish(cancelSubject(p.requestId));
-    void handleWf.cancel().catch(() => {});
+    // Cancel the workflow first, then tell the node: were the node's "cancelled by the client"
+    // failure to reach the workflow before the cancel request, the request would end as failed.
+    void handleWf
+      .cancel()
+      .catch(() => {})
+      .finally(() => deps.nc.publish(cancelSubject(p.requestId)));
     deps.metrics.requests.inc({ model, outcome: 'cancelled' });
   });
   const result = handleWf.result();

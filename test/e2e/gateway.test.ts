@@ -50,7 +50,9 @@ describe('the gateway with the official openai client', () => {
     const receipt = await fetch(`${net.url}/v1/requests/${requestId}`, { headers: { authorization: `Bearer ${key}` } });
     expect(receipt.status).toBe(200);
     const body = (await receipt.json()) as Record<string, unknown>;
-    expect(body).toMatchObject({ id: requestId, status: 'completed', nodeId: node, usage: { completionTokens: 24 }, verification: { status: 'not sampled' } });
+    expect(body).toMatchObject({ id: requestId, status: 'completed', nodeId: node, usage: { completionTokens: 24 } });
+    // Nodes on probation are spot-checked at random: any of these is a correct receipt.
+    expect(['not sampled', 'pending', 'passed']).toContain((body['verification'] as { status: string }).status);
     expect((body['accrual'] as { status: string; amount: string }).status).toBe('accrued');
     expect(BigInt((body['accrual'] as { amount: string }).amount)).toBeGreaterThan(0n);
   });

