@@ -43,6 +43,8 @@ export const timeouts = {
   inferHeartbeat: '3 seconds',
   /** Control-plane activities (routing, ledger, chain reads) are short. */
   controlStartToClose: '30 seconds',
+  /** How long a request whose client went away waits for the gateway's cancel request. */
+  clientCancelGrace: '10 seconds',
   /** Posting a root and waiting for confirmation can take a few blocks. */
   chainStartToClose: '2 minutes',
 } as const;

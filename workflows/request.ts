@@ -9,6 +9,7 @@ import {
   isCancellation,
   ParentClosePolicy,
   proxyLocalActivities,
+  sleep,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
@@ -138,7 +139,18 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
       });
     }
     return { result, route: { chosen, ranked: decision.ranked }, attempts, accrual };
-  } catch (err) {
+  } catch (caught) {
+    let err = caught;
+    // The node stopped because the client went away. The gateway cancels this workflow too,
+    // but the node's word can arrive first: wait a moment for the cancel, so the request ends
+    // as cancelled, not failed.
+    if (err instanceof ApplicationFailure && err.type === 'INFER_CANCELLED') {
+      try {
+        await sleep(timeouts.clientCancelGrace);
+      } catch (cancelled) {
+        err = cancelled;
+      }
+    }
     // Record how it ended even when cancelled: the record must not stay 'running'.
     await CancellationScope.nonCancellable(() =>
       control.recordRequest({ requestId, status: isCancellation(err) ? 'cancelled' : 'failed', fields: { error: (err as Error).message } }),
