@@ -3,6 +3,7 @@
  * imports it, so it must stay free of I/O and environment reads.
  */
 import type { RetryPolicy } from '@temporalio/common';
+import { nonRetryableSettlementErrors } from './domain/settlement.ts';
 
 /** Task queues. `node.<id>` is polled by one node; `model.<id>` by every node serving a model. */
 export const taskQueues = {
@@ -75,3 +76,32 @@ export const nodeActorTimeouts = {
    */
   projectionInterval: '2 seconds',
 } as const;
+
+/** Weekly settlement (workflows/settlement.ts). */
+export const settlementConfig = {
+  /** The Temporal Schedule that starts the weekly settlement tick. */
+  scheduleId: 'gitblock-settlement',
+  /** The tick's workflow id; the Schedule appends the scheduled time to it. */
+  tickWorkflowId: 'settle-schedule',
+  /** The Schedule fires this long after an epoch ends, so requests finishing at the boundary have accrued. */
+  scheduleDelaySeconds: 300,
+  /** One step; computing an epoch of 100,000 operators takes well under this (bench/settlement.ts). */
+  stepStartToClose: '15 minutes',
+  /** Steps heartbeat; a step on a worker that died is noticed after this and retried on another. */
+  stepHeartbeat: '10 seconds',
+  /** How many times the workflow posts again after a posted root vanished (reorg) before failing. */
+  maxReposts: 5,
+} as const;
+
+/**
+ * Every settlement step is idempotent (it reads the epoch's record and resumes), so it may be
+ * retried for a long while: an RPC endpoint or MongoDB being away for minutes must not fail
+ * the week's settlement. The codes listed are business errors a retry cannot fix.
+ */
+export const settlementRetry: RetryPolicy = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '1 minute',
+  maximumAttempts: 60,
+  nonRetryableErrorTypes: nonRetryableSettlementErrors,
+};

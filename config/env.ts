@@ -5,6 +5,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_GENESIS, EPOCH_SECONDS } from '../domain/emission.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const url = (protocols: string[]) =>
@@ -48,6 +49,17 @@ export const configSchema = z.object({
   GITBLOCK_NODE_CONFIG: z.string().optional(),
   /** The node's own state (operator key, node id). */
   GITBLOCK_NODE_HOME: z.string().min(1).default(join(homedir(), '.gitblock')),
+  // Settlement (issue 6). The control worker posts epoch roots only when both files are given.
+  /** JSON written by `tsx contracts/cli.ts deploy` (or `npm start`): where the distributor is. */
+  GITBLOCK_DEPLOYMENT_FILE: z.string().min(1).optional(),
+  /** File holding the settler's private key (0x + 64 hex digits, mode 0600): it posts epoch roots. */
+  GITBLOCK_SETTLER_KEY_FILE: z.string().min(1).optional(),
+  /** Unix seconds when epoch 0 starts; epochs are weeks from here. */
+  GITBLOCK_GENESIS: z.coerce.number().int().min(0).default(DEFAULT_GENESIS),
+  /** Epoch length; a week in production, shorter only for local experiments. */
+  GITBLOCK_EPOCH_SECONDS: z.coerce.number().int().min(1).default(EPOCH_SECONDS),
+  /** Blocks a posted root must have (the posting block counts as 1) before an epoch is settled. */
+  GITBLOCK_SETTLEMENT_CONFIRMATIONS: z.coerce.number().int().min(1).max(256).default(1),
 });
 
 export type Config = z.infer<typeof configSchema>;

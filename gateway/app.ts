@@ -11,6 +11,7 @@ import { keyRoutes } from './routes/keys.ts';
 import { modelRoutes } from './routes/models.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { requestRoutes } from './routes/requests.ts';
+import { rewardRoutes } from './routes/rewards.ts';
 import { systemRoutes } from './routes/system.ts';
 import { gatewayLimits } from './schemas/completions.ts';
 
@@ -37,6 +38,7 @@ export async function buildApp(deps: GatewayDeps, options: { logger?: boolean } 
   keyRoutes(app, deps);
   nodeRoutes(app, deps);
   requestRoutes(app, deps);
+  rewardRoutes(app, deps);
   systemRoutes(app, deps);
   return app;
 }

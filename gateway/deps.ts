@@ -3,6 +3,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
+import type { PublicClient } from 'viem';
 import type { LiveNodes } from '../activities/live-nodes.ts';
 import type { ApiKeys } from './keys/keys.ts';
 import type { Metrics } from './metrics.ts';
@@ -27,4 +28,6 @@ export interface GatewayDeps {
   /** Keys one client address may create per hour. */
   keysPerHourPerAddress: number;
   now?: () => number;
+  /** Reads the rewards distributor (claim state for `GET /v1/rewards/<operator>`); optional. */
+  chain?: PublicClient | undefined;
 }

@@ -38,7 +38,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const mongo = await connectMongo(options.mongodbUri, config.MONGODB_DB);
   const nc = await connectNats(config.NATS_URL, 'gitblock-gateway');
   await ensureTokenStream(nc);
-  const chainId = await chainClient(config.CHAIN_RPC_URL).getChainId();
+  const chain = chainClient(config.CHAIN_RPC_URL);
+  const chainId = await chain.getChainId();
   const keys = new ApiKeys(mongo.db, defaultKeyPolicy);
   await keys.ensureIndexes();
   const nonces = new MongoNonceStore(mongo.db);
@@ -57,6 +58,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       nonces,
       metrics: createMetrics(),
       chainId,
+      chain,
       controlTaskQueue: options.controlTaskQueue ?? taskQueues.control,
       keysPerHourPerAddress: 20,
     },

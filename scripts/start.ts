@@ -13,6 +13,10 @@ import { printEndpoints, untilSignal } from '../stack/console.ts';
 import { preferPort } from '../stack/ports.ts';
 import { startStack } from '../stack/stack.ts';
 import { startControlWorker } from '../workers/control.ts';
+import { ensureSettlementSchedule } from '../workers/settlement-schedule.ts';
+import { settlementChainFromConfig } from '../activities/settlement-chain.ts';
+import { connectTemporalClient } from '../connections/temporal.ts';
+import { ensureLocalDeployment } from './local-deployment.ts';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 
 const nodeBin = fileURLToPath(new URL('../bin/gitblock-node.mjs', import.meta.url));
@@ -50,17 +54,34 @@ async function main() {
     const e = stack.endpoints;
     const gatewayPort = await preferPort(base.GATEWAY_PORT);
     // The endpoints of the stack just started, overriding defaults for every component.
-    const env = { TEMPORAL_ADDRESS: e.temporalAddress, NATS_URL: e.natsUrl, CHAIN_RPC_URL: e.rpcUrl, MONGODB_URI: e.mongodbUri, GATEWAY_PORT: String(gatewayPort) };
+    // The rewards contracts on the local anvil (deployed once, then reused) and their settler.
+    const local = base.GITBLOCK_DEPLOYMENT_FILE ? undefined : await ensureLocalDeployment(e.rpcUrl, base.GITBLOCK_DATA_DIR);
+    const env = {
+      TEMPORAL_ADDRESS: e.temporalAddress,
+      NATS_URL: e.natsUrl,
+      CHAIN_RPC_URL: e.rpcUrl,
+      MONGODB_URI: e.mongodbUri,
+      GATEWAY_PORT: String(gatewayPort),
+      GITBLOCK_DEPLOYMENT_FILE: base.GITBLOCK_DEPLOYMENT_FILE ?? local?.deploymentFile,
+      GITBLOCK_SETTLER_KEY_FILE: base.GITBLOCK_SETTLER_KEY_FILE ?? local?.settlerKeyFile,
+    };
     const config = loadConfig(env);
+    const chain = await settlementChainFromConfig(config);
+    console.log(`GBT contracts ${local?.created ? 'deployed' : 'found'}: ${config.GITBLOCK_DEPLOYMENT_FILE}`);
 
     const mongo = await connectMongo(e.mongodbUri, config.MONGODB_DB);
     const nc = await connectNats(e.natsUrl, 'gitblock-control');
-    const control = await startControlWorker({ temporal: { address: e.temporalAddress, namespace: e.temporalNamespace }, db: mongo.db, nc });
+    const schedule = { genesis: config.GITBLOCK_GENESIS, epochSeconds: config.GITBLOCK_EPOCH_SECONDS };
+    const temporalTarget = { address: e.temporalAddress, namespace: e.temporalNamespace };
+    const control = await startControlWorker({ temporal: temporalTarget, db: mongo.db, nc, settlement: { schedule, chain } });
     stops.push(async () => {
       await control.shutdown();
       await nc.close();
       await mongo[Symbol.asyncDispose]();
     });
+    // The weekly settlement Schedule, created or brought up to date.
+    const scheduler = await connectTemporalClient(temporalTarget);
+    await ensureSettlementSchedule(scheduler, { schedule }).finally(() => scheduler[Symbol.asyncDispose]());
 
     const gateway = await startGateway({ config, mongodbUri: e.mongodbUri });
     stops.push(() => gateway.close());

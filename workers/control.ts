@@ -10,6 +10,9 @@ import { LiveNodes } from '../activities/live-nodes.ts';
 import { createNodeProjectionActivities } from '../activities/node-projection.ts';
 import { createRequestActivities } from '../activities/requests.ts';
 import { createRoutingActivities } from '../activities/routing.ts';
+import { createLedgerActivities } from '../activities/ledger.ts';
+import { createSettlementActivities, type SettlementDeps } from '../activities/settlement.ts';
+import { defaultEpochSchedule } from '../domain/emission.ts';
 import { nodesKv } from '../connections/streams.ts';
 import { taskQueues } from '../temporal.config.ts';
 
@@ -22,6 +25,8 @@ export interface ControlWorkerOptions {
   taskQueue?: string;
   /** A prebuilt workflow bundle (tests bundle once per process). */
   workflowBundle?: { code: string } | undefined;
+  /** Settlement's epoch schedule and settler; without a settler, settlement refuses to start. */
+  settlement?: Omit<SettlementDeps, 'db'> | undefined;
 }
 
 export interface ControlWorker {
@@ -43,6 +48,9 @@ export async function startControlWorker(options: ControlWorkerOptions): Promise
       ...createRoutingActivities({ db: options.db, liveNodes }),
       ...createRequestActivities({ db: options.db }),
       ...createNodeProjectionActivities(options.db),
+      // After the request activities on purpose: the ledger's voidAccrual replaces theirs.
+      ...createLedgerActivities({ db: options.db }),
+      ...createSettlementActivities({ schedule: defaultEpochSchedule, ...options.settlement, db: options.db }),
     },
   });
   const running = worker.run();

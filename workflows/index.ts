@@ -5,3 +5,4 @@ export { inferenceWorkflow } from './inference.ts';
 export { requestWorkflow } from './request.ts';
 export { nodeActorWorkflow } from './node-actor.ts';
 export { spotCheckWorkflow } from './spot-check.ts';
+export { settlementWorkflow, settlementTickWorkflow } from './settlement.ts';

@@ -59,6 +59,7 @@ export async function startNetwork(policy: KeyPolicy): Promise<Network> {
     nonces,
     metrics: createMetrics(),
     chainId: await chainClient(s.rpcUrl).getChainId(),
+    chain: chainClient(s.rpcUrl),
     controlTaskQueue: taskQueue,
     keysPerHourPerAddress: 1000,
   });

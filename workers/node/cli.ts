@@ -8,6 +8,7 @@ import { loadConfig } from '../../config/env.ts';
 import { listModels } from '../../models/catalog.ts';
 import { gpuChoices } from './gpu.ts';
 import { modelsCommand } from './commands/models.ts';
+import { rewardsClaimCommand, rewardsCommand } from './commands/rewards.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
 
@@ -61,5 +62,22 @@ program
   .addOption(new Option('--gpu <backend>', 'compute backend').choices(gpuChoices).default('auto'))
   .option('--json', 'print JSON')
   .action((flags) => modelsCommand(flags).catch(fail));
+
+const rewards = program
+  .command('rewards')
+  .description("this operator's GBT: accrued, settled and claimable")
+  .option('--gateway <url>', 'the gateway to ask')
+  .option('--key-file <path>', 'operator key file')
+  .option('--json', 'print JSON')
+  .action((flags) => rewardsCommand(flags, loadConfig()).catch(fail));
+
+rewards
+  .command('claim')
+  .description('claim every claimable epoch on chain with the operator key (pays the gas)')
+  .option('--gateway <url>', 'the gateway to ask for proofs')
+  .option('--key-file <path>', 'operator key file')
+  .option('--rpc <url>', 'Ethereum JSON-RPC endpoint')
+  // --gateway/--key-file may come before or after `claim`: merge them with the parent's.
+  .action((_flags, command: Command) => rewardsClaimCommand(command.optsWithGlobals(), loadConfig()).catch(fail));
 
 program.parseAsync().catch(fail);

@@ -1,0 +1,201 @@
+/**
+ * `gitblock-node rewards`: the operator's GBT, from the gateway: accrued and not yet settled,
+ * settling, settled and claimable. `gitblock-node rewards claim`: claims every claimable epoch
+ * on chain with the operator key, after checking each proof against the root on chain.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  createPublicClient,
+  createWalletClient,
+  defineChain,
+  formatUnits,
+  http,
+  type Address,
+  type Hex,
+  type PrivateKeyAccount,
+} from 'viem';
+import { z } from 'zod';
+import type { Config } from '../../../config/env.ts';
+import { revertName, shortError } from '../../../activities/settlement-chain.ts';
+import { rewardsDistributorAbi } from '../../../contracts/artifacts/index.ts';
+import { verifyRewardClaim } from '../../../contracts/merkle.ts';
+import { loadOrCreateOperatorKey } from '../identity.ts';
+
+export interface RewardsFlags {
+  gateway?: string;
+  keyFile?: string;
+  json?: boolean;
+}
+
+export interface ClaimFlags {
+  gateway?: string;
+  keyFile?: string;
+  rpc?: string;
+}
+
+const hex = z.string().regex(/^0x[0-9a-fA-F]*$/);
+const amount = z.string().regex(/^\d{1,78}$/);
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/);
+const rewardsSchema = z.object({
+  operator: address,
+  accrued: z.object({ amount, requests: z.number().int().min(0) }),
+  settling: amount,
+  settled: amount,
+  claimable: amount,
+  claimed: amount,
+  epochs: z.array(
+    z.object({
+      epoch: z.number().int().min(0),
+      status: z.enum(['settling', 'claimable', 'claimed', 'settled']),
+      amount,
+      accrued: amount,
+      root: hex,
+      proof: z.array(hex).optional(),
+      distributor: address.optional(),
+      chainId: z.number().int().positive().optional(),
+      postTx: hex.optional(),
+    }),
+  ),
+});
+export type Rewards = z.infer<typeof rewardsSchema>;
+const errorSchema = z.object({ error: z.object({ message: z.string() }) });
+
+const gbt = (value: string | bigint) => `${formatUnits(BigInt(value), 18)} GBT`;
+
+function gatewayUrl(flag: string | undefined, config: Config): string {
+  const value = flag ?? config.GITBLOCK_GATEWAY_URL;
+  if (!value) throw new Error('no gateway: give --gateway URL (or set GITBLOCK_GATEWAY_URL)');
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`--gateway: not a URL: ${value}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`--gateway: expected an http(s) URL, got ${value}`);
+  return value.replace(/\/+$/, '');
+}
+
+async function operatorAccount(flag: string | undefined, config: Config): Promise<PrivateKeyAccount> {
+  const keyFile = flag ?? config.GITBLOCK_NODE_KEY_FILE ?? join(config.GITBLOCK_NODE_HOME, 'operator.key');
+  // Never create a key here: a new key has earned nothing.
+  if (!existsSync(keyFile)) throw new Error(`no operator key at ${keyFile}: start a node first (gitblock-node start) or give --key-file`);
+  return (await loadOrCreateOperatorKey(keyFile)).account;
+}
+
+/** GET /v1/rewards/<operator> from the gateway, validated. */
+export async function fetchRewards(gateway: string, operator: Address, fetchImpl: typeof fetch = fetch): Promise<Rewards> {
+  let response: Response;
+  let text: string;
+  try {
+    const signal = AbortSignal.timeout(15_000);
+    response = await fetchImpl(`${gateway}/v1/rewards/${operator}`, { headers: { accept: 'application/json' }, signal });
+    text = await response.text();
+  } catch (err) {
+    const cause = (err as { cause?: { message?: string } }).cause?.message;
+    throw new Error(`cannot reach the gateway at ${gateway}: ${cause ?? (err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (!response.ok) {
+    const parsed = errorSchema.safeParse(json);
+    throw new Error(`the gateway at ${gateway} answered ${response.status}: ${parsed.success ? parsed.data.error.message : text.slice(0, 200)}`);
+  }
+  const parsed = rewardsSchema.safeParse(json);
+  if (!parsed.success) throw new Error(`the gateway at ${gateway} sent an unexpected rewards body: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data;
+}
+
+export function formatRewards(r: Rewards): string {
+  const claimable = r.epochs.filter((e) => e.status === 'claimable').map((e) => e.epoch);
+  const lines = [
+    `operator   ${r.operator}`,
+    `accrued    ${gbt(r.accrued.amount)} (${r.accrued.requests} requests, not yet settled)`,
+    ...(BigInt(r.settling) > 0n ? [`settling   ${gbt(r.settling)} (root being posted)`] : []),
+    `settled    ${gbt(r.settled)}`,
+    `claimable  ${gbt(r.claimable)}${claimable.length ? ` (epochs ${claimable.join(', ')}): run \`gitblock-node rewards claim\`` : ''}`,
+    `claimed    ${gbt(r.claimed)}`,
+  ];
+  if (r.epochs.length) {
+    lines.push('', 'epoch  status     paid                        accrued');
+    for (const e of r.epochs) lines.push(`${String(e.epoch).padEnd(6)} ${e.status.padEnd(10)} ${gbt(e.amount).padEnd(27)} ${gbt(e.accrued)}`);
+  }
+  return lines.join('\n');
+}
+
+export async function rewardsCommand(flags: RewardsFlags, config: Config): Promise<void> {
+  const gateway = gatewayUrl(flags.gateway, config);
+  const account = await operatorAccount(flags.keyFile, config);
+  const rewards = await fetchRewards(gateway, account.address);
+  console.log(flags.json ? JSON.stringify(rewards, null, 2) : formatRewards(rewards));
+}
+
+/**
+ * Claims every claimable epoch. Each claim is checked first: already claimed on chain (then it
+ * is skipped), and the gateway's proof must prove (epoch, operator, amount) against the root on
+ * chain (else that epoch is refused, not sent). Prints one line per transaction.
+ * @throws when any epoch could not be claimed, after trying all of them
+ */
+export async function rewardsClaimCommand(flags: ClaimFlags, config: Config): Promise<void> {
+  const gateway = gatewayUrl(flags.gateway, config);
+  const rpcUrl = flags.rpc ?? config.CHAIN_RPC_URL;
+  try {
+    const u = new URL(rpcUrl);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+  } catch {
+    throw new Error(`--rpc: expected an http(s) URL, got ${rpcUrl}`);
+  }
+  const account = await operatorAccount(flags.keyFile, config);
+  const rewards = await fetchRewards(gateway, account.address);
+  // 'settled' means the gateway could not read the claim state: the chain decides below.
+  const candidates = rewards.epochs.filter((e) => (e.status === 'claimable' || e.status === 'settled') && e.proof && e.distributor);
+  if (candidates.length === 0) {
+    console.log('Nothing to claim.');
+    return;
+  }
+
+  const probe = createPublicClient({ transport: http(rpcUrl, { timeout: 15_000 }) });
+  let chainId: number;
+  try {
+    chainId = await probe.getChainId();
+  } catch (err) {
+    throw new Error(`cannot reach the chain at ${rpcUrl}: ${shortError(err)}`);
+  }
+  const chain = defineChain({ id: chainId, name: `chain ${chainId}`, nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [rpcUrl] } } });
+  const publicClient = createPublicClient({ chain, transport: http(rpcUrl, { timeout: 15_000 }), pollingInterval: 500 });
+  const wallet = createWalletClient({ account, chain, transport: http(rpcUrl, { timeout: 15_000 }) });
+
+  let sent = 0;
+  const failures: string[] = [];
+  for (const e of candidates) {
+    const distributor = e.distributor as Address;
+    const epoch = BigInt(e.epoch);
+    const amountWei = BigInt(e.amount);
+    try {
+      if (e.chainId !== undefined && e.chainId !== chainId) throw new Error(`it was posted on chain ${e.chainId}, but ${rpcUrl} is chain ${chainId}`);
+      const read = { address: distributor, abi: rewardsDistributorAbi } as const;
+      if (await publicClient.readContract({ ...read, functionName: 'isClaimed', args: [epoch, account.address] })) continue;
+      const root = await publicClient.readContract({ ...read, functionName: 'epochRoot', args: [epoch] });
+      // Trust the chain, not the gateway: a proof that does not verify is never sent.
+      if (!verifyRewardClaim(root, { epoch, operator: account.address, amount: amountWei, proof: e.proof as Hex[] })) {
+        throw new Error(`the gateway's proof does not match the root on chain (${root})`);
+      }
+      const { request } = await publicClient.simulateContract({ ...read, account, functionName: 'claim', args: [epoch, account.address, amountWei, e.proof as Hex[]] });
+      const hash = await wallet.writeContract(request);
+      const receipt = await publicClient.waitForTransactionReceipt({ hash });
+      if (receipt.status !== 'success') throw new Error(`transaction ${hash} reverted`);
+      console.log(`epoch ${e.epoch}: claimed ${gbt(amountWei)} in tx ${hash}`);
+      sent++;
+    } catch (err) {
+      const name = revertName(err);
+      if (name === 'AlreadyClaimed') continue;
+      failures.push(`epoch ${e.epoch}: ${name ?? shortError(err)}`);
+    }
+  }
+  if (sent === 0 && failures.length === 0) console.log('Nothing to claim.');
+  if (failures.length) throw new Error(`could not claim ${failures.join('; ')}`);
+}
