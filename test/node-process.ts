@@ -56,6 +56,22 @@ export function runNodeCli(args: string[], env: Record<string, string> = {}): Ch
   return spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one `gitblock-node` command to its end and returns its exit code and output. */
+export function runNodeCliToEnd(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  const child = runNodeCli(args, env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
 export async function startNodeProcess(options: NodeProcessOptions): Promise<NodeProcess> {
   const { args, env } = nodeArgs(options);
   const child = runNodeCli(args, env);

@@ -40,7 +40,7 @@ import { ensureSettlementSchedule } from '../workers/settlement-schedule.ts';
 import { describeFailure, runSettle } from '../workers/settle.ts';
 import { settlementWorkflow } from '../workflows/settlement.ts';
 import { stack, unique, workflowBundle } from './helpers.ts';
-import { runNodeCli } from './node-process.ts';
+import { runNodeCliToEnd as cli } from './node-process.ts';
 import { accrue, deployRewards, epochPostedEvents, epochRoot, gbtBalance, scheduleEndingAgo, settlerChain, writeKeyFile } from './settlement-helpers.ts';
 
 const s = stack();
@@ -131,15 +131,6 @@ async function gateway(db: Db): Promise<{ app: FastifyInstance; url: string }> {
     registered.stop();
   });
   return { app, url };
-}
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = runNodeCli(args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
 }
 
 async function failureOf(promise: Promise<unknown>): Promise<string> {

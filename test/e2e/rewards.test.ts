@@ -16,7 +16,7 @@ import { workflowIds } from '../../temporal.config.ts';
 import { startControlWorker, type ControlWorker } from '../../workers/control.ts';
 import { settlementWorkflow } from '../../workflows/settlement.ts';
 import { stack, unique, workflowBundle } from '../helpers.ts';
-import { runNodeCli } from '../node-process.ts';
+import { runNodeCliToEnd as cli } from '../node-process.ts';
 import { deployRewards, epochPostedEvents, gbtBalance, settlerChain, writeKeyFile } from '../settlement-helpers.ts';
 import { startNetwork, type Network } from './harness.ts';
 
@@ -29,15 +29,6 @@ let net: Network;
 let client: OpenAI;
 let deployment: GitBlockDeployment;
 let settler: ControlWorker | undefined;
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = runNodeCli(args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
-}
 
 /** Accrued, not voided ledger amounts per operator. */
 async function accruedBy(operator: Address): Promise<{ amount: bigint; requests: number }> {

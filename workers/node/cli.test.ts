@@ -3,16 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { listModels } from '../../models/catalog.ts';
-import { runNodeCli } from '../../test/node-process.ts';
-
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = runNodeCli(args, env);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
-}
+import { runNodeCliToEnd as run } from '../../test/node-process.ts';
 
 describe('gitblock-node commands', () => {
   it('models: lists the catalog and what fits this machine', async () => {
