@@ -4,7 +4,7 @@
  * by local receive time (a node's own clock is not trusted).
  */
 import type { KV } from '@nats-io/kv';
-import { heartbeatSchema, heartbeatTtlMs, type Heartbeat } from '../domain/heartbeat.ts';
+import { heartbeatIntervalMs, heartbeatSchema, heartbeatTtlMs, type Heartbeat } from '../domain/heartbeat.ts';
 
 export interface LiveNode {
   heartbeat: Heartbeat;
@@ -29,12 +29,21 @@ export class LiveNodes {
     let markReady!: () => void;
     const initial = new Promise<void>((r) => (markReady = r));
     const watcher = await this.kv.watch();
-    this.stopWatch = () => watcher.stop();
-    // The initial batch ends with the entry whose `delta` (entries still pending) is 0.
+    // The replay of the bucket's current entries ends with the entry whose `delta` (entries
+    // still pending) is 0. That entry is flagged `isUpdate` by the library (it counts the last
+    // replayed entry as the first update), so `delta` alone decides. An empty bucket sends
+    // nothing; and entries that expire by TTL during the replay never arrive: every live node
+    // writes again within one heartbeat interval, so after that the view is complete anyway.
+    const fallback = setTimeout(markReady, heartbeatIntervalMs + 1_000);
+    fallback.unref();
+    this.stopWatch = () => {
+      clearTimeout(fallback);
+      watcher.stop();
+    };
     if ((await this.kv.status()).values === 0) markReady();
     void (async () => {
       for await (const entry of watcher) {
-        if (!entry.isUpdate && entry.delta === 0) markReady();
+        if (entry.delta === 0) markReady();
         if (entry.operation !== 'PUT') {
           this.nodes.delete(entry.key);
           continue;
