@@ -12,6 +12,8 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 1,
     fileParallelism: false,
+    // The JSON report lets .ci/run close with one plain count line.
+    reporters: ['default', ['json', { outputFile: '.data/test-results.json' }]],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     teardownTimeout: 30_000,

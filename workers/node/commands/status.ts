@@ -10,8 +10,13 @@ export async function statusCommand(flags: { nats?: string; keyFile?: string; no
   const keyFile = flags.keyFile ?? config.GITBLOCK_NODE_KEY_FILE ?? join(config.GITBLOCK_NODE_HOME, 'operator.key');
   const idFile = join(config.GITBLOCK_NODE_HOME, 'node-id');
   const nodeId = flags.nodeId ?? config.GITBLOCK_NODE_ID ?? (existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : undefined);
-  if (!existsSync(keyFile) || !nodeId) {
+  if (!existsSync(keyFile)) {
     console.log('This machine has not started a node yet: run `gitblock-node start --models <ids>`.');
+    return;
+  }
+  if (!nodeId) {
+    // A node started with --node-id (as `npm start` does) keeps no id file.
+    console.log(`No node id is recorded in ${config.GITBLOCK_NODE_HOME}: if the node was started with --node-id, run \`gitblock-node status --node-id <id>\`.`);
     return;
   }
   const { account } = await loadOrCreateOperatorKey(keyFile);
