@@ -94,10 +94,6 @@ export function createLedgerActivities(deps: { db: Db; now?: () => Date }) {
      * accrual exists leaves a voided placeholder under the request id, so the accrual (a unique
      * insert on the same id) can no longer be created. An accrual in an epoch whose payout is
      * already fixed (computed or later) is marked voided after payout: it was paid.
-     *
-     * This supersedes the `voidAccrual` of activities/requests.ts in the control worker (same
-     * name and call shape, registered after it): that one is a plain update, which FerretDB can
-     * lose to a concurrent epoch close, and it skips accruals assigned to an epoch not yet computed.
      */
     async voidAccrual(input: VoidInput): Promise<VoidResult> {
       const { requestId, reason } = input ?? ({} as Partial<VoidInput>);

@@ -2,6 +2,7 @@
  * The request record behind `GET /v1/requests/<id>` and the reward ledger. Every write is an
  * idempotent upsert keyed by the request id, so a retried activity never duplicates anything.
  */
+import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from 'mongodb';
 import { accrualAmount } from '../domain/rewards.ts';
 import type { NodeState } from '../domain/routing.ts';
@@ -48,7 +49,7 @@ export function createRequestActivities(deps: { db: Db; now?: () => Date }) {
   const requests = deps.db.collection<{ _id: string }>('requests');
   const ledger = deps.db.collection<LedgerEntry>('ledger');
   const registrations = deps.db.collection<{ _id: string; operator: string }>('node_registrations');
-  const nodes = deps.db.collection<{ _id: string; reputation?: number }>('nodes');
+  const nodes = deps.db.collection<{ _id: string; reputation?: number; state?: NodeState }>('nodes');
 
   return {
     async recordRequest(update: RequestUpdate): Promise<void> {
@@ -64,11 +65,16 @@ export function createRequestActivities(deps: { db: Db; now?: () => Date }) {
      * duplicate workflow run) finds the entry already there and reports it instead of paying twice.
      */
     async accrueReward(input: AccrualInput): Promise<AccrualResult> {
+      if (!Number.isSafeInteger(input.completionTokens) || input.completionTokens < 0) {
+        throw ApplicationFailure.nonRetryable(`accrueReward: completion tokens must be a non-negative integer, got ${String(input.completionTokens)}`, 'LEDGER_BAD_INPUT');
+      }
       const existing = await ledger.findOne({ _id: input.requestId });
       if (existing) return { status: 'accrued', amount: existing.amount, operator: existing.operator };
       const registration = await registrations.findOne({ _id: input.nodeId });
       if (!registration) return { status: 'skipped', amount: '0', reason: `node ${input.nodeId} is not registered` };
       const node = await nodes.findOne({ _id: input.nodeId });
+      // Suspension stops a node earning, whichever queue its answer came through.
+      if (node?.state === 'suspended') return { status: 'skipped', amount: '0', operator: registration.operator, reason: `node ${input.nodeId} is suspended` };
       const amount = accrualAmount(input.completionTokens, getModel(input.modelId).rewardWeight, node?.reputation ?? 0.5);
       try {
         await ledger.insertOne({
@@ -87,18 +93,6 @@ export function createRequestActivities(deps: { db: Db; now?: () => Date }) {
         return { status: 'accrued', amount: winner!.amount, operator: winner!.operator };
       }
       return { status: 'accrued', amount: amount.toString(), operator: registration.operator };
-    },
-
-    /**
-     * Voids a request's accrual after a failed spot check. Only an accrual not yet settled is
-     * voided; the reason is kept, and voiding twice is a no-op.
-     */
-    async voidAccrual(input: { requestId: string; reason: string }): Promise<{ voided: boolean }> {
-      const { modifiedCount } = await ledger.updateOne(
-        { _id: input.requestId, status: 'accrued', epoch: { $exists: false } },
-        { $set: { status: 'voided', voidReason: input.reason, voidedAt: now() } },
-      );
-      return { voided: modifiedCount === 1 };
     },
 
     /** The standing the sampling policy reads: the node actor's projection. */

@@ -36,3 +36,49 @@ export const inferInputSchema = z
     subject: z.string().regex(/^gitblock\.tokens\.[\w-]{1,64}$/),
   })
   .refine((i) => (i.messages === undefined) !== (i.prompt === undefined), 'give exactly one of messages or prompt');
+
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const duration = z.number().min(0).max(1e12);
+
+/**
+ * What a node returns from `infer`. Nodes are untrusted: the workflow checks the shape (a
+ * malformed result would otherwise throw inside workflow code and stall it) and the facts it
+ * can check against the request: this request, this model, no more tokens than allowed, and a
+ * continuation no longer than the answer.
+ */
+export function inferResultSchema(input: { requestId: string; modelId: string; sampling: { maxTokens: number } }) {
+  return z
+    .object({
+      requestId: z.literal(input.requestId),
+      nodeId: z.string().min(1).max(64),
+      modelId: z.literal(input.modelId),
+      modelHash: z.string().regex(/^[0-9a-f]{64}$/),
+      text: z.string().max(limits.maxTokens * 64),
+      tokens: z.array(count).max(input.sampling.maxTokens),
+      finishReason: z.enum(['stop', 'length']),
+      usage: z.object({ promptTokens: count, completionTokens: count, totalTokens: count }),
+      continuedFromTokens: count,
+      timings: z.object({ timeToFirstTokenMs: duration, tokensPerSecond: duration, totalMs: duration }),
+    })
+    .refine((r) => r.continuedFromTokens <= r.tokens.length, 'continuedFromTokens exceeds the answer');
+}
+
+/** What a verifier node returns from `verifyClaim`: untrusted too, checked before it is judged. */
+export const verifierReportSchema = z.object({
+  verifierNodeId: z.string().min(1).max(64),
+  positions: z.array(
+    z.object({
+      // Probabilities computed in floating point may exceed 1 by a rounding error.
+      p: z.number().min(0).max(1 + 1e-6),
+      rank: count,
+      pTop: z.number().min(0).max(1 + 1e-6),
+      logQ: z.number().max(1e-6).nullable(),
+      entropy: z.number().min(0).max(1e6),
+      variance: z.number().min(0).max(1e12),
+    }),
+  ),
+  endProbability: z.number().min(0).max(1 + 1e-6),
+  endRank: count,
+  stopStringSeen: z.boolean(),
+  checkMs: duration,
+});

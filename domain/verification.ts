@@ -130,6 +130,11 @@ export function judge(claim: Claim, report: VerifierReport): Verdict {
   const n = report.positions.length;
   if (n !== claim.tokenCount) return { passed: false, fault: 'mismatch', reason: `verifier scored ${n} positions for ${claim.tokenCount} claimed tokens` };
   const s = resolveSampling(claim.sampling);
+  // 'length' means the max_tokens budget ran out: a shorter answer claiming it was cut.
+  if (claim.finishReason === 'length' && n < s.maxTokens) {
+    return { passed: false, fault: 'truncated', reason: `the answer claims to have reached max_tokens (${s.maxTokens}) after ${n} tokens` };
+  }
+  if (n > s.maxTokens) return { passed: false, fault: 'mismatch', reason: `${n} tokens claimed for max_tokens ${s.maxTokens}` };
   const endedEarly = claim.finishReason === 'stop' && !report.stopStringSeen;
 
   if (s.temperature === 0) {

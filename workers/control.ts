@@ -48,7 +48,6 @@ export async function startControlWorker(options: ControlWorkerOptions): Promise
       ...createRoutingActivities({ db: options.db, liveNodes }),
       ...createRequestActivities({ db: options.db }),
       ...createNodeProjectionActivities(options.db),
-      // After the request activities on purpose: the ledger's voidAccrual replaces theirs.
       ...createLedgerActivities({ db: options.db }),
       ...createSettlementActivities({ schedule: defaultEpochSchedule, ...options.settlement, db: options.db }),
     },

@@ -8,6 +8,7 @@
 import { ActivityFailure, ApplicationFailure, isCancellation, log, proxyActivities, TimeoutFailure } from '@temporalio/workflow';
 import type { InferActivities } from '../activities/infer.ts';
 import { inferErrors, type InferInput, type InferResult } from '../domain/inference.ts';
+import { inferResultSchema } from '../domain/inference-schema.ts';
 import { inferRetry, taskQueues, timeouts } from '../temporal.config.ts';
 
 export interface InferAttempt {
@@ -38,11 +39,29 @@ const final = new Set<string>([inferErrors.badInput, inferErrors.superseded, 'IN
 
 export async function runInference(input: InferInput, candidates: readonly string[]): Promise<InferenceOutcome> {
   const attempts: InferAttempt[] = [];
-  const queues = [...candidates.map((n) => ({ q: taskQueues.node(n), shared: false })), { q: taskQueues.model(input.modelId), shared: true }];
+  const queues = [
+    ...candidates.map((n) => ({ q: taskQueues.node(n), shared: false, nodeId: n as string | undefined })),
+    { q: taskQueues.model(input.modelId), shared: true, nodeId: undefined },
+  ];
+  const resultSchema = inferResultSchema(input);
   let lastError: unknown;
-  for (const { q, shared } of queues) {
+  for (const { q, shared, nodeId } of queues) {
     try {
       const result = await inferOn(q, shared)(input);
+      // Nodes are untrusted: a malformed result, or one claiming another node's name on a
+      // node's own queue, counts as a failed attempt (the next one continues from the stream).
+      const checked = resultSchema.safeParse(result);
+      const invalid = !checked.success
+        ? checked.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')
+        : nodeId !== undefined && result.nodeId !== nodeId
+          ? `node ${nodeId} answered as ${String(result.nodeId).slice(0, 64)}`
+          : undefined;
+      if (invalid) {
+        attempts.push({ taskQueue: q, outcome: 'failed', error: `invalid result: ${invalid}` });
+        log.warn('inference result rejected, failing over', { taskQueue: q, error: invalid });
+        lastError = new Error(`invalid result from ${q}: ${invalid}`);
+        continue;
+      }
       attempts.push({ taskQueue: q, outcome: 'ok' });
       return { result, attempts };
     } catch (err) {

@@ -87,16 +87,21 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
     const failedNodes = attempts
       .map((a) => (a.taskQueue.startsWith('node.') ? a.taskQueue.slice('node.'.length) : undefined))
       .filter((n): n is string => n !== undefined && n !== result.nodeId);
+    // Paid for the tokens this node generated, counted from the validated answer rather than
+    // its own usage report; what an earlier, failed node delivered is not its work.
+    const newTokens = result.tokens.length - result.continuedFromTokens;
     const [accrual] = await Promise.all([
-      control.accrueReward({ requestId, nodeId: result.nodeId, modelId: input.modelId, completionTokens: result.usage.completionTokens }),
+      control.accrueReward({ requestId, nodeId: result.nodeId, modelId: input.modelId, completionTokens: newTokens }),
       reportOutcome(result.nodeId, requestId, true, result),
       ...failedNodes.map((n) => reportOutcome(n, requestId, false)),
     ]);
     // Spot check: drawn after the answer was delivered, from the workflow's server-seeded
     // random, so the node could not know while serving. A node without a registered operator
     // earns nothing and is not checked.
+    // An answer continued after a failover is not checked: its prefix is another node's work,
+    // and judging the finishing node on it could blame an honest node for a liar's tokens.
     const standing = await control.nodeStanding({ nodeId: result.nodeId });
-    const sampled = accrual.operator !== undefined && Math.random() < spotCheckRate(standing.state, standing.record);
+    const sampled = accrual.operator !== undefined && result.continuedFromTokens === 0 && Math.random() < spotCheckRate(standing.state, standing.record);
     await control.recordRequest({
       requestId,
       status: 'completed',
@@ -109,7 +114,7 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
         finishReason: result.finishReason,
         timings: result.timings,
         continuedFromTokens: result.continuedFromTokens,
-        verification: { status: sampled ? 'pending' : 'not sampled' },
+        verification: sampled ? { status: 'pending' } : { status: 'not sampled', ...(result.continuedFromTokens > 0 ? { reason: 'continued after a failover' } : {}) },
         accrual,
         workflowId: workflowInfo().workflowId,
       },

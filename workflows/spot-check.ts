@@ -6,14 +6,16 @@
  * a failed check voids the request's accrual.
  */
 import { ActivityFailure, getExternalWorkflowHandle, log, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import type { LedgerActivities } from '../activities/ledger.ts';
 import type { RequestActivities } from '../activities/requests.ts';
 import type { RoutingActivities } from '../activities/routing.ts';
 import type { VerifyActivities, VerifyInput } from '../activities/verify.ts';
+import { verifierReportSchema } from '../domain/inference-schema.ts';
 import { judge, type Verdict, type VerifierReport } from '../domain/verification.ts';
 import { controlRetry, taskQueues, timeouts, workflowIds } from '../temporal.config.ts';
 import { verificationVerdictSignal } from './node-actor.ts';
 
-const control = proxyLocalActivities<RoutingActivities & RequestActivities>({ startToCloseTimeout: timeouts.controlStartToClose, retry: controlRetry });
+const control = proxyLocalActivities<RoutingActivities & RequestActivities & LedgerActivities>({ startToCloseTimeout: timeouts.controlStartToClose, retry: controlRetry });
 
 function verifierOn(nodeId: string) {
   return proxyActivities<VerifyActivities>({
@@ -47,7 +49,15 @@ async function scoreElsewhere(input: SpotCheckInput, excludeOperators: string[],
   });
   for (const candidate of decision.ranked) {
     try {
-      const report: VerifierReport = await verifierOn(candidate.nodeId)({ ...input.claim });
+      const raw = await verifierOn(candidate.nodeId)({ ...input.claim });
+      // Verifiers are untrusted nodes too: a malformed report would throw in judge() and stall
+      // this workflow; it counts as this verifier failing, and the next candidate is asked.
+      const parsed = verifierReportSchema.safeParse(raw);
+      if (!parsed.success || parsed.data.verifierNodeId !== candidate.nodeId) {
+        log.warn('verifier returned an invalid report', { nodeId: candidate.nodeId, error: parsed.success ? 'wrong verifier id' : parsed.error.issues[0]?.message });
+        continue;
+      }
+      const report: VerifierReport = parsed.data;
       return { report, operator: candidate.operator };
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : err;
