@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from './env.ts';
+import { ConfigError, configSchema, explicitValue, loadConfig, parseConfig } from './env.ts';
 
 describe('config', () => {
   it('gives working defaults for a local network', () => {
@@ -25,5 +25,30 @@ describe('config', () => {
     expect(message).toMatch(/GATEWAY_PORT: .*65535/);
     expect(message).toMatch(/NATS_URL: must be a URL starting with nats:\/\/ or tls:\/\//);
     expect(message).toMatch(/TEMPORAL_ADDRESS: must be host:port/);
+  });
+
+  describe('explicitValue', () => {
+    it('tells a value set in the environment from a default, even an equal one', () => {
+      const config = parseConfig({ TEMPORAL_ADDRESS: '127.0.0.1:7233', NATS_URL: '' });
+      expect(explicitValue(config, 'TEMPORAL_ADDRESS')).toBe('127.0.0.1:7233');
+      expect(explicitValue(config, 'NATS_URL')).toBeUndefined();
+      expect(explicitValue(config, 'GITBLOCK_MODEL_DIR')).toBeUndefined();
+      expect(explicitValue(config, 'MONGODB_URI')).toBeUndefined();
+      expect(config.NATS_URL).toBe('nats://127.0.0.1:4222');
+    });
+
+    it('counts a value put in after parsing, and survives a spread', () => {
+      const config = { ...parseConfig({ TEMPORAL_NAMESPACE: 'ops' }), NATS_URL: 'nats://other:4222' };
+      expect(explicitValue(config, 'TEMPORAL_NAMESPACE')).toBe('ops');
+      expect(explicitValue(config, 'NATS_URL')).toBe('nats://other:4222');
+      expect(explicitValue(config, 'TEMPORAL_ADDRESS')).toBeUndefined();
+    });
+
+    it('works on loadConfig() and keeps the record out of keys and JSON', () => {
+      expect(explicitValue(loadConfig({ TEMPORAL_ADDRESS: 'temporal.example:7233' }), 'TEMPORAL_ADDRESS')).toBe('temporal.example:7233');
+      const config = parseConfig({});
+      expect(Object.keys(config)).toEqual(Object.keys(configSchema.parse({})));
+      expect(JSON.parse(JSON.stringify(config))).toEqual(JSON.parse(JSON.stringify(configSchema.parse({}))));
+    });
   });
 });

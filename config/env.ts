@@ -47,6 +47,11 @@ export const configSchema = z.object({
   GITBLOCK_NODE_KEY_FILE: z.string().optional(),
   GITBLOCK_NODE_ID: z.string().optional(),
   GITBLOCK_NODE_CONFIG: z.string().optional(),
+  GITBLOCK_NODE_CONTEXT_SIZE: z.string().optional(),
+  GITBLOCK_NODE_THREADS: z.string().optional(),
+  GITBLOCK_NODE_MAX_MEMORY: z.string().optional(),
+  /** Seconds, like `--shutdown-grace`. */
+  GITBLOCK_NODE_SHUTDOWN_GRACE: z.string().optional(),
   /** The node's own state (operator key, node id). */
   GITBLOCK_NODE_HOME: z.string().min(1).default(join(homedir(), '.gitblock')),
   // Settlement (issue 6). The control worker posts epoch roots only when both files are given.
@@ -62,7 +67,15 @@ export const configSchema = z.object({
   GITBLOCK_SETTLEMENT_CONFIRMATIONS: z.coerce.number().int().min(1).max(256).default(1),
 });
 
-export type Config = z.infer<typeof configSchema>;
+export type ConfigValues = z.infer<typeof configSchema>;
+
+/**
+ * Where `parseConfig` records the values it took from the schema's defaults. A symbol, so it
+ * stays out of `Object.keys` and JSON, but enumerable, so `{ ...config }` keeps it.
+ */
+export const defaultedValues: unique symbol = Symbol('gitblock.config.defaulted');
+
+export type Config = ConfigValues & { readonly [defaultedValues]?: Partial<ConfigValues> };
 
 /** A config error lists every bad variable with what it must be, in one message. */
 export class ConfigError extends Error {
@@ -80,7 +93,27 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
-  return result.data;
+  const defaults: Partial<Record<keyof ConfigValues, unknown>> = {};
+  for (const key of Object.keys(configSchema.shape) as (keyof ConfigValues)[]) {
+    if (cleaned[key] === undefined && result.data[key] !== undefined) defaults[key] = result.data[key];
+  }
+  return { ...result.data, [defaultedValues]: defaults as Partial<ConfigValues> };
+}
+
+/**
+ * `config[key]` when someone chose it: set (non-empty) in the environment, or put in the
+ * config by hand after parsing; `undefined` when it is only the schema's default. For settings
+ * with another source between the environment and the default, such as gitblock-node's
+ * `--config` file, which a default must not override.
+ *
+ * @example
+ * const temporal = flags.temporal ?? explicitValue(config, 'TEMPORAL_ADDRESS') ?? file.temporal ?? config.TEMPORAL_ADDRESS;
+ */
+export function explicitValue<K extends keyof ConfigValues>(config: Config, key: K): ConfigValues[K] | undefined {
+  const defaults = config[defaultedValues];
+  // Object.is, not `key in`: a value replaced after parsing, e.g. `{ ...config, KEY: v }`, is a choice.
+  if (defaults && key in defaults && Object.is(defaults[key], config[key])) return undefined;
+  return config[key];
 }
 
 /** Reads and validates `process.env`. The only `process.env` read in the project. */

@@ -1,11 +1,12 @@
 /**
  * `gitblock-node start` settings: flags, else environment, else the config file, else
  * defaults; validated together so every bad value is reported with the flag that fixes it.
+ * "Environment" means a variable actually set: the config schema's defaults rank last.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { Config } from '../../config/env.ts';
+import { explicitValue, type Config } from '../../config/env.ts';
 import { gpuChoices } from './gpu.ts';
 
 const csv = (value: string) =>
@@ -14,18 +15,19 @@ const csv = (value: string) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-const bytes = z.union([
-  z.number().int().positive(),
-  z.string().transform((v, ctx) => {
-    const m = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?$/i.exec(v.trim());
-    if (!m) {
-      ctx.addIssue({ code: 'custom', message: 'a size such as 512MiB or 8GiB' });
-      return z.NEVER;
-    }
-    const units: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30 };
-    return Math.floor(Number(m[1]) * units[(m[2] ?? 'b').toLowerCase()]!);
-  }),
-]);
+const sizeHint = 'a size such as 512MiB or 8GiB';
+const sizeUnits: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30 };
+// Validated in one transform, not in two union branches: zod reports a union whose branches
+// all fail as a bare "Invalid input", which hid the hint.
+const bytes = z.union([z.number(), z.string()], { error: sizeHint }).transform((v, ctx) => {
+  const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?$/i.exec(v.trim()) : null;
+  const n = typeof v === 'number' ? v : m ? Math.floor(Number(m[1]) * sizeUnits[(m[2] ?? 'b').toLowerCase()]!) : Number.NaN;
+  if (!Number.isInteger(n) || n <= 0) {
+    ctx.addIssue({ code: 'custom', message: sizeHint });
+    return z.NEVER;
+  }
+  return n;
+});
 
 export const nodeOptionsSchema = z.object({
   models: z.array(z.string().min(1)).min(1, 'name at least one model: --models smollm2-135m'),
@@ -107,6 +109,7 @@ const flagNames: Record<string, string> = {
   gpu: '--gpu',
   gateway: '--gateway',
   temporal: '--temporal',
+  namespace: '--namespace',
   nats: '--nats',
   maxParallel: '--max-parallel',
   modelDir: '--model-dir',
@@ -115,8 +118,17 @@ const flagNames: Record<string, string> = {
   threads: '--threads',
   maxMemory: '--max-memory',
   keyFile: '--key-file',
+  nodeId: '--node-id',
   shutdownGraceMs: '--shutdown-grace',
+  offline: '--offline',
 };
+
+/** `--shutdown-grace` and its variable are seconds; the option (and the file's `shutdownGraceMs`) is ms. */
+function secondsToMs(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  // Not Number(value) alone: it reads '' and ' ' as 0.
+  return /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) * 1000 : Number.NaN;
+}
 
 function readConfigFile(path: string | undefined): Record<string, unknown> {
   if (!path) return {};
@@ -158,19 +170,21 @@ export function resolveStartOptions(flags: StartFlags, config: Config, cores: nu
     models: typeof modelsRaw === 'string' ? csv(modelsRaw) : (modelsRaw ?? []),
     gpu: pick(flags.gpu, config.GITBLOCK_NODE_GPU, 'gpu', 'auto'),
     gateway: pick(flags.gateway, config.GITBLOCK_GATEWAY_URL, 'gateway'),
-    temporal: pick(flags.temporal, config.TEMPORAL_ADDRESS, 'temporal'),
-    namespace: pick(flags.namespace, config.TEMPORAL_NAMESPACE, 'namespace'),
-    nats: pick(flags.nats, config.NATS_URL, 'nats'),
+    // These variables have schema defaults, so config.X is always defined: pass only a value
+    // the environment set, and the default last, or the file's value would never be read.
+    temporal: pick(flags.temporal, explicitValue(config, 'TEMPORAL_ADDRESS'), 'temporal', config.TEMPORAL_ADDRESS),
+    namespace: pick(flags.namespace, explicitValue(config, 'TEMPORAL_NAMESPACE'), 'namespace', config.TEMPORAL_NAMESPACE),
+    nats: pick(flags.nats, explicitValue(config, 'NATS_URL'), 'nats', config.NATS_URL),
     maxParallel: pick(flags.maxParallel, config.GITBLOCK_NODE_MAX_PARALLEL, 'maxParallel', 4),
-    modelDir: pick(flags.modelDir, config.GITBLOCK_MODEL_DIR, 'modelDir'),
+    modelDir: pick(flags.modelDir, explicitValue(config, 'GITBLOCK_MODEL_DIR'), 'modelDir', config.GITBLOCK_MODEL_DIR),
     modelFiles: parseModelFiles(flags.modelFile) ?? file['modelFiles'] ?? {},
-    contextSize: pick(flags.contextSize, undefined, 'contextSize'),
-    threads: pick(flags.threads, undefined, 'threads', defaultThreads(cores)),
-    maxMemory: pick(flags.maxMemory, undefined, 'maxMemory'),
+    contextSize: pick(flags.contextSize, config.GITBLOCK_NODE_CONTEXT_SIZE, 'contextSize'),
+    threads: pick(flags.threads, config.GITBLOCK_NODE_THREADS, 'threads', defaultThreads(cores)),
+    maxMemory: pick(flags.maxMemory, config.GITBLOCK_NODE_MAX_MEMORY, 'maxMemory'),
     keyFile: pick(flags.keyFile, config.GITBLOCK_NODE_KEY_FILE, 'keyFile', join(config.GITBLOCK_NODE_HOME, 'operator.key')),
     nodeId: pick(flags.nodeId, config.GITBLOCK_NODE_ID, 'nodeId'),
     home: config.GITBLOCK_NODE_HOME,
-    shutdownGraceMs: pick(flags.shutdownGrace !== undefined ? Number(flags.shutdownGrace) * 1000 : undefined, undefined, 'shutdownGraceMs', 30_000),
+    shutdownGraceMs: pick(secondsToMs(flags.shutdownGrace), secondsToMs(config.GITBLOCK_NODE_SHUTDOWN_GRACE), 'shutdownGraceMs', 30_000),
     offline: flags.offline ?? file['offline'] ?? false,
     faults: parseFaults(flags.testFaults),
   };
