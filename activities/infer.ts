@@ -81,7 +81,9 @@ export function createInferActivities(deps: InferDeps) {
       }
       const promptTokens = input.messages ? engine.renderChat(input.messages) : engine.renderPrompt(input.prompt ?? '');
 
-      const delivered = await readDelivered(deps.jsm, input.subject);
+      // Reading a long stream takes many round trips, all before the ticker's first beat.
+      ctx.heartbeat();
+      const delivered = await readDelivered(deps.jsm, input.subject, { onProgress: () => ctx.heartbeat() });
       const result = (tokens: number[], text: string, finishReason: InferResult['finishReason'], newTokens: number, generationMs: number, ttft: number): InferResult => ({
         requestId: input.requestId,
         nodeId: deps.nodeId,
@@ -132,6 +134,7 @@ export function createInferActivities(deps: InferDeps) {
         const generated = await generator.generate({
           promptTokens,
           prefixTokens: delivered.tokens as Token[], // ids from the same model file (the hash is checked by routing)
+          prefixText: delivered.text,
           sampling:
             fault === 'random'
               ? { ...input.sampling, temperature: 5, topK: 0, topP: 1 }
@@ -149,6 +152,7 @@ export function createInferActivities(deps: InferDeps) {
             writer.push(token, text);
             if (writer.error) abort.abort();
           },
+          onText: (text) => writer.pushText(text),
         });
         const tokens = [...delivered.tokens, ...generated.tokens];
         const done = result(tokens, delivered.text + generated.text, truncateAt ? 'stop' : generated.finishReason, generated.tokens.length, generated.generationMs, generated.timeToFirstTokenMs);

@@ -11,6 +11,7 @@
  * that a GPU node's host shares with generation.
  */
 import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { z } from 'zod';
 import { tokenStreamName, type FinishReason, type TokenChunk, type Usage } from '../domain/inference.ts';
 
 const WRONG_LAST_SEQUENCE = 10071;
@@ -30,14 +31,37 @@ export interface Delivered {
   finished: TokenChunk['finish'];
 }
 
+const count = z.number().int().nonnegative();
+
+/** Chunks were written by other nodes, which are untrusted: a continuation builds on them. */
+const chunkSchema = z.object({
+  seq: count,
+  tokens: z.array(count),
+  text: z.string(),
+  finish: z
+    .object({
+      reason: z.enum(['stop', 'length']),
+      usage: z.object({ promptTokens: count, completionTokens: count, totalTokens: count }),
+    })
+    .optional(),
+});
+
+export interface ReadDeliveredOptions {
+  /** Called every `progressEvery` messages: one round trip each, so a long stream takes a while. */
+  onProgress?: (messages: number) => void;
+}
+
+export const progressEvery = 100;
+
 /** Everything already on a request's subject, in order. */
-export async function readDelivered(jsm: JetStreamManager, subject: string): Promise<Delivered> {
+export async function readDelivered(jsm: JetStreamManager, subject: string, options: ReadDeliveredOptions = {}): Promise<Delivered> {
   const delivered: Delivered = { tokens: [], text: '', nextSeq: 0, lastStreamSeq: 0, finished: undefined };
   let from = 1;
-  for (;;) {
+  for (let read = 0; ; read++) {
+    if (read > 0 && read % progressEvery === 0) options.onProgress?.(read);
     const message = await jsm.direct.getMessage(tokenStreamName, { seq: from, next_by_subj: subject });
     if (!message) return delivered;
-    const chunk = message.json<TokenChunk>();
+    const chunk = parseChunk(message.string(), subject, message.seq);
     if (chunk.seq !== delivered.nextSeq) throw new Error(`token stream ${subject} has a gap: chunk ${chunk.seq} after ${delivered.nextSeq - 1}`);
     delivered.tokens.push(...chunk.tokens);
     delivered.text += chunk.text;
@@ -46,6 +70,20 @@ export async function readDelivered(jsm: JetStreamManager, subject: string): Pro
     delivered.finished = chunk.finish;
     from = message.seq + 1;
   }
+}
+
+function parseChunk(body: string, subject: string, streamSeq: number): z.infer<typeof chunkSchema> {
+  const where = () => `token stream ${subject} has a malformed chunk at stream sequence ${streamSeq}`;
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new Error(`${where()}: not JSON`);
+  }
+  const parsed = chunkSchema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  throw new Error(`${where()}: ${issue.path.join('.') || 'chunk'}: ${issue.message}`);
 }
 
 export class TokenStreamWriter {
@@ -76,6 +114,14 @@ export class TokenStreamWriter {
     this.queuedTokens.push(token);
     this.queuedText += text;
     this.inFlight ??= this.drain();
+  }
+
+  /**
+   * Text with no new token (held back until generation ended). It goes out with the next
+   * chunk, normally the final one, rather than costing a publish of its own.
+   */
+  pushText(text: string): void {
+    this.queuedText += text;
   }
 
   /** Publishes what is queued plus the final chunk, and waits for every ack. */

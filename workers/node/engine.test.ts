@@ -53,6 +53,61 @@ describe('ModelEngine on the fixture model', () => {
     expect(pieces.join('')).toBe(stopped.text);
   });
 
+  /** A stop string that never occurs but starts with the answer's last character, so the end is held back. */
+  async function heldAtEnd() {
+    const plain = await engine.generate({ promptTokens: prompt(), sampling: greedy });
+    const stop = `${plain.text.at(-1)}|`;
+    expect(plain.text).not.toContain('|');
+    return { plain, sampling: { ...greedy, stop: [stop] } };
+  }
+
+  it('releases text held back at the end as text only: the streamed tokens are exactly the answer', async () => {
+    const { plain, sampling } = await heldAtEnd();
+    const streamed: Token[] = [];
+    const pieces: string[] = [];
+    const tails: string[] = [];
+    const result = await engine.generate({
+      promptTokens: prompt(),
+      sampling,
+      onToken: (t, text) => {
+        streamed.push(t);
+        pieces.push(text);
+      },
+      onText: (text) => {
+        tails.push(text);
+        pieces.push(text);
+      },
+    });
+    expect(result.finishReason).toBe('length');
+    expect(result.text).toBe(plain.text);
+    expect(streamed).toEqual(result.tokens);
+    expect(pieces.join('')).toBe(result.text);
+    expect(tails).toEqual([plain.text.at(-1)]); // the held path really ran
+  });
+
+  it('continues after a prefix whose text was partly held back, releasing that text', async () => {
+    const { plain, sampling } = await heldAtEnd();
+    const pieces: string[] = [];
+    const whole = await engine.generate({ promptTokens: prompt(), sampling, onToken: (_t, text) => pieces.push(text) });
+    // The last cut before the end after which the released text falls short of what the tokens decode to.
+    const k = whole.tokens.findLastIndex((_, i) => i > 0 && pieces.slice(0, i).join('').length < engine.detokenize(whole.tokens.slice(0, i)).length);
+    expect(k).toBeGreaterThan(1);
+    const delivered = pieces.slice(0, k).join('');
+    const rest = await engine.generate({ promptTokens: prompt(), prefixTokens: whole.tokens.slice(0, k), prefixText: delivered, sampling });
+    expect([...whole.tokens.slice(0, k), ...rest.tokens]).toEqual(whole.tokens);
+    expect(delivered + rest.text).toBe(plain.text);
+  });
+
+  it('continues after a prefix that ends inside a UTF-8 character, decoding it with what follows', async () => {
+    const words = (await engine.generate({ promptTokens: prompt(), sampling: { ...greedy, maxTokens: 6 } })).tokens;
+    const euro = engine.model.tokenize(' €', false); // space token(s), then the three bytes of €
+    const complete = [...words, ...euro.slice(0, -3)];
+    const prefix = [...complete, ...euro.slice(-3, -1)];
+    const rest = await engine.generate({ promptTokens: prompt(), prefixTokens: prefix, prefixText: engine.detokenize(complete), sampling: { ...greedy, maxTokens: 20 } });
+    expect(rest.tokens.length).toBeGreaterThan(0);
+    expect(engine.detokenize(complete) + rest.text).toBe(engine.detokenize([...prefix, ...rest.tokens]));
+  });
+
   it('stops within one token of a cancellation', async () => {
     const abort = new AbortController();
     let seen = 0;

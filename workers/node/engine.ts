@@ -35,10 +35,17 @@ export interface GenerateRequest {
   promptTokens: Token[];
   /** Answer tokens already delivered by an earlier attempt; generation continues after them. */
   prefixTokens?: Token[];
+  /**
+   * The text delivered with prefixTokens. What those tokens decode to beyond it was held back
+   * by the earlier attempt (a possible stop string, an incomplete character); this one releases it.
+   */
+  prefixText?: string;
   sampling: Sampling;
   signal?: AbortSignal;
   /** Called for each new token with the text that became final with it (may be ''). */
   onToken?: (token: Token, text: string) => void;
+  /** Called at most once, after the last onToken, with held-back text released when generation ended. */
+  onText?: (text: string) => void;
   /** Awaited after each token before the next is evaluated (test fault modes pace generation with it). */
   afterToken?: () => Promise<void>;
 }
@@ -118,8 +125,24 @@ class StreamingText {
     private readonly model: LlamaModel,
     private readonly stops: readonly string[],
     prefix: readonly Token[],
+    prefixText?: string,
   ) {
     this.history = prefix.slice(-8);
+    if (prefixText === undefined || !prefix.length) return;
+    // Rebuild the earlier attempt's state: trailing tokens of an incomplete character stay
+    // pending (this.push never leaves more than 3), and what the rest decodes to beyond the
+    // delivered text was held back.
+    for (let k = 0; k < 4; k++) {
+      const head = prefix.slice(0, prefix.length - k);
+      const decoded = this.model.detokenize(head, false);
+      if (decoded.endsWith('\uFFFD') && k < 3) continue;
+      // Delivered text that does not match its tokens: keep the old behaviour rather than guess.
+      if (!decoded.startsWith(prefixText)) return;
+      this.held = decoded.slice(prefixText.length);
+      this.pending = prefix.slice(prefix.length - k);
+      this.history = head.slice(-8);
+      return;
+    }
   }
 
   push(token: Token): { piece: string; stopped: boolean } {
@@ -252,7 +275,7 @@ export class ModelEngine implements AsyncDisposable {
     const started = performance.now();
     let firstTokenAt = 0;
     const tokens: Token[] = [];
-    const text = new StreamingText(this.model, sampling.stop ?? [], prefix);
+    const text = new StreamingText(this.model, sampling.stop ?? [], prefix, request.prefixText);
     let finishReason: FinishReason = 'length';
     try {
       await sequence.clearHistory();
@@ -282,8 +305,9 @@ export class ModelEngine implements AsyncDisposable {
         }
         if (request.signal?.aborted) throw new EngineError('ABORTED', 'generation cancelled');
       }
+      // Text only: its tokens were already streamed, and a prefix's held text has no new token at all.
       const tail = text.finish();
-      if (tail && tokens.length) request.onToken?.(tokens[tokens.length - 1]!, tail);
+      if (tail) request.onText?.(tail);
       return {
         tokens,
         text: text.released,
