@@ -46,6 +46,12 @@ export const timeouts = {
   controlStartToClose: '30 seconds',
   /** How long a request whose client went away waits for the gateway's cancel request. */
   clientCancelGrace: '10 seconds',
+  /**
+   * The most a request workflow may run, so that a gateway request cannot wait forever (with
+   * the control worker down, nothing would ever end it). Above one whole generation
+   * (inferStartToClose) plus the shared queue's wait and the control steps.
+   */
+  requestExecution: '15 minutes',
   /** Posting a root and waiting for confirmation can take a few blocks. */
   chainStartToClose: '2 minutes',
 } as const;

@@ -19,6 +19,7 @@ const statusOf = {
   internal_error: 500,
   no_node_available: 503,
   upstream_unavailable: 503,
+  upstream_timeout: 504,
 } as const;
 
 export type ErrorCode = keyof typeof statusOf;

@@ -4,13 +4,13 @@
  * relay its token stream as server-sent events, or wait for its result.
  */
 import { randomBytes } from 'node:crypto';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, TimeoutFailure } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { cancelSubject, tokenSubject, type ChatMessage, type Sampling } from '../../domain/inference.ts';
 import { estimatePromptTokens } from '../../domain/routing.ts';
 import { getModel } from '../../models/catalog.ts';
-import { workflowIds } from '../../temporal.config.ts';
+import { timeouts, workflowIds } from '../../temporal.config.ts';
 import { requestWorkflow, type RequestInput, type RequestOutcome } from '../../workflows/request.ts';
 import { authenticate } from '../auth.ts';
 import type { GatewayDeps } from '../deps.ts';
@@ -73,6 +73,10 @@ function admit(deps: GatewayDeps, modelId: string, promptTokens: number, maxToke
 
 function failureOf(err: unknown): ApiError {
   const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+  // The workflow's own execution timeout (activity timeouts arrive wrapped in an ActivityFailure).
+  if (cause instanceof TimeoutFailure) {
+    return new ApiError('upstream_timeout', `The network did not finish this request in time (${timeouts.requestExecution}); try again, or lower max_tokens`);
+  }
   const inner = cause instanceof ApplicationFailure ? cause : cause?.cause instanceof ApplicationFailure ? cause.cause : undefined;
   if (inner?.type === 'NO_NODE_AVAILABLE') return new ApiError('no_node_available', inner.message);
   if (inner?.type === 'INFER_BAD_INPUT') return new ApiError('invalid_body', inner.message);
@@ -84,6 +88,8 @@ interface Prepared {
   input: RequestInput;
   keyId: string;
   reserved: number;
+  /** The UTC day the reservation was charged to; settled on that day, even past midnight. */
+  day: string;
   stream: boolean;
   includeUsage: boolean;
   kind: Kind;
@@ -117,6 +123,7 @@ async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind): 
     requestId,
     keyId: key.id,
     reserved,
+    day: quota.day,
     stream: body.stream === true,
     includeUsage: body.stream_options?.include_usage === true,
     kind,
@@ -142,8 +149,42 @@ function choiceOf(kind: Kind, text: string, finishReason: string | null, delta: 
 
 const usageOf = (o: RequestOutcome) => ({ prompt_tokens: o.result.usage.promptTokens, completion_tokens: o.result.usage.completionTokens, total_tokens: o.result.usage.totalTokens });
 
+/** How long the relay may still read after the workflow succeeded, before it is closed anyway. */
+const relayDrainMs = 5_000;
+
+/** What the client has had of a request so far: what a cancelled request is charged for. */
+interface Progress {
+  cancelled: boolean;
+  relayedTokens: number;
+}
+
+/** Settles the key's reservation for the request's outcome, or for none; only the first call counts. */
+type Settle = (outcome?: RequestOutcome) => Promise<void>;
+
 async function handle(deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply, kind: Kind) {
   const p = await prepare(deps, request, kind);
+  // From here the key's quota holds p.reserved. It is settled exactly once, on every path: the
+  // answering paths settle before they answer (so the client's next request sees the refund),
+  // and the finally settles whatever else happened.
+  const progress: Progress = { cancelled: false, relayedTokens: 0 };
+  // A failed request costs nothing; a cancelled one its prompt and what it was sent, or
+  // cancelling just before the end would be a way around the quota.
+  const charge = (outcome?: RequestOutcome) =>
+    outcome ? outcome.result.usage.totalTokens : progress.cancelled ? Math.min(p.reserved, p.input.promptTokensEstimate + progress.relayedTokens) : 0;
+  let settled: Promise<void> | undefined;
+  const settle: Settle = (outcome) =>
+    (settled ??= deps.keys.settleTokens(p.keyId, p.reserved, charge(outcome), p.day).then(
+      () => {},
+      (err: unknown) => request.log.warn({ err, keyId: p.keyId }, 'quota settle failed'),
+    ));
+  try {
+    return await serve(deps, request, reply, kind, p, settle, progress);
+  } finally {
+    await settle();
+  }
+}
+
+async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply, kind: Kind, p: Prepared, settle: Settle, progress: Progress) {
   const started = performance.now();
   const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${p.requestId}`;
   const created = Math.floor((deps.now ?? Date.now)() / 1000);
@@ -153,85 +194,105 @@ async function handle(deps: GatewayDeps, request: FastifyRequest, reply: Fastify
   await deps.db.collection('requests').insertOne({ _id: p.requestId as never, keyId: p.keyId, modelId: model, kind, stream: p.stream, status: 'routing', createdAt: new Date() });
   // Subscribe before the workflow starts, as the design asks; the stream keeps chunks regardless.
   const relay = p.stream ? await TokenRelay.open(deps.js, p.input.subject) : undefined;
-  let handleWf: WorkflowHandle<typeof requestWorkflow>;
+  let drain: NodeJS.Timeout | undefined;
   try {
-    handleWf = await deps.temporal.workflow.start(requestWorkflow, { taskQueue: deps.controlTaskQueue, workflowId: workflowIds.request(p.requestId), args: [p.input] });
-  } catch (err) {
-    relay?.close();
-    await deps.keys.settleTokens(p.keyId, p.reserved, 0);
-    throw err;
-  }
+    const handleWf = await deps.temporal.workflow.start(requestWorkflow, {
+      taskQueue: deps.controlTaskQueue,
+      workflowId: workflowIds.request(p.requestId),
+      args: [p.input],
+      workflowExecutionTimeout: timeouts.requestExecution,
+    });
 
-  let finished = false;
-  // A client that goes away cancels the request: the node stops generating within a token.
-  reply.raw.on('close', () => {
-    if (finished) return;
-    relay?.close();
-    // Cancel the workflow first, then tell the node: were the node's "cancelled by the client"
-    // failure to reach the workflow before the cancel request, the request would end as failed.
-    void handleWf
-      .cancel()
-      .catch(() => {})
-      .finally(() => deps.nc.publish(cancelSubject(p.requestId)));
-    deps.metrics.requests.inc({ model, outcome: 'cancelled' });
-  });
-  const result = handleWf.result();
-  result.catch(() => relay?.close()); // a failed workflow ends the relay, whatever was streamed
-  const settle = (tokens: number) => deps.keys.settleTokens(p.keyId, p.reserved, tokens).catch((err: unknown) => request.log.warn({ err }, 'quota settle failed'));
+    let finished = false;
+    // A client that goes away cancels the request: the node stops generating within a token.
+    reply.raw.on('close', () => {
+      if (finished) return;
+      progress.cancelled = true;
+      relay?.close();
+      // Cancel the workflow first, then tell the node: were the node's "cancelled by the client"
+      // failure to reach the workflow before the cancel request, the request would end as failed.
+      void handleWf
+        .cancel()
+        .catch(() => {})
+        .finally(() => deps.nc.publish(cancelSubject(p.requestId)));
+      deps.metrics.requests.inc({ model, outcome: 'cancelled' });
+    });
+    const result = handleWf.result();
 
-  if (!relay) {
-    let outcome: RequestOutcome;
-    try {
-      outcome = await result;
-    } catch (err) {
+    if (!relay) {
+      let outcome: RequestOutcome;
+      try {
+        outcome = await result;
+      } catch (err) {
+        finished = true;
+        if (!progress.cancelled) deps.metrics.requests.inc({ model, outcome: 'failed' });
+        throw failureOf(err);
+      }
       finished = true;
-      await settle(0);
-      deps.metrics.requests.inc({ model, outcome: 'failed' });
-      throw failureOf(err);
+      await settle(outcome);
+      deps.metrics.requests.inc({ model, outcome: 'ok' });
+      deps.metrics.tokens.inc({ model }, outcome.result.usage.completionTokens);
+      deps.metrics.latency.observe({ model, stream: 'false' }, (performance.now() - started) / 1000);
+      const r = receipt(outcome);
+      return reply
+        .headers({ 'x-gitblock-request-id': r.request_id, 'x-gitblock-node': r.node_id, 'x-gitblock-route-reason': r.route_reason })
+        .send({ id, object, created, model, system_fingerprint: `gguf-${r.model_hash.slice(0, 16)}`, choices: [choiceOf(kind, outcome.result.text, outcome.result.finishReason, false)], usage: usageOf(outcome), gitblock: r });
     }
-    finished = true;
-    await settle(outcome.result.usage.totalTokens);
-    deps.metrics.requests.inc({ model, outcome: 'ok' });
-    deps.metrics.tokens.inc({ model }, outcome.result.usage.completionTokens);
-    deps.metrics.latency.observe({ model, stream: 'false' }, (performance.now() - started) / 1000);
-    const r = receipt(outcome);
-    return reply
-      .headers({ 'x-gitblock-request-id': r.request_id, 'x-gitblock-node': r.node_id, 'x-gitblock-route-reason': r.route_reason })
-      .send({ id, object, created, model, system_fingerprint: `gguf-${r.model_hash.slice(0, 16)}`, choices: [choiceOf(kind, outcome.result.text, outcome.result.finishReason, false)], usage: usageOf(outcome), gitblock: r });
-  }
 
-  reply.hijack();
-  const raw = reply.raw;
-  raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-gitblock-request-id': p.requestId, 'x-accel-buffering': 'no' });
-  const send = (payload: unknown) => raw.write(`data: ${JSON.stringify(payload)}\n\n`);
-  const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
-  let sentNode = false;
-  if (kind === 'chat') send({ id, object: chunkObject, created, model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }] });
-  for await (const chunk of relay.chunks()) {
-    if (!chunk.text) continue;
-    send({ id, object: chunkObject, created, model, choices: [choiceOf(kind, chunk.text, null, true)], ...(sentNode ? {} : { gitblock: { request_id: p.requestId, node_id: chunk.nodeId } }) });
-    sentNode = true;
+    // The relay must end whatever the outcome: at once when the workflow failed; shortly after
+    // it succeeded, since the node acked its last chunk before completing but the relay may still
+    // be reading it. Without that bound a lost or forged-over last chunk would hang the response.
+    void result.then(
+      () => (drain = setTimeout(() => relay.close(), relayDrainMs).unref()),
+      () => relay.close(),
+    );
+
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-gitblock-request-id': p.requestId, 'x-accel-buffering': 'no' });
+    const send = (payload: unknown) => void (raw.destroyed || raw.write(`data: ${JSON.stringify(payload)}\n\n`));
+    const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+    // Past the hijack no error handler can answer: every path below ends the response itself.
+    try {
+      let sentNode = false;
+      if (kind === 'chat') send({ id, object: chunkObject, created, model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }] });
+      for await (const chunk of relay.chunks()) {
+        progress.relayedTokens += chunk.tokens.length;
+        if (!chunk.text) continue;
+        send({ id, object: chunkObject, created, model, choices: [choiceOf(kind, chunk.text, null, true)], ...(sentNode ? {} : { gitblock: { request_id: p.requestId, node_id: chunk.nodeId } }) });
+        sentNode = true;
+      }
+      if (relay.malformed) request.log.warn({ requestId: p.requestId, malformed: relay.malformed }, 'ignored malformed messages on the token subject');
+      let outcome: RequestOutcome | undefined;
+      try {
+        outcome = await result;
+      } catch (err) {
+        finished = true;
+        await settle(); // before the error, on which a client's stream ends
+        send(failureOf(err).body());
+      }
+      finished = true;
+      if (outcome) {
+        send({ id, object: chunkObject, created, model, system_fingerprint: `gguf-${outcome.result.modelHash.slice(0, 16)}`, choices: [choiceOf(kind, '', outcome.result.finishReason, true)], gitblock: receipt(outcome) });
+        if (p.includeUsage) send({ id, object: chunkObject, created, model, choices: [], usage: usageOf(outcome) });
+        deps.metrics.requests.inc({ model, outcome: 'ok' });
+        deps.metrics.tokens.inc({ model }, outcome.result.usage.completionTokens);
+        deps.metrics.latency.observe({ model, stream: 'true' }, (performance.now() - started) / 1000);
+        await settle(outcome); // before [DONE], which is where a client's stream ends
+      } else if (!progress.cancelled) {
+        deps.metrics.requests.inc({ model, outcome: 'failed' });
+      }
+    } catch (err) {
+      // Not finished: ending the response below then cancels the workflow, which nobody reads.
+      request.log.error({ err, requestId: p.requestId }, 'relaying the token stream failed');
+      send(new ApiError('internal_error', 'The gateway hit an internal error; it has been logged').body());
+    } finally {
+      if (!raw.writableEnded && !raw.destroyed) raw.end('data: [DONE]\n\n');
+    }
+  } finally {
+    clearTimeout(drain);
+    relay?.close();
   }
-  let outcome: RequestOutcome | undefined;
-  try {
-    outcome = await result;
-  } catch (err) {
-    if (raw.destroyed) return;
-    const api = failureOf(err);
-    raw.write(`data: ${JSON.stringify(api.body())}\n\n`);
-  }
-  finished = true;
-  if (outcome) {
-    send({ id, object: chunkObject, created, model, system_fingerprint: `gguf-${outcome.result.modelHash.slice(0, 16)}`, choices: [choiceOf(kind, '', outcome.result.finishReason, true)], gitblock: receipt(outcome) });
-    if (p.includeUsage) send({ id, object: chunkObject, created, model, choices: [], usage: usageOf(outcome) });
-    deps.metrics.requests.inc({ model, outcome: 'ok' });
-    deps.metrics.tokens.inc({ model }, outcome.result.usage.completionTokens);
-    deps.metrics.latency.observe({ model, stream: 'true' }, (performance.now() - started) / 1000);
-  } else {
-    deps.metrics.requests.inc({ model, outcome: 'failed' });
-  }
-  await settle(outcome?.result.usage.totalTokens ?? 0);
-  raw.end('data: [DONE]\n\n');
 }
 
 export function completionRoutes(app: FastifyInstance, deps: GatewayDeps) {

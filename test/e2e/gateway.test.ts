@@ -2,9 +2,12 @@
  * End to end: the official `openai` client, pointed at the gateway, served by GPU node
  * processes running the fixture model, through Temporal, NATS and MongoDB.
  */
+import { Collection, type Document } from 'mongodb';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { searchAttributes, workflowIds } from '../../temporal.config.ts';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { TokenRelay } from '../../gateway/relay.ts';
+import { searchAttributes, timeouts, workflowIds } from '../../temporal.config.ts';
+import { unique } from '../helpers.ts';
 import type { NodeProcess } from '../node-process.ts';
 import { startNetwork, type Network } from './harness.ts';
 
@@ -123,6 +126,29 @@ describe('the gateway with the official openai client', () => {
     expect(doc?.['status']).toBe('cancelled');
   });
 
+  it('gives back the unused reservation of a stream the client cancels', async () => {
+    const { key: own, id: keyId } = await net.keys.issue('cancel-refund');
+    const c = new OpenAI({ baseURL: `${net.url}/v1`, apiKey: own, maxRetries: 0 });
+    const abort = new AbortController();
+    const stream = await c.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 800, temperature: 0, stream: true }, { signal: abort.signal });
+    let pieces = 0;
+    try {
+      for await (const _ of stream) if (++pieces === 3) abort.abort();
+    } catch {
+      // the client's own abort
+    }
+    // Reserved: the prompt estimate plus 800. Settled once the workflow is cancelled: the
+    // prompt and the few tokens sent are charged, the rest given back.
+    const deadline = Date.now() + 15_000;
+    let used = (await net.keys.usage(keyId)).usedTokens;
+    while (used >= 800 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      used = (await net.keys.usage(keyId)).usedTokens;
+    }
+    expect(used).toBeGreaterThan(0);
+    expect(used).toBeLessThan(800);
+  });
+
   it('lists live models with their capacity', async () => {
     const models = await client.models.list();
     const tiny = models.data.find((m) => m.id === 'gitblock-tiny') as unknown as { gitblock: { nodes: number; max_context: number } };
@@ -169,6 +195,58 @@ describe('errors, in OpenAI’s shape and status', () => {
   it('503 when no node serves the model, or none can fit the request', async () => {
     await expectError(client.chat.completions.create({ model: 'smollm2-135m', messages: ask }), 503, 'no_node_available', /No node is serving smollm2-135m/);
     await expectError(client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 1500 }), 503, 'no_node_available', /largest available for gitblock-tiny is 1024/);
+  });
+
+  it('500 when the request cannot be recorded or relayed, with the reservation given back', async () => {
+    const { key: own, id: keyId } = await net.keys.issue('broken-dispatch');
+    const c = new OpenAI({ baseURL: `${net.url}/v1`, apiKey: own, maxRetries: 0 });
+    const insertOne = Collection.prototype.insertOne;
+    const failInsert = vi.spyOn(Collection.prototype, 'insertOne').mockImplementation(function (this: Collection, doc, options) {
+      if (this.collectionName === 'requests' && (doc as Document)['keyId'] === keyId) return Promise.reject(new Error('injected: insert failed'));
+      return insertOne.call(this, doc, options);
+    });
+    try {
+      await expectError(c.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 50 }), 500, 'internal_error', /internal error/);
+    } finally {
+      failInsert.mockRestore();
+    }
+    expect((await net.keys.usage(keyId)).usedTokens).toBe(0);
+
+    const failOpen = vi.spyOn(TokenRelay, 'open').mockRejectedValueOnce(new Error('injected: no consumer'));
+    try {
+      await expectError(c.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 50, stream: true }), 500, 'internal_error', /internal error/);
+    } finally {
+      failOpen.mockRestore();
+    }
+    expect((await net.keys.usage(keyId)).usedTokens).toBe(0);
+  });
+
+  it('504 when the network does not finish the request in time, streamed or not, with the reservation given back', async () => {
+    const { key: own, id: keyId } = await net.keys.issue('timed-out');
+    const c = new OpenAI({ baseURL: `${net.url}/v1`, apiKey: own, maxRetries: 0, timeout: 30_000 });
+    const workflows = net.temporal.workflow;
+    const start = workflows.start.bind(workflows);
+    const asked: unknown[] = [];
+    const noWorker = vi.spyOn(workflows, 'start').mockImplementation(((workflow: never, options: Parameters<typeof start>[1]) => {
+      asked.push(options.workflowExecutionTimeout);
+      // A task queue nobody polls: to this request, the control worker is down. The bound is
+      // shortened so the test need not wait out the real one.
+      return start(workflow, { ...options, taskQueue: unique('no-worker'), workflowExecutionTimeout: '2 seconds' } as never);
+    }) as never);
+    try {
+      await expectError(c.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 50 }), 504, 'upstream_timeout', /did not finish this request in time/);
+      const stream = await c.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 50, stream: true });
+      // Streamed, the error arrives in the stream (the 200 went out first) and the stream ends.
+      const error = await (async () => {
+        for await (const _ of stream);
+      })().then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(OpenAI.APIError);
+      expect((error as InstanceType<typeof OpenAI.APIError>).code).toBe('upstream_timeout');
+    } finally {
+      noWorker.mockRestore();
+    }
+    expect(asked).toEqual([timeouts.requestExecution, timeouts.requestExecution]);
+    expect((await net.keys.usage(keyId)).usedTokens).toBe(0);
   });
 
   it('429 for the rate limit and for the daily quota, before any work starts', async () => {
