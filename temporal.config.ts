@@ -52,6 +52,12 @@ export const timeouts = {
    * (inferStartToClose) plus the shared queue's wait and the control steps.
    */
   requestExecution: '15 minutes',
+  /**
+   * The most a spot check may run (verifiers are asked in turn, 2 minutes each at most). A check
+   * that has not decided by then leaves the accrual paid; settlement waits longer than this
+   * after an epoch ends (settlementConfig.scheduleDelaySeconds), so verdicts land before it closes.
+   */
+  spotCheckExecution: '20 minutes',
   /** Posting a root and waiting for confirmation can take a few blocks. */
   chainStartToClose: '2 minutes',
 } as const;
@@ -89,8 +95,11 @@ export const settlementConfig = {
   scheduleId: 'gitblock-settlement',
   /** The tick's workflow id; the Schedule appends the scheduled time to it. */
   tickWorkflowId: 'settle-schedule',
-  /** The Schedule fires this long after an epoch ends, so requests finishing at the boundary have accrued. */
-  scheduleDelaySeconds: 300,
+  /**
+   * The Schedule fires this long after an epoch ends, so requests finishing at the boundary have
+   * accrued and their spot checks (at most timeouts.spotCheckExecution) have voided what they fail.
+   */
+  scheduleDelaySeconds: 1800,
   /** One step; computing an epoch of 100,000 operators takes well under this (bench/settlement.ts). */
   stepStartToClose: '15 minutes',
   /** Steps heartbeat; a step on a worker that died is noticed after this and retried on another. */

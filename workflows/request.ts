@@ -124,6 +124,7 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
       await startChild(spotCheckWorkflow, {
         workflowId: workflowIds.spotCheck(requestId),
         parentClosePolicy: ParentClosePolicy.ABANDON,
+        workflowExecutionTimeout: timeouts.spotCheckExecution,
         args: [
           {
             claim: {
