@@ -88,18 +88,26 @@ describe('the gateway with the official openai client', () => {
     const reference = await client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 150, temperature: 0 });
     const stream = await client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 150, temperature: 0, stream: true });
     let text = '';
+    let serving: string | undefined;
     let killed: string | undefined;
     let pieces = 0;
+    let requestId = '';
     for await (const chunk of stream) {
       text += chunk.choices[0]?.delta?.content ?? '';
-      const node = (chunk as unknown as { gitblock?: { node_id?: string } }).gitblock?.node_id;
+      requestId = chunk.id.replace('chatcmpl-', '');
+      // The first content chunk names the node that serves it.
+      serving ??= (chunk as unknown as { gitblock?: { node_id?: string } }).gitblock?.node_id;
       if (++pieces === 4 && !killed) {
-        killed = node ?? (await net.mongo.db.collection('requests').findOne({ _id: chunk.id.replace('chatcmpl-', '') as never }))?.['route']?.[0]?.nodeId;
+        killed = serving;
         await [a, b].find((n) => n.nodeId === killed)!.stop('SIGKILL');
       }
     }
     expect(killed).toBeDefined();
     expect(text).toBe(reference.choices[0]!.message.content);
+    // The other node finished the answer, continuing from what the killed one had delivered.
+    const record = await net.mongo.db.collection('requests').findOne({ _id: requestId as never });
+    expect(record?.['nodeId']).not.toBe(killed);
+    expect(record?.['continuedFromTokens']).toBeGreaterThan(0);
   });
 
   it('cancels generation when the client disconnects', async () => {
