@@ -36,4 +36,12 @@ describe('gitblock-node commands', () => {
       expect(stderr).toMatch(message);
     }
   });
+
+  // Off macOS node-llama-cpp has no Metal backend and would quietly run on the CPU.
+  it.runIf(process.platform !== 'darwin')('refuses a forced backend that node-llama-cpp cannot load, instead of running on another', async () => {
+    const { code, stderr } = await run(['models', '--gpu', 'metal']);
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(/--gpu metal: .*no working METAL backend/);
+  });
 });

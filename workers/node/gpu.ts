@@ -33,13 +33,19 @@ export async function memoryState(llama: Llama): Promise<{ free: number; total: 
 export async function detectCompute(choice: GpuChoice): Promise<ComputeInfo> {
   let llama: Llama;
   try {
-    llama = await getLlama({ gpu: choice === 'cpu' ? false : choice, logLevel: LlamaLogLevel.error, progressLogs: false });
+    // build 'never': a local build or a prebuilt binary, never a compile of llama.cpp at start.
+    llama = await getLlama({ gpu: choice === 'cpu' ? false : choice, build: 'never', logLevel: LlamaLogLevel.error, progressLogs: false });
   } catch (err) {
     throw new GpuUnavailableError(
       `--gpu ${choice}: node-llama-cpp has no working ${choice.toUpperCase()} backend on this machine (${(err as Error).message.split('\n')[0]}); use --gpu auto to take what works`,
     );
   }
   const backend: Backend = llama.gpu === false ? 'cpu' : llama.gpu;
+  // node-llama-cpp may quietly take another backend than the one asked for (metal off macOS).
+  if (choice !== 'auto' && backend !== choice) {
+    await llama.dispose();
+    throw new GpuUnavailableError(`--gpu ${choice}: node-llama-cpp loaded the ${backend} backend instead; this machine has no working ${choice.toUpperCase()} backend (use --gpu auto to take what works)`);
+  }
   const devices = backend === 'cpu' ? [] : await llama.getGpuDeviceNames();
   const memory = await memoryState(llama);
   return { llama, backend, devices, freeMemoryBytes: memory.free, totalMemoryBytes: memory.total, cpuMathCores: llama.cpuMathCores };

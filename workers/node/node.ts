@@ -40,7 +40,10 @@ async function checkFit(compute: ComputeInfo, models: { modelId: string; path: s
   const plans: FitPlan[] = [];
   let left = available;
   for (const m of models) {
-    const plan = await planFit(compute.llama, { ...m, contextSize: options.contextSize, sequences: options.maxParallel }, left);
+    // The catalog's default context, not the model's trained one: 4 sequences of a 128k-token
+    // context need more memory than most GPUs have, for prompts that rarely come.
+    const contextSize = options.contextSize ?? getModel(m.modelId).defaultContextLength;
+    const plan = await planFit(compute.llama, { ...m, contextSize, sequences: options.maxParallel }, left);
     plans.push(plan);
     left -= plan.totalBytes;
   }
