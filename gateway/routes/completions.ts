@@ -71,6 +71,18 @@ function admit(deps: GatewayDeps, modelId: string, promptTokens: number, maxToke
   }
 }
 
+/**
+ * A request workflow that timed out ran no code to record its end: the record would say
+ * 'running' for ever. The gateway, which saw the timeout, records it.
+ */
+async function recordTimeout(deps: GatewayDeps, requestId: string, err: unknown): Promise<void> {
+  if (!(err instanceof WorkflowFailedError && err.cause instanceof TimeoutFailure)) return;
+  await deps.db
+    .collection<{ _id: string }>('requests')
+    .updateOne({ _id: requestId }, { $set: { status: 'failed', error: `timed out after ${timeouts.requestExecution}`, updatedAt: new Date() } })
+    .catch(() => {});
+}
+
 function failureOf(err: unknown): ApiError {
   const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
   // The workflow's own execution timeout (activity timeouts arrive wrapped in an ActivityFailure).
@@ -226,6 +238,7 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
       } catch (err) {
         finished = true;
         if (!progress.cancelled) deps.metrics.requests.inc({ model, outcome: 'failed' });
+        await recordTimeout(deps, p.requestId, err);
         throw failureOf(err);
       }
       finished = true;
@@ -268,6 +281,7 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
         outcome = await result;
       } catch (err) {
         finished = true;
+        await recordTimeout(deps, p.requestId, err);
         await settle(); // before the error, on which a client's stream ends
         send(failureOf(err).body());
       }

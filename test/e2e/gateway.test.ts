@@ -255,6 +255,9 @@ describe('errors, in OpenAI’s shape and status', () => {
     }
     expect(asked).toEqual([timeouts.requestExecution, timeouts.requestExecution]);
     expect((await net.keys.usage(keyId)).usedTokens).toBe(0);
+    // Nothing in the workflow ran to record the end: the gateway did.
+    const records = await net.mongo.db.collection('requests').find({ keyId }).toArray();
+    expect(records.map((r) => r['status'])).toEqual(['failed', 'failed']);
   });
 
   it('429 for the rate limit and for the daily quota, before any work starts', async () => {
