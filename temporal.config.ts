@@ -87,6 +87,8 @@ export const nodeActorTimeouts = {
    * second, and each projection is an activity. A lifecycle change is projected at once.
    */
   projectionInterval: '2 seconds',
+  /** How often an actor re-reads its peers' medians (a read over every node of its models). */
+  peerRefreshMs: 5 * 60 * 1000,
 } as const;
 
 /** Weekly settlement (workflows/settlement.ts). */

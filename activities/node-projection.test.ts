@@ -77,3 +77,21 @@ describe('getNodeStates', () => {
     expect(await getNodeStates([])).toEqual({});
   });
 });
+
+describe('peerMedians', () => {
+  it('takes the medians of measured nodes that share a model, leaving out the node itself and suspended ones', async () => {
+    const { projectNodeState, peerMedians } = createNodeProjectionActivities(mongo.db);
+    const model = unique('model');
+    const measured = (latencyEmaMs: number | null, tokensPerSecondEma: number | null) => ({ ...newNodeRecord(t0), latencyEmaMs, tokensPerSecondEma });
+    const [self, p1, p2, p3, suspended, other] = ['self', 'p1', 'p2', 'p3', 'susp', 'other'].map((n) => unique(n));
+    await projectNodeState(snapshot(self!, 1, { models: [model], record: measured(1, 1) }));
+    await projectNodeState(snapshot(p1!, 1, { models: [model, 'x'], record: measured(100, 10) }));
+    await projectNodeState(snapshot(p2!, 1, { models: [model], record: measured(300, 30) }));
+    await projectNodeState(snapshot(p3!, 1, { models: [model], record: measured(null, 50) }));
+    await projectNodeState(snapshot(suspended!, 1, { models: [model], state: 'suspended', record: measured(5, 5000) }));
+    await projectNodeState(snapshot(other!, 1, { models: [unique('model')], record: measured(9000, 1) }));
+
+    expect(await peerMedians({ nodeId: self!, models: [model] })).toEqual({ latencyMs: 200, tokensPerSecond: 30 });
+    expect(await peerMedians({ nodeId: self!, models: [unique('model')] })).toBeNull();
+  });
+});

@@ -5,7 +5,7 @@
  * reordered by retries without harm (see {@link createNodeProjectionActivities}).
  */
 import { MongoServerError, type Db } from 'mongodb';
-import type { NodeRecord, NodeState } from '../domain/reputation.ts';
+import type { NodeRecord, NodeState, PeerMedians } from '../domain/reputation.ts';
 
 /** The collection the node actors project into. */
 export const nodesCollection = 'nodes';
@@ -92,6 +92,27 @@ export function createNodeProjectionActivities(db: Db) {
     },
 
     /**
+     * The medians of time to first token and tokens per second among other nodes serving any of
+     * `models` (measured ones, not suspended or retired): what a node's performance is judged
+     * against. 0 where no peer has a measurement; null without any peer.
+     */
+    async peerMedians(input: { nodeId: string; models: string[] }): Promise<PeerMedians | null> {
+      const latencies: number[] = [];
+      const speeds: number[] = [];
+      const peers = nodes.find(
+        { _id: { $ne: input.nodeId }, models: { $in: input.models }, state: { $nin: ['suspended', 'retired'] } },
+        { projection: { 'record.latencyEmaMs': 1, 'record.tokensPerSecondEma': 1 } },
+      ).limit(5_000);
+      for await (const doc of peers) {
+        const { latencyEmaMs, tokensPerSecondEma } = doc.record ?? {};
+        if (typeof latencyEmaMs === 'number' && latencyEmaMs > 0) latencies.push(latencyEmaMs);
+        if (typeof tokensPerSecondEma === 'number' && tokensPerSecondEma > 0) speeds.push(tokensPerSecondEma);
+      }
+      if (!latencies.length && !speeds.length) return null;
+      return { latencyMs: median(latencies), tokensPerSecond: median(speeds) };
+    },
+
+    /**
      * The projected state of each node asked for, keyed by node id; a node with no document
      * (never projected, or unknown) has no key, so a lookup gives undefined.
      */
@@ -114,3 +135,10 @@ export function createNodeProjectionActivities(db: Db) {
 }
 
 export type NodeProjectionActivities = ReturnType<typeof createNodeProjectionActivities>;
+
+function median(values: number[]): number {
+  if (!values.length) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}

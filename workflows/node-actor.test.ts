@@ -4,11 +4,12 @@
  */
 import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
+import type { Db } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNodeProjectionActivities, nodesCollection, type NodeDocument, type NodeSnapshot } from '../activities/node-projection.ts';
 import { connectMongo, type MongoHandle } from '../connections/mongo.ts';
 import { connectTemporalClient, connectWorker } from '../connections/temporal.ts';
-import { PROBATION_REQUESTS, RECOVERY_REQUESTS } from '../domain/reputation.ts';
+import { newNodeRecord, PROBATION_REQUESTS, RECOVERY_REQUESTS, reputation } from '../domain/reputation.ts';
 import { stack, unique, workflowBundle } from '../test/helpers.ts';
 import { workflowIds } from '../temporal.config.ts';
 import {
@@ -43,6 +44,8 @@ interface Actor {
   nodeId: string;
   /** The projected document, as FerretDB has it now. */
   doc(): Promise<NodeDocument | null>;
+  /** The test's own database, which the actor projects into. */
+  db: Db;
   /** Snapshots the projection activity was called with, in order. */
   projections: NodeSnapshot[];
   ok(requestId?: string, extra?: { latencyMs?: number; tokensPerSecond?: number }): Promise<void>;
@@ -82,6 +85,7 @@ async function withActor(body: (actor: Actor) => Promise<void>, options: Partial
     nodeId,
     projections,
     doc: () => db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId }),
+    db,
     ok: (requestId = nextRequestId(), extra = {}) => handle.signal(requestOutcomeSignal, { requestId, ok: true, latencyMs: 120, tokensPerSecond: 40, at: Date.now(), ...extra }),
     fail: (requestId = nextRequestId()) => handle.signal(requestOutcomeSignal, { requestId, ok: false, at: Date.now() }),
     verdict: (passed, requestId = nextRequestId()) => handle.signal(verificationVerdictSignal, { requestId, passed, at: Date.now() }),
@@ -128,6 +132,30 @@ describe('the node actor', () => {
       const doc = await waitFor(actor.doc, (d) => d?.state === 'active');
       expect(doc?.record.requestsServed).toBe(PROBATION_REQUESTS);
       expect(doc?.updatedAt).toBeInstanceOf(Date);
+    });
+  });
+
+  it('judges latency and throughput against the peers serving the same model', async () => {
+    await withActor(async (actor) => {
+      await waitFor(actor.doc, (d) => d !== null);
+      // A peer twice as slow to first token and half as fast: this node should rank above parity.
+      await actor.db.collection<NodeDocument>(nodesCollection).insertOne({
+        _id: unique('peer'),
+        operator,
+        models: ['gitblock-tiny'],
+        state: 'active',
+        reputation: 0.5,
+        record: { ...newNodeRecord(Date.now()), latencyEmaMs: 240, tokensPerSecondEma: 20 },
+        version: 1,
+        updatedAt: new Date(),
+      });
+      await actor.ok();
+      await waitFor(actor.doc, (d) => d?.record.requestsServed === 1);
+      await actor.ok();
+      const doc = await waitFor(actor.doc, (d) => d?.record.requestsServed === 2);
+      const alone = reputation(doc!.record);
+      expect(doc!.reputation).toBeCloseTo(reputation(doc!.record, { latencyMs: 240, tokensPerSecond: 20 }), 9);
+      expect(doc!.reputation).toBeGreaterThan(alone);
     });
   });
 

@@ -31,6 +31,7 @@ import {
   type NodeStanding,
   type NodeState,
   type OnlineState,
+  type PeerMedians,
 } from '../domain/reputation.ts';
 import { controlRetry, nodeActorTimeouts, timeouts } from '../temporal.config.ts';
 
@@ -125,7 +126,7 @@ export interface NodeActorInput {
   maxSignalsBeforeContinue?: number | undefined;
 }
 
-const { projectNodeState } = proxyActivities<NodeProjectionActivities>({
+const { projectNodeState, peerMedians } = proxyActivities<NodeProjectionActivities>({
   startToCloseTimeout: timeouts.controlStartToClose,
   // The projection is idempotent (versioned), so retrying is safe.
   retry: controlRetry,
@@ -178,6 +179,9 @@ export async function nodeActorWorkflow(input: NodeActorInput): Promise<NodeActo
   const seenVerdicts = new RecentIds(carried?.seenVerdicts ?? []);
   const maxSignals = Math.max(1, input.maxSignalsBeforeContinue ?? MAX_SIGNALS_BEFORE_CONTINUE);
 
+  /** Medians of the nodes serving the same models, for the performance term of the reputation. */
+  let peers: PeerMedians | undefined;
+  let peersAt = -Infinity;
   let signalsThisRun = 0;
   // Project at the start of every run: the first creates the document, a continued run
   // publishes whatever the previous one had batched but not yet written.
@@ -206,7 +210,7 @@ export async function nodeActorWorkflow(input: NodeActorInput): Promise<NodeActo
     resumeState: node.lifecycle.resumeState,
     offlineReason,
     record: node.record,
-    reputation: reputation(node.record),
+    reputation: reputation(node.record, peers),
     version,
   });
 
@@ -281,6 +285,12 @@ export async function nodeActorWorkflow(input: NodeActorInput): Promise<NodeActo
     };
     try {
       await projectNodeState(snapshot);
+      // Peers change slowly and the query reads every node of the model: refresh now and then.
+      // Until a peer exists (a new model, a one-node network) it looks again at each projection.
+      if (Date.now() - peersAt >= nodeActorTimeouts.peerRefreshMs) {
+        peers = (await peerMedians({ nodeId: input.nodeId, models })) ?? undefined;
+        if (peers) peersAt = Date.now();
+      }
       return true;
     } catch (err) {
       if (isCancellation(err)) throw err;
