@@ -13,6 +13,11 @@ describe('gitblock-node commands', () => {
     expect(parsed.backend).toBe('cpu');
     expect(parsed.models.map((m) => m.id)).toEqual(listModels().map((m) => m.id));
     for (const m of parsed.models) expect(m.fits).toBe(m.memory <= parsed.freeMemoryBytes);
+    // Weights once, one KV cache per sequence: four by default, as start allocates.
+    const tiny = listModels().find((m) => m.id === 'gitblock-tiny')!;
+    expect(parsed.models.find((m) => m.id === 'gitblock-tiny')!.memory).toBe(tiny.sizeBytes + 4 * (tiny.memoryBytes - tiny.sizeBytes));
+    const one = JSON.parse((await run(['models', '--gpu', 'cpu', '--json', '--max-parallel', '1'])).stdout) as typeof parsed;
+    expect(one.models.find((m) => m.id === 'gitblock-tiny')!.memory).toBe(tiny.memoryBytes);
   });
 
   it('status: says plainly when this machine has no node yet', async () => {
@@ -29,6 +34,7 @@ describe('gitblock-node commands', () => {
       [['start', '--models', 'gitblock-tiny', '--model-file', 'nope'], /--model-file nope: use --model-file <model-id>=<path to \.gguf>/],
       [['start', '--models', 'gitblock-tiny', '--test-faults', 'lie:2'], /unknown fault 'lie:2'/],
       [['start'], /--models: name at least one model/],
+      [['models', '--max-parallel', 'many'], /--max-parallel: a whole number from 1 to 256, got many/],
     ] as const) {
       const { code, stderr } = await run([...args], { GITBLOCK_NODE_HOME: mkdtempSync(join(tmpdir(), 'gbn-args-')) });
       expect(code, args.join(' ')).toBe(1);

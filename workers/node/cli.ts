@@ -12,6 +12,12 @@ import { rewardsClaimCommand, rewardsCommand } from './commands/rewards.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
 
+// Output piped into a reader that stops early (`gitblock-node models | head`) is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 function fail(err: unknown): never {
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`gitblock-node: ${message}\n`);
@@ -60,6 +66,7 @@ program
   .command('models')
   .description('the model catalog, marking which models fit this machine')
   .addOption(new Option('--gpu <backend>', 'compute backend').choices(gpuChoices).default('auto'))
+  .option('--max-parallel <n>', 'requests at once, as for start (default 4)')
   .option('--json', 'print JSON')
   .action((flags) => modelsCommand(flags).catch(fail));
 
