@@ -87,6 +87,8 @@ export const nodeActorTimeouts = {
    * second, and each projection is an activity. A lifecycle change is projected at once.
    */
   projectionInterval: '2 seconds',
+  /** How often a registered node's heartbeat is sampled for its uptime. */
+  livenessIntervalMs: 60 * 1000,
   /** How often an actor re-reads its peers' medians (a read over every node of its models). */
   peerRefreshMs: 5 * 60 * 1000,
 } as const;

@@ -32,6 +32,12 @@ interface RegistrationDoc {
 export function createRoutingActivities(deps: { db: Db; liveNodes: LiveNodes; now?: () => number }) {
   const now = deps.now ?? Date.now;
   return {
+    /** Whether the node's heartbeat is live in the bucket now: the node actor samples it for uptime. */
+    async nodeLive(input: { nodeId: string }): Promise<boolean> {
+      await deps.liveNodes.whenReady();
+      return deps.liveNodes.get(input.nodeId) !== undefined;
+    },
+
     async route(input: RouteInput): Promise<RouteDecision> {
       await deps.liveNodes.whenReady();
       const live = deps.liveNodes.list(input.modelId);

@@ -50,11 +50,26 @@ describe('the thresholds', () => {
       SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES: 2,
     });
     const w = REPUTATION_WEIGHTS;
-    expect(w.verification + w.success + w.performance + w.longevity).toBeCloseTo(1, 12);
+    expect(w.verification + w.success + w.uptime + w.performance + w.longevity).toBeCloseTo(1, 12);
   });
 });
 
 describe('recordEvent', () => {
+  it('counts liveness samples; only a live one is activity', () => {
+    let r = newNodeRecord(t0);
+    r = recordEvent(r, { type: 'liveness', live: true, at: t0 + 1_000 });
+    r = recordEvent(r, { type: 'liveness', live: false, at: t0 + 2_000 });
+    r = recordEvent(r, { type: 'liveness', live: true, at: t0 + 3_000 });
+    r = recordEvent(r, { type: 'liveness', live: false, at: t0 + 4_000 });
+    expect(r).toMatchObject({ uptimeChecks: 4, uptimeLive: 2, lastActivityAt: t0 + 3_000 });
+    // A node that is seldom live ranks below one that always is, all else equal.
+    const always = { ...r, uptimeLive: 4 };
+    expect(reputation(always)).toBeGreaterThan(reputation(r));
+    // A record carried over from before uptime was sampled still counts from zero.
+    const { uptimeChecks: _c, uptimeLive: _l, ...old } = newNodeRecord(t0);
+    expect(recordEvent(old as never, { type: 'liveness', live: true, at: t0 })).toMatchObject({ uptimeChecks: 1, uptimeLive: 1 });
+  });
+
   it('counts outcomes and keeps moving averages of latency and throughput', () => {
     let r = newNodeRecord(t0);
     r = recordEvent(r, ok({ latencyMs: 100, tokensPerSecond: 50 }));
@@ -225,16 +240,19 @@ describe('reputation', () => {
       verificationFailures: 1,
       latencyEmaMs: 100,
       tokensPerSecondEma: 60,
+      uptimeChecks: 8,
+      uptimeLive: 6,
       lastActivityAt: t0 + LONGEVITY_HALF_MS,
     };
     const peers = { latencyMs: 200, tokensPerSecond: 30 };
     const verification = 4 / (3 + 2 + VERIFICATION_FAILURE_WEIGHT * 1);
     const success = 9 / 10;
+    const uptime = 7 / 10;
     const performance = (2 / 3 + 2 / 3) / 2;
     const longevity = 0.75;
-    expect(reputation(record, peers)).toBeCloseTo(0.5 * verification + 0.25 * success + 0.15 * performance + 0.1 * longevity, 12);
+    expect(reputation(record, peers)).toBeCloseTo(0.5 * verification + 0.2 * success + 0.1 * uptime + 0.1 * performance + 0.1 * longevity, 12);
     // Without peers, performance is neutral.
-    expect(reputation(record)).toBeCloseTo(0.5 * verification + 0.25 * success + 0.15 * 0.5 + 0.1 * longevity, 12);
+    expect(reputation(record)).toBeCloseTo(0.5 * verification + 0.2 * success + 0.1 * uptime + 0.1 * 0.5 + 0.1 * longevity, 12);
   });
 
   it('rewards being faster than the peers and punishes being slower', () => {
@@ -246,8 +264,8 @@ describe('reputation', () => {
   });
 
   it('stays within 0..1 at the extremes', () => {
-    const best = { ...newNodeRecord(t0), requestsServed: 1e9, verificationPasses: 1e9, latencyEmaMs: 1, tokensPerSecondEma: 1e6, lastActivityAt: t0 + 1e15 };
-    const worst = { ...newNodeRecord(t0), failures: 1e9, verificationFailures: 1e9, latencyEmaMs: 1e9, tokensPerSecondEma: 1e-9 };
+    const best = { ...newNodeRecord(t0), requestsServed: 1e9, verificationPasses: 1e9, uptimeChecks: 1e9, uptimeLive: 1e9, latencyEmaMs: 1, tokensPerSecondEma: 1e6, lastActivityAt: t0 + 1e15 };
+    const worst = { ...newNodeRecord(t0), failures: 1e9, verificationFailures: 1e9, uptimeChecks: 1e9, latencyEmaMs: 1e9, tokensPerSecondEma: 1e-9 };
     const peers = { latencyMs: 200, tokensPerSecond: 30 };
     expect(reputation(best, peers)).toBeLessThanOrEqual(1);
     expect(reputation(best, peers)).toBeGreaterThan(0.95);

@@ -65,8 +65,9 @@ export const LONGEVITY_HALF_MS = 7 * 24 * 60 * 60 * 1000;
 /** How much each component counts in {@link reputation}; they sum to 1. */
 export const REPUTATION_WEIGHTS = {
   verification: 0.5,
-  success: 0.25,
-  performance: 0.15,
+  success: 0.2,
+  uptime: 0.1,
+  performance: 0.1,
   longevity: 0.1,
 } as const;
 
@@ -97,6 +98,10 @@ export interface NodeRecord {
   cleanStreak: number;
   /** Successful requests since the last failed verdict (or since the record began). */
   servedSinceVerificationFailure: number;
+  /** Liveness samples taken while the node was registered (see the node actor). */
+  uptimeChecks: number;
+  /** Of those, the samples that found its heartbeat live. */
+  uptimeLive: number;
   /** When the node was first seen, ms since epoch. */
   firstSeenAt: number;
   /** The latest event time seen, ms since epoch. */
@@ -114,6 +119,8 @@ export interface NodeLifecycle {
 export type NodeEvent =
   | { type: 'request'; ok: boolean; latencyMs?: number | undefined; tokensPerSecond?: number | undefined; at: number }
   | { type: 'verification'; passed: boolean; at: number }
+  /** A sample of whether the registered node's heartbeat is live in the bucket. */
+  | { type: 'liveness'; live: boolean; at: number }
   | { type: 'registered'; at: number }
   | { type: 'deregistered'; at: number }
   | { type: 'reinstate'; at: number }
@@ -144,6 +151,8 @@ export function newNodeRecord(at: number): NodeRecord {
     recent: [],
     cleanStreak: 0,
     servedSinceVerificationFailure: 0,
+    uptimeChecks: 0,
+    uptimeLive: 0,
     firstSeenAt: at,
     lastActivityAt: at,
   };
@@ -205,6 +214,15 @@ export function recordEvent(record: NodeRecord, event: NodeEvent): NodeRecord {
         servedSinceVerificationFailure: 0,
         firstSeenAt,
         lastActivityAt,
+      };
+    case 'liveness':
+      // Records carried over from before uptime was sampled lack the counts.
+      return {
+        ...record,
+        uptimeChecks: (record.uptimeChecks ?? 0) + 1,
+        uptimeLive: (record.uptimeLive ?? 0) + (event.live ? 1 : 0),
+        // Only a live sample is activity: a silent node's history does not grow longer.
+        ...(event.live ? { firstSeenAt, lastActivityAt } : {}),
       };
     default:
       return { ...record, firstSeenAt, lastActivityAt };
@@ -314,14 +332,16 @@ function relative(x: number): number {
 }
 
 /**
- * A node's reputation, 0..1, the weighted sum of four components, each 0..1 and each 0.5
+ * A node's reputation, 0..1, the weighted sum of five components, each 0..1 and each 0.5
  * when nothing is known, so a node with no record (or `undefined`) scores exactly 0.5:
  *
  * - verification (0.5): `(passes + 1) / (passes + 2 + VERIFICATION_FAILURE_WEIGHT * failures)`,
  *   a smoothed pass rate of spot checks in which a failure counts 4 times. Weighted highest: it
  *   is the only evidence that the answers are real.
- * - success (0.25): `(served + 1) / (served + failures + 2)`, the smoothed success rate.
- * - performance (0.15): against the peer medians, when given and measured: latency
+ * - success (0.2): `(served + 1) / (served + failures + 2)`, the smoothed success rate.
+ * - uptime (0.1): `(live + 1) / (checks + 2)`, the smoothed share of liveness samples (taken
+ *   while the node is registered) that found its heartbeat in the bucket.
+ * - performance (0.1): against the peer medians, when given and measured: latency
  *   `r / (1 + r)` with `r = peerLatency / latency`, throughput `t / (1 + t)` with
  *   `t = tokensPerSecond / peerTokensPerSecond`, averaged (0.5 = median, 2x better ≈ 0.67).
  *   Without peers or measurements, 0.5.
@@ -355,6 +375,8 @@ export function reputation(record: NodeRecord | undefined, peers?: PeerMedians):
   const span = Math.max(0, record.lastActivityAt - record.firstSeenAt);
   const longevity = 0.5 + (0.5 * span) / (span + LONGEVITY_HALF_MS);
 
-  const score = w.verification * verification + w.success * success + w.performance * performance + w.longevity * longevity;
+  const uptime = ((record.uptimeLive ?? 0) + 1) / ((record.uptimeChecks ?? 0) + 2);
+
+  const score = w.verification * verification + w.success * success + w.uptime * uptime + w.performance * performance + w.longevity * longevity;
   return Math.min(1, Math.max(0, score));
 }

@@ -57,7 +57,7 @@ let requestCounter = 0;
 const nextRequestId = () => `req-${++requestCounter}`;
 
 /** Runs `body` with a worker on a fresh task queue and database, and a started node actor. */
-async function withActor(body: (actor: Actor) => Promise<void>, options: Partial<NodeActorInput> = {}): Promise<void> {
+async function withActor(body: (actor: Actor) => Promise<void>, options: Partial<NodeActorInput> = {}, extraActivities: Record<string, (...args: never[]) => Promise<unknown>> = {}): Promise<void> {
   const taskQueue = unique('node-actor');
   const nodeId = unique('node');
   const db = mongo.client.db(unique('nodes'));
@@ -73,6 +73,7 @@ async function withActor(body: (actor: Actor) => Promise<void>, options: Partial
         projections.push(snapshot);
         return real.projectNodeState(snapshot);
       },
+      ...extraActivities,
     },
   });
   const handle = await client.workflow.start(nodeActorWorkflow, {
@@ -157,6 +158,35 @@ describe('the node actor', () => {
       expect(doc!.reputation).toBeCloseTo(reputation(doc!.record, { latencyMs: 240, tokensPerSecond: 20 }), 9);
       expect(doc!.reputation).toBeGreaterThan(alone);
     });
+  });
+
+  it('samples its heartbeat while registered and counts the live share as uptime', async () => {
+    let live = true;
+    const asked: string[] = [];
+    const nodeLive = async ({ nodeId }: { nodeId: string }) => {
+      asked.push(nodeId);
+      return live;
+    };
+    await withActor(
+      async (actor) => {
+        const up = await waitFor(actor.doc, (d) => (d?.record.uptimeLive ?? 0) >= 2);
+        expect(up?.record.uptimeLive).toBe(up?.record.uptimeChecks);
+        live = false;
+        const down = await waitFor(actor.doc, (d) => (d?.record.uptimeChecks ?? 0) - (d?.record.uptimeLive ?? 0) >= 3);
+        expect(down!.reputation).toBeLessThan(up!.reputation);
+        expect(new Set(asked)).toEqual(new Set([actor.nodeId]));
+        // Deregistered, it is not sampled: being away on purpose is not downtime.
+        await actor.handle.signal(deregisteredSignal, { reason: 'operator stopped it', at: Date.now() });
+        await waitFor(async () => (await actor.handle.query(stateQuery)).state, (s) => s === 'offline');
+        // A sample already on its way when the signal came may still land.
+        await new Promise((r) => setTimeout(r, 300));
+        const count = asked.length;
+        await new Promise((r) => setTimeout(r, 800));
+        expect(asked.length).toBe(count);
+      },
+      { livenessIntervalMs: 150 },
+      { nodeLive },
+    );
   });
 
   it('batches projections: a burst of signals costs a few writes, not one each', async () => {

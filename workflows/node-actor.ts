@@ -18,9 +18,11 @@ import {
   log,
   proxyActivities,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { NodeProjectionActivities, NodeSnapshot } from '../activities/node-projection.ts';
+import type { RoutingActivities } from '../activities/routing.ts';
 import {
   applyNodeEvent,
   newNodeLifecycle,
@@ -124,12 +126,20 @@ export interface NodeActorInput {
   state?: NodeActorState | undefined;
   /** Overrides MAX_SIGNALS_BEFORE_CONTINUE (tests force continue-as-new with a low one). */
   maxSignalsBeforeContinue?: number | undefined;
+  /** Overrides nodeActorTimeouts.livenessIntervalMs (tests sample faster). */
+  livenessIntervalMs?: number | undefined;
 }
 
 const { projectNodeState, peerMedians } = proxyActivities<NodeProjectionActivities>({
   startToCloseTimeout: timeouts.controlStartToClose,
   // The projection is idempotent (versioned), so retrying is safe.
   retry: controlRetry,
+});
+
+/** One attempt: a missed sample is simply not counted, the next one comes soon. */
+const { nodeLive } = proxyActivities<Pick<RoutingActivities, 'nodeLive'>>({
+  startToCloseTimeout: timeouts.controlStartToClose,
+  retry: { maximumAttempts: 1 },
 });
 
 /** A bounded, insertion-ordered set of ids: the oldest are forgotten first. */
@@ -254,6 +264,30 @@ export async function nodeActorWorkflow(input: NodeActorInput): Promise<NodeActo
     apply({ type: s.action, at: timeOf(s.at) });
   });
   setHandler(stateQuery, view);
+
+  // Uptime from heartbeats: while the node is registered, sample now and then whether its
+  // heartbeat is live in the bucket. A background loop, so signals are never held up by it.
+  const livenessEvery = Math.max(100, input.livenessIntervalMs ?? nodeActorTimeouts.livenessIntervalMs);
+  void (async () => {
+    try {
+      for (;;) {
+        await sleep(livenessEvery);
+        if (retired()) return;
+        if (node.lifecycle.state === 'offline') continue;
+        let live: boolean;
+        try {
+          live = (await nodeLive({ nodeId: input.nodeId })) === true;
+        } catch (err) {
+          if (isCancellation(err)) return;
+          continue;
+        }
+        apply({ type: 'liveness', live, at: Date.now() });
+      }
+    } catch (err) {
+      // Cancelled with the workflow: nothing left to sample.
+      if (!isCancellation(err)) throw err;
+    }
+  })();
 
   /** What continue-as-new hands the next run. */
   function carry(): NodeActorState {
