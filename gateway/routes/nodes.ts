@@ -1,5 +1,7 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
+import type { NodeDocument } from '../../activities/node-projection.ts';
+import { nodeIdSchema } from '../../domain/heartbeat.ts';
 import { workflowIds } from '../../temporal.config.ts';
 import { nodeActorWorkflow, registeredSignal } from '../../workflows/node-actor.ts';
 import type { GatewayDeps } from '../deps.ts';
@@ -13,6 +15,48 @@ import { RegistrationError, verifyRegistration } from '../registration/verify.ts
  */
 export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
   const registrations = deps.db.collection<{ _id: string; operator: string }>('node_registrations');
+  const nodes = deps.db.collection<NodeDocument>('nodes');
+
+  /** A node as the public sees it: its actor's standing and whether its heartbeat is live. */
+  const publicView = (doc: NodeDocument) => {
+    const r = doc.record;
+    return {
+      id: doc._id,
+      object: 'node',
+      operator: doc.operator,
+      models: doc.models,
+      state: doc.state,
+      reputation: Math.round(doc.reputation * 10_000) / 10_000,
+      live: deps.liveNodes.get(doc._id) !== undefined,
+      requests_served: r?.requestsServed ?? 0,
+      failures: r?.failures ?? 0,
+      verification_passes: r?.verificationPasses ?? 0,
+      verification_failures: r?.verificationFailures ?? 0,
+      uptime: r?.uptimeChecks ? Math.round(((r.uptimeLive ?? 0) / r.uptimeChecks) * 10_000) / 10_000 : null,
+      time_to_first_token_ms: r?.latencyEmaMs ?? null,
+      tokens_per_second: r?.tokensPerSecondEma ?? null,
+      updated_at: doc.updatedAt,
+    };
+  };
+
+  /** `GET /v1/nodes[?model=ID]`: every node's standing, best reputation first. Public, like the chain. */
+  app.get('/v1/nodes', { schema: { tags: ['nodes'] } }, async (request) => {
+    const { model } = (request.query ?? {}) as { model?: unknown };
+    if (model !== undefined && (typeof model !== 'string' || !/^[\w.-]{1,64}$/.test(model))) {
+      throw new ApiError('invalid_body', 'Invalid query: model must be a model id such as gitblock-tiny', 'model');
+    }
+    const docs = await nodes.find(model ? { models: model } : {}).sort({ reputation: -1 }).limit(1_000).toArray();
+    return { object: 'list', data: docs.map(publicView) };
+  });
+
+  /** `GET /v1/nodes/<id>`: one node's standing. */
+  app.get('/v1/nodes/:nodeId', { schema: { tags: ['nodes'] } }, async (request) => {
+    const { nodeId } = request.params as { nodeId: string };
+    if (!nodeIdSchema.safeParse(nodeId).success) throw new ApiError('invalid_body', `Invalid node id ${JSON.stringify(nodeId.slice(0, 80))}: 3-63 lowercase letters, digits and dashes`, 'nodeId');
+    const doc = await nodes.findOne({ _id: nodeId });
+    if (!doc) throw new ApiError('not_found', `No node ${nodeId} has registered with this network`);
+    return publicView(doc);
+  });
 
   app.post('/v1/nodes/register', { schema: { tags: ['nodes'] } }, async (request, reply) => {
     let verified;

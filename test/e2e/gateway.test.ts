@@ -278,6 +278,30 @@ describe('registration and operations endpoints', () => {
     expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(['/v1/chat/completions', '/v1/completions', '/v1/models', '/v1/keys', '/v1/nodes/register']));
   });
 
+  it('shows every node’s standing and reputation, and refuses a bad or unknown node id', async () => {
+    const list = (await (await fetch(`${net.url}/v1/nodes?model=gitblock-tiny`)).json()) as { object: string; data: { id: string; state: string; reputation: number; live: boolean; requests_served: number }[] };
+    expect(list.object).toBe('list');
+    const survivor = [a, b].find((n) => n.child.exitCode === null && n.child.signalCode === null)!;
+    const shown = list.data.find((n) => n.id === survivor.nodeId);
+    expect(shown).toMatchObject({ live: true, state: expect.stringMatching(/^(probation|active|degraded)$/) });
+    expect(shown!.reputation).toBeGreaterThan(0);
+    expect(shown!.reputation).toBeLessThanOrEqual(1);
+    expect(shown!.requests_served).toBeGreaterThan(0);
+    // Best reputation first.
+    const reputations = list.data.map((n) => n.reputation);
+    expect(reputations).toEqual([...reputations].sort((x, y) => y - x));
+    // Standing moves as spot checks land: compare what does not.
+    const one = (await (await fetch(`${net.url}/v1/nodes/${survivor.nodeId}`)).json()) as Record<string, unknown>;
+    expect(one).toMatchObject({ id: survivor.nodeId, object: 'node', models: ['gitblock-tiny'], live: true });
+
+    const unknown = await fetch(`${net.url}/v1/nodes/no-such-node`);
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe('not_found');
+    const bad = await fetch(`${net.url}/v1/nodes/Bad!Id`);
+    expect(bad.status).toBe(400);
+    expect((await fetch(`${net.url}/v1/nodes?model=${'x'.repeat(100)}`)).status).toBe(400);
+  });
+
   it('refuses a garbage registration in OpenAI’s error shape', async () => {
     const response = await fetch(`${net.url}/v1/nodes/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ registration: { nodeId: 'x' }, signature: '0x00' }) });
     expect(response.status).toBe(400);
