@@ -69,16 +69,23 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
       }
       throw err;
     }
+    const taken = () => new ApiError('conflict', `Node id ${verified.nodeId} belongs to another operator; choose another --node-id`);
     const existing = await registrations.findOne({ _id: verified.nodeId });
-    if (existing && existing.operator.toLowerCase() !== verified.operator.toLowerCase()) {
-      throw new ApiError('conflict', `Node id ${verified.nodeId} belongs to another operator; choose another --node-id`);
-    }
+    if (existing && existing.operator.toLowerCase() !== verified.operator.toLowerCase()) throw taken();
     const modelHashes = Object.fromEntries(verified.models.map((m, i) => [m, verified.modelHashes[i]!.slice(2)]));
-    await registrations.updateOne(
-      { _id: verified.nodeId },
-      { $set: { operator: verified.operator, models: verified.models, modelHashes, gpu: verified.gpu, version: verified.version, registeredAt: new Date() } },
-      { upsert: true },
-    );
+    try {
+      // Filtered on the operator too: if another operator's registration of a new id wins a
+      // race with this one, this upsert's insert hits the unique _id and is refused below,
+      // instead of overwriting the winner (rewards follow the registered operator).
+      await registrations.updateOne(
+        { _id: verified.nodeId, operator: existing?.operator ?? verified.operator },
+        { $set: { operator: verified.operator, models: verified.models, modelHashes, gpu: verified.gpu, version: verified.version, registeredAt: new Date() } },
+        { upsert: true },
+      );
+    } catch (err) {
+      if ((err as { code?: number }).code === 11000) throw taken();
+      throw err;
+    }
     deps.registered.add(verified.nodeId);
     const at = (deps.now ?? Date.now)();
     try {

@@ -4,9 +4,11 @@
  */
 import { Collection, type Document } from 'mongodb';
 import OpenAI from 'openai';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TokenRelay } from '../../gateway/relay.ts';
 import { searchAttributes, timeouts, workflowIds } from '../../temporal.config.ts';
+import { signRegistration } from '../../workers/node/identity.ts';
 import { unique } from '../helpers.ts';
 import type { NodeProcess } from '../node-process.ts';
 import { startNetwork, type Network } from './harness.ts';
@@ -300,6 +302,44 @@ describe('registration and operations endpoints', () => {
     const bad = await fetch(`${net.url}/v1/nodes/Bad!Id`);
     expect(bad.status).toBe(400);
     expect((await fetch(`${net.url}/v1/nodes?model=${'x'.repeat(100)}`)).status).toBe(400);
+  });
+
+  it('gives a new node id to one operator only, even when two register it at once', async () => {
+    const nodeId = unique('contested');
+    const hash = 'ab'.repeat(32);
+    const fields = { nodeId, models: ['gitblock-tiny'], modelHashes: [hash], gpu: 'cpu', version: '0.1.0' };
+    const [first, second] = [generatePrivateKey(), generatePrivateKey()].map((k) => privateKeyToAccount(k));
+    const post = async (account: typeof first) =>
+      fetch(`${net.url}/v1/nodes/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(await signRegistration(account!, fields, 31337)) });
+    // Both requests read "no such node" before either writes: the race a plain check-then-write loses.
+    const findOne = Collection.prototype.findOne;
+    const arrived: (() => void)[] = [];
+    const barrier = vi.spyOn(Collection.prototype, 'findOne').mockImplementation(async function (this: Collection, ...args: unknown[]) {
+      const found = await (findOne as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+      if (this.collectionName === 'node_registrations' && (args[0] as { _id?: string } | undefined)?._id === nodeId && arrived.length < 2) {
+        await new Promise<void>((release) => {
+          arrived.push(release);
+          if (arrived.length === 2) for (const r of arrived) r();
+          setTimeout(release, 5_000); // never hang the test if one request fails earlier
+        });
+      }
+      return found;
+    } as never);
+    let statuses: number[];
+    try {
+      statuses = (await Promise.all([post(first), post(second)])).map((r) => r.status).sort();
+    } finally {
+      barrier.mockRestore();
+    }
+    expect(arrived).toHaveLength(2);
+    expect(statuses).toEqual([201, 409]);
+    const stored = await net.mongo.db.collection<{ _id: string; operator: string }>('node_registrations').find({ _id: nodeId }).toArray();
+    expect(stored).toHaveLength(1);
+    // The loser stays refused; the winner may register again.
+    const winner = [first!, second!].find((a) => a.address === stored[0]!.operator)!;
+    const loser = [first!, second!].find((a) => a !== winner)!;
+    expect((await post(loser)).status).toBe(409);
+    expect((await post(winner)).status).toBe(200);
   });
 
   it('refuses a garbage registration in OpenAI’s error shape', async () => {
