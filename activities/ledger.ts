@@ -13,6 +13,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Collection, Db } from 'mongodb';
+import { isDuplicateKey } from '../connections/mongo.ts';
 import { settlementErrors, type EpochStatus } from '../domain/settlement.ts';
 import type { LedgerEntry } from './requests.ts';
 
@@ -68,7 +69,6 @@ export function voidsCollection(db: Db): Collection<VoidRecord> {
   return db.collection<VoidRecord>('ledger_voids');
 }
 
-const isDuplicateKey = (err: unknown) => (err as { code?: number }).code === 11000;
 
 /** Indexes the settlement and rewards queries use. Idempotent. */
 export async function ensureLedgerIndexes(db: Db): Promise<void> {
@@ -159,7 +159,7 @@ export type LedgerActivities = ReturnType<typeof createLedgerActivities>;
 const onlyDuplicates = (err: unknown): boolean => {
   const errors = (err as { writeErrors?: unknown }).writeErrors;
   const list = Array.isArray(errors) ? errors : errors ? [errors] : [];
-  return list.length > 0 ? list.every((e) => (e as { code?: number }).code === 11000) : isDuplicateKey(err);
+  return list.length > 0 ? list.every(isDuplicateKey) : isDuplicateKey(err);
 };
 
 /**

@@ -4,7 +4,8 @@
  * the truth; this collection only mirrors it, so a write may be dropped, repeated or
  * reordered by retries without harm (see {@link createNodeProjectionActivities}).
  */
-import { MongoServerError, type Db } from 'mongodb';
+import type { Db } from 'mongodb';
+import { isDuplicateKey } from '../connections/mongo.ts';
 import type { NodeRecord, NodeState, PeerMedians } from '../domain/reputation.ts';
 
 /** The collection the node actors project into. */
@@ -50,7 +51,6 @@ export interface ProjectResult {
   applied: boolean;
 }
 
-const DUPLICATE_KEY = 11000;
 
 /**
  * Projection activities, given their database (dependency injection, so tests pass their own).
@@ -86,7 +86,7 @@ export function createNodeProjectionActivities(db: Db) {
         const result = await nodes.updateOne({ _id: snapshot.nodeId, version: { $lt: snapshot.version } }, { $set: doc }, { upsert: true });
         return { applied: result.matchedCount > 0 || result.upsertedCount > 0 };
       } catch (err) {
-        if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return { applied: false };
+        if (isDuplicateKey(err)) return { applied: false };
         throw err;
       }
     },

@@ -4,6 +4,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from 'mongodb';
+import { isDuplicateKey } from '../connections/mongo.ts';
 import { accrualAmount } from '../domain/rewards.ts';
 import type { NodeState } from '../domain/routing.ts';
 import type { SamplingRecord } from '../domain/sampling.ts';
@@ -88,7 +89,7 @@ export function createRequestActivities(deps: { db: Db; now?: () => Date }) {
           createdAt: now(),
         });
       } catch (err) {
-        if ((err as { code?: number }).code !== 11000) throw err;
+        if (!isDuplicateKey(err)) throw err;
         const winner = await ledger.findOne({ _id: input.requestId });
         return { status: 'accrued', amount: winner!.amount, operator: winner!.operator };
       }

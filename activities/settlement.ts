@@ -16,6 +16,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Collection, Db } from 'mongodb';
 import { getAddress, isAddress, parseEventLogs, zeroHash, type Address, type Hex, type Log, type TransactionReceipt } from 'viem';
+import { isDuplicateKey } from '../connections/mongo.ts';
 import { rewardsDistributorAbi } from '../contracts/artifacts/index.ts';
 import { availableEmission, cumulativeEmission, epochEmission, epochPayout, epochWindow, lastCompleteEpoch, type EpochSchedule } from '../domain/emission.ts';
 import { isFinalEpochStatus, settlementErrors, type EpochStatus, type EpochSummary, type SettlementPoint } from '../domain/settlement.ts';
@@ -93,7 +94,6 @@ export interface SettlementDeps {
   probe?: ((point: SettlementPoint, epoch: number) => void | Promise<void>) | undefined;
 }
 
-const isDuplicateKey = (err: unknown) => (err as { code?: number }).code === 11000;
 
 /** Accruals inserted up to this long after their epoch closed are still paid, by the next epoch. */
 export const stragglerMarginMs = 60 * 60 * 1000;

@@ -14,6 +14,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
+import { isDuplicateKey } from '../../connections/mongo.ts';
 
 /** The keys themselves, by id, holding only each key's sha256. */
 export const apiKeysCollection = 'api_keys';
@@ -183,7 +184,6 @@ interface TokenEntryDoc {
   expiresAt: Date;
 }
 
-const duplicateKeyCode = 11000;
 const notImplementedCode = 238;
 const minuteMs = 60_000;
 const dayMs = 86_400_000;
@@ -208,9 +208,6 @@ class BoundedMap<K, V> extends Map<K, V> {
   }
 }
 
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: unknown } | null)?.code === duplicateKeyCode;
-}
 
 function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');

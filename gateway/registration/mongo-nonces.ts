@@ -4,6 +4,7 @@
  * has expired, since the expiry check refuses it from then on anyway.
  */
 import type { Collection, Db } from 'mongodb';
+import { isDuplicateKey } from '../../connections/mongo.ts';
 import type { NonceStore } from './verify.ts';
 
 export const registrationNoncesCollection = 'registration_nonces';
@@ -15,7 +16,6 @@ interface NonceDoc {
   expiresAt: Date;
 }
 
-const duplicateKeyCode = 11000;
 
 export class MongoNonceStore implements NonceStore {
   private readonly nonces: Collection<NonceDoc>;
@@ -45,7 +45,7 @@ export class MongoNonceStore implements NonceStore {
       await this.nonces.insertOne({ operator: operator.toLowerCase(), nonce: nonce.toLowerCase(), expiresAt: new Date(expiresAt * 1000) });
       return true;
     } catch (err) {
-      if ((err as { code?: unknown }).code === duplicateKeyCode) return false;
+      if (isDuplicateKey(err)) return false;
       throw err;
     }
   }

@@ -1,6 +1,7 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import type { NodeDocument } from '../../activities/node-projection.ts';
+import { isDuplicateKey } from '../../connections/mongo.ts';
 import { nodeIdSchema } from '../../domain/heartbeat.ts';
 import { workflowIds } from '../../temporal.config.ts';
 import { nodeActorWorkflow, registeredSignal } from '../../workflows/node-actor.ts';
@@ -83,7 +84,7 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
         { upsert: true },
       );
     } catch (err) {
-      if ((err as { code?: number }).code === 11000) throw taken();
+      if (isDuplicateKey(err)) throw taken();
       throw err;
     }
     deps.registered.add(verified.nodeId);
