@@ -27,6 +27,14 @@ describe('config', () => {
     expect(message).toMatch(/TEMPORAL_ADDRESS: must be host:port/);
   });
 
+  it('takes NATS credentials as a pair, in one place only', () => {
+    expect(parseConfig({ NATS_USER: 'gitblock', NATS_PASSWORD: 'pw' })).toMatchObject({ NATS_USER: 'gitblock', NATS_PASSWORD: 'pw' });
+    expect(() => parseConfig({ NATS_USER: 'gitblock' })).toThrow(/NATS_PASSWORD: NATS_USER and NATS_PASSWORD go together/);
+    expect(() => parseConfig({ NATS_PASSWORD: 'pw' })).toThrow(/NATS_USER: NATS_USER and NATS_PASSWORD go together/);
+    expect(() => parseConfig({ NATS_URL: 'nats://a:b@nats:4222', NATS_USER: 'gitblock', NATS_PASSWORD: 'pw' })).toThrow(/NATS_URL: carries credentials and NATS_USER is set too/);
+    expect(parseConfig({ NATS_URL: 'nats://gitblock:pw@nats:4222' }).NATS_URL).toBe('nats://gitblock:pw@nats:4222');
+  });
+
   describe('explicitValue', () => {
     it('tells a value set in the environment from a default, even an equal one', () => {
       const config = parseConfig({ TEMPORAL_ADDRESS: '127.0.0.1:7233', NATS_URL: '' });

@@ -27,7 +27,11 @@ export const configSchema = z.object({
   /** When unset, the local stack starts a MongoDB-wire server of its own. */
   MONGODB_URI: url(['mongodb:', 'mongodb+srv:']).optional(),
   MONGODB_DB: z.string().regex(/^[\w-]{1,63}$/, 'letters, digits, _ and - only').default('gitblock'),
+  /** May carry credentials, `nats://user:pass@host:4222`; or give NATS_USER and NATS_PASSWORD. */
   NATS_URL: url(['nats:', 'tls:']).default('nats://127.0.0.1:4222'),
+  /** NATS refuses anonymous clients outside a bare dev server: the stack and compose set these. */
+  NATS_USER: z.string().regex(/^\S+$/, 'no spaces').optional(),
+  NATS_PASSWORD: z.string().optional(),
   CHAIN_RPC_URL: url(['http:', 'https:']).default('http://127.0.0.1:8545'),
   GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
   GATEWAY_PORT: port.default(8080),
@@ -65,6 +69,15 @@ export const configSchema = z.object({
   GITBLOCK_EPOCH_SECONDS: z.coerce.number().int().min(1).default(EPOCH_SECONDS),
   /** Blocks a posted root must have (the posting block counts as 1) before an epoch is settled. */
   GITBLOCK_SETTLEMENT_CONFIRMATIONS: z.coerce.number().int().min(1).max(256).default(1),
+}).superRefine((env, ctx) => {
+  // Credentials half given, or given twice, would connect as nobody or as the wrong one.
+  if ((env.NATS_USER === undefined) !== (env.NATS_PASSWORD === undefined)) {
+    const missing = env.NATS_USER === undefined ? 'NATS_USER' : 'NATS_PASSWORD';
+    ctx.addIssue({ code: 'custom', path: [missing], message: 'NATS_USER and NATS_PASSWORD go together: set both or neither' });
+  }
+  if (env.NATS_USER !== undefined && /^[a-z]+:\/\/[^/]*@/i.test(env.NATS_URL)) {
+    ctx.addIssue({ code: 'custom', path: ['NATS_URL'], message: 'carries credentials and NATS_USER is set too: give them in one place' });
+  }
 });
 
 export type ConfigValues = z.infer<typeof configSchema>;

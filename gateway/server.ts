@@ -36,7 +36,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
   const temporal = await connectTemporalClient({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
   const mongo = await connectMongo(options.mongodbUri, config.MONGODB_DB);
-  const nc = await connectNats(config.NATS_URL, 'gitblock-gateway');
+  const nc = await connectNats(config, 'gitblock-gateway');
   await ensureTokenStream(nc);
   const chain = chainClient(config.CHAIN_RPC_URL);
   const chainId = await chain.getChainId();

@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   const schedule = { genesis: config.GITBLOCK_GENESIS, epochSeconds: config.GITBLOCK_EPOCH_SECONDS };
 
   const mongo = await connectMongo(config.MONGODB_URI, config.MONGODB_DB);
-  const nc = await connectNats(config.NATS_URL, 'gitblock-control');
+  const nc = await connectNats(config, 'gitblock-control');
   const chain = await settlementChainFromConfig(config);
   if (!chain) console.error('No GITBLOCK_DEPLOYMENT_FILE / GITBLOCK_SETTLER_KEY_FILE: this worker will not settle epochs.');
   const control = await startControlWorker({
