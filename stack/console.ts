@@ -1,3 +1,5 @@
+import { redactNatsUrl } from '../connections/nats.ts';
+import { natsCredentialsFile } from './credentials.ts';
 import type { Stack } from './stack.ts';
 
 export function printEndpoints(stack: Stack): void {
@@ -8,7 +10,7 @@ export function printEndpoints(stack: Stack): void {
       `  Temporal       ${e.temporalAddress}  (namespace ${e.temporalNamespace})`,
       `  Temporal UI    ${e.temporalUiUrl}`,
       `  MongoDB        ${e.mongodbUri}`,
-      `  NATS           ${e.natsUrl}`,
+      `  NATS           ${redactNatsUrl(e.natsUrl)}  (password in ${natsCredentialsFile(stack.dataDir)})`,
       `  Chain (anvil)  ${e.rpcUrl}  (chain id 31337)`,
       `  Logs           ${stack.logDir}`,
     ].join('\n'),

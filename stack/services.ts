@@ -4,13 +4,15 @@
  * "our code can talk to it", not merely "the port is open".
  */
 import { Connection } from '@temporalio/client';
-import { connect as connectNats } from '@nats-io/transport-node';
+import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { MongoClient } from 'mongodb';
 import { createPublicClient, http } from 'viem';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { natsConnectionOptions } from '../connections/nats.ts';
 import { searchAttributes } from '../temporal.config.ts';
+import { writeNatsServerConfig, type NatsCredentials } from './credentials.ts';
 import type { ToolName } from './tools.ts';
 
 export type ServiceName = 'temporal' | 'mongodb' | 'nats' | 'anvil';
@@ -38,17 +40,18 @@ export interface Endpoints {
   temporalNamespace: string;
   temporalUiUrl: string;
   mongodbUri: string;
+  /** Carries the stack's NATS credentials (`nats://user:pass@host:port`): NATS refuses anyone without them. */
   natsUrl: string;
   rpcUrl: string;
 }
 
-export function endpointsFor(ports: Ports, mongodbUri?: string | undefined): Endpoints {
+export function endpointsFor(ports: Ports, nats: NatsCredentials, mongodbUri?: string | undefined): Endpoints {
   return {
     temporalAddress: `127.0.0.1:${ports.temporal}`,
     temporalNamespace: 'default',
     temporalUiUrl: `http://127.0.0.1:${ports.temporalUi}`,
     mongodbUri: mongodbUri ?? `mongodb://127.0.0.1:${ports.mongodb}/`,
-    natsUrl: `nats://127.0.0.1:${ports.nats}`,
+    natsUrl: `nats://${nats.user}:${nats.password}@127.0.0.1:${ports.nats}`,
     rpcUrl: `http://127.0.0.1:${ports.anvil}`,
   };
 }
@@ -77,7 +80,7 @@ export async function mongodbReady(uri: string): Promise<void> {
 }
 
 export async function natsReady(url: string): Promise<void> {
-  const nc = await connectNats({ servers: url, timeout: 2_000, reconnect: false });
+  const nc = await connect({ ...natsConnectionOptions(url), timeout: 2_000, reconnect: false });
   try {
     const jsm = await jetstreamManager(nc);
     await jsm.getAccountInfo();
@@ -91,8 +94,13 @@ export async function anvilReady(rpcUrl: string): Promise<void> {
   await client.getBlockNumber();
 }
 
-export function planServices(ports: Ports, dataDir: string, external: { mongodbUri?: string | undefined; mongod?: boolean }): ServicePlan[] {
-  const endpoints = endpointsFor(ports, external.mongodbUri);
+export function planServices(
+  ports: Ports,
+  dataDir: string,
+  nats: NatsCredentials,
+  external: { mongodbUri?: string | undefined; mongod?: boolean },
+): ServicePlan[] {
+  const endpoints = endpointsFor(ports, nats, external.mongodbUri);
   const dir = (name: string) => {
     const path = join(dataDir, name);
     mkdirSync(path, { recursive: true });
@@ -117,7 +125,8 @@ export function planServices(ports: Ports, dataDir: string, external: { mongodbU
     {
       name: 'nats',
       tool: 'nats-server',
-      args: ['-a', '127.0.0.1', '-p', String(ports.nats), '-m', String(ports.natsMonitor), '-js', '-sd', dir('nats')],
+      // The config file holds only the credentials; flags given with -c override the file.
+      args: ['-c', writeNatsServerConfig(dataDir, nats), '-a', '127.0.0.1', '-p', String(ports.nats), '-m', String(ports.natsMonitor), '-js', '-sd', dir('nats')],
       ready: () => natsReady(endpoints.natsUrl),
       readyTimeoutMs: 20_000,
     },

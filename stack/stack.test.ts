@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ServiceError } from './process.ts';
 import { startStack } from './stack.ts';
 import { natsReady } from './services.ts';
+import { natsCredentials } from './credentials.ts';
 
 describe('the stack launcher', () => {
   it('reports a service that dies, by name and with its log, and stops the rest cleanly', async () => {
@@ -13,6 +14,10 @@ describe('the stack launcher', () => {
       const stack = await startStack({ dataDir, ports: 'random', say: () => {} });
       const failed = new Promise<ServiceError>((resolve) => stack.onServiceFailure(resolve));
       await natsReady(stack.endpoints.natsUrl);
+      // NATS takes the data dir's credentials, and the endpoints carry them.
+      const { user, password } = natsCredentials(dataDir);
+      expect(stack.endpoints.natsUrl).toMatch(new RegExp(`^nats://${user}:${password}@127\\.0\\.0\\.1:\\d+$`));
+      await expect(natsReady(stack.endpoints.natsUrl.replace(`${user}:${password}@`, ''))).rejects.toMatchObject({ name: 'AuthorizationError' });
 
       stack.process('nats')!.child.kill('SIGKILL');
       const error = await failed;

@@ -4,7 +4,8 @@
  * `npm start` and the test setup.
  */
 import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { natsCredentials } from './credentials.ts';
 import { ManagedProcess, ServiceError } from './process.ts';
 import { freePort, preferPort } from './ports.ts';
 import { endpointsFor, mongodbReady, planServices, type Endpoints, type Ports, type ServiceName } from './services.ts';
@@ -48,6 +49,11 @@ export class Stack implements AsyncDisposable {
         for (const handler of this.failureHandlers) handler(error);
       });
     }
+  }
+
+  /** Where the stack keeps its data, logs and the NATS credentials. */
+  get dataDir(): string {
+    return dirname(this.logDir);
   }
 
   /** Called when a service dies while the stack is meant to be up. */
@@ -103,7 +109,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   }
   const mongod = !options.mongodbUri && (await findTool('mongod')) !== undefined;
   const ports = await choosePorts(options.ports);
-  const plans = planServices(ports, dataDir, { mongodbUri: options.mongodbUri, mongod });
+  const nats = natsCredentials(dataDir);
+  const plans = planServices(ports, dataDir, nats, { mongodbUri: options.mongodbUri, mongod });
 
   // Install what is missing before starting anything, so a slow first install never counts
   // against a service's readiness deadline.
@@ -122,5 +129,5 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     await Promise.all(processes.map((p) => p.stop(3_000)));
     throw err;
   }
-  return new Stack(endpointsFor(ports, options.mongodbUri), logDir, processes);
+  return new Stack(endpointsFor(ports, nats, options.mongodbUri), logDir, processes);
 }
