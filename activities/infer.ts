@@ -6,13 +6,11 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { Token } from 'node-llama-cpp';
-import { cancelSubject, inferErrors, type InferInput, type InferProgress, type InferResult } from '../domain/inference.ts';
+import { inferErrors, type InferInput, type InferProgress, type InferResult } from '../domain/inference.ts';
 import { inferInputSchema } from '../domain/inference-schema.ts';
 import { EngineError, type ModelEngine } from '../workers/node/engine.ts';
-import { readDelivered, StreamSupersededError, TokenStreamWriter } from './token-stream.ts';
+import { StreamSupersededError, TokenStreamWriter, type TaskStreams } from './token-stream.ts';
 
 /** Live counters the node heartbeats to the router. */
 export class NodeLoad {
@@ -28,9 +26,8 @@ export class NodeLoad {
 export interface InferDeps {
   nodeId: string;
   engines: ReadonlyMap<string, ModelEngine>;
-  nc: NatsConnection;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
+  /** The request's token stream: through the edge on a GPU node, JetStream itself elsewhere. */
+  streams: TaskStreams;
   load: NodeLoad;
   /** Test-only fault injection (gitblock-node --test-faults); absent in normal operation. */
   faults?: InferFaults | undefined;
@@ -83,7 +80,7 @@ export function createInferActivities(deps: InferDeps) {
 
       // Reading a long stream takes many round trips, all before the ticker's first beat.
       ctx.heartbeat();
-      const delivered = await readDelivered(deps.jsm, input.subject, { onProgress: () => ctx.heartbeat() });
+      const delivered = await deps.streams.readDelivered(input, { onProgress: () => ctx.heartbeat() });
       const result = (tokens: number[], text: string, finishReason: InferResult['finishReason'], newTokens: number, generationMs: number, ttft: number): InferResult => ({
         requestId: input.requestId,
         nodeId: deps.nodeId,
@@ -103,12 +100,12 @@ export function createInferActivities(deps: InferDeps) {
       // A retry after the answer was completely delivered (e.g. the result was lost): nothing to do.
       if (delivered.finished) return result(delivered.tokens, delivered.text, delivered.finished.reason, 0, 0, 0);
 
-      const writer = new TokenStreamWriter(deps.js, input.subject, deps.nodeId, delivered.nextSeq, delivered.lastStreamSeq);
+      const writer = new TokenStreamWriter(deps.streams.publisher(input), deps.nodeId, delivered.nextSeq, delivered.lastStreamSeq);
       const abort = new AbortController();
       const onCancel = () => abort.abort();
       ctx.cancellationSignal.addEventListener('abort', onCancel);
       // The gateway's cancel message stops generation without waiting for a heartbeat round trip.
-      const cancelSub = deps.nc.subscribe(cancelSubject(input.requestId), { max: 1, callback: onCancel });
+      const stopWatching = deps.streams.watchCancel(input, onCancel);
       let completionTokens = delivered.tokens.length;
       const fault = drawFault(deps.faults);
       const progress = (): InferProgress => ({ nextSeq: writer.published, completionTokens });
@@ -171,7 +168,7 @@ export function createInferActivities(deps: InferDeps) {
         clearInterval(ticker);
         deps.load.inFlight--;
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
-        cancelSub.unsubscribe();
+        stopWatching();
         ctx.heartbeat(progress());
       }
     },

@@ -6,7 +6,7 @@ import { connectNats } from '../connections/nats.ts';
 import { ensureTokenStream } from '../connections/streams.ts';
 import { tokenSubject, type TokenChunk } from '../domain/inference.ts';
 import { stack, unique } from '../test/helpers.ts';
-import { readDelivered, TokenStreamWriter } from './token-stream.ts';
+import { jetStreamPublisher, readDelivered, StreamSupersededError, TokenStreamWriter, type ChunkPublisher } from './token-stream.ts';
 
 let nc: NatsConnection;
 let js: JetStreamClient;
@@ -54,7 +54,7 @@ describe('readDelivered', () => {
 describe('TokenStreamWriter', () => {
   it('publishes text that comes without a token in the final chunk, adding no token', async () => {
     const subject = tokenSubject(unique('r'));
-    const writer = new TokenStreamWriter(js, subject, 'node-a', 0, 0);
+    const writer = new TokenStreamWriter(jetStreamPublisher(js, subject), 'node-a', 0, 0);
     writer.push(7, 'mig');
     writer.push(8, '');
     writer.pushText('ht');
@@ -63,5 +63,44 @@ describe('TokenStreamWriter', () => {
     expect(delivered.tokens).toEqual([7, 8]);
     expect(delivered.text).toBe('might');
     expect(delivered.finished).toEqual({ reason: 'length', usage });
+  });
+
+  /** Settles within `ms` or fails the test: a wedged writer spins for ever instead. */
+  const within = <T>(promise: Promise<T>, ms = 2_000): Promise<T> =>
+    Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`still waiting after ${ms} ms: the writer is wedged`)), ms))]);
+
+  it('stops, and never wedges, after junk on the subject makes a publish fail', async () => {
+    const subject = tokenSubject(unique('r'));
+    const writer = new TokenStreamWriter(jetStreamPublisher(js, subject), 'node-a', 0, 0);
+    writer.push(1, 'a');
+    await within(writer.flush());
+    // Someone else's message on the subject: the next fenced publish is refused.
+    await js.publish(subject, 'junk');
+    writer.push(2, 'b');
+    await within(writer.flush());
+    expect(writer.error).toBeInstanceOf(StreamSupersededError);
+    // Tokens still arriving after the failure (generation stops a token later) start nothing.
+    writer.push(3, 'c');
+    writer.push(4, 'd');
+    await within(writer.flush());
+    await expect(within(writer.finish('stop', usage))).rejects.toBeInstanceOf(StreamSupersededError);
+  });
+
+  it('returns from flush and finish when every publish fails at once', async () => {
+    let calls = 0;
+    const failing: ChunkPublisher = {
+      publish: () => {
+        calls++;
+        return Promise.reject(new Error('NATS is down'));
+      },
+    };
+    const writer = new TokenStreamWriter(failing, 'node-a', 0, 0);
+    for (let i = 0; i < 50; i++) writer.push(i, 'x');
+    await within(writer.flush());
+    expect((writer.error as Error).message).toBe('NATS is down');
+    for (let i = 0; i < 50; i++) writer.push(i, 'x');
+    await within(writer.flush());
+    await expect(within(writer.finish('length', usage))).rejects.toThrow('NATS is down');
+    expect(calls).toBe(1);
   });
 });

@@ -12,9 +12,11 @@
  */
 import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { z } from 'zod';
-import { tokenStreamName, type FinishReason, type TokenChunk, type Usage } from '../domain/inference.ts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { cancelSubject, tokenStreamName, type FinishReason, type InferInput, type TokenChunk, type Usage } from '../domain/inference.ts';
 
-const WRONG_LAST_SEQUENCE = 10071;
+/** JetStream's answer to a publish whose expected last subject sequence is not the last one. */
+export const wrongLastSequence = 10071;
 export const minChunkIntervalMs = 16;
 
 export class StreamSupersededError extends Error {
@@ -86,6 +88,52 @@ function parseChunk(body: string, subject: string, streamSeq: number): z.infer<t
   throw new Error(`${where()}: ${issue.path.join('.') || 'chunk'}: ${issue.message}`);
 }
 
+/**
+ * Where chunks go: straight into JetStream (the edge, tests, benchmarks), or through the edge
+ * (a GPU node, which holds no NATS connection). Either way fenced: `expectLastSubjectSeq` is the
+ * stream sequence the chunk must follow, and a taken-over stream is a StreamSupersededError.
+ */
+export interface ChunkPublisher {
+  /** Publishes one chunk; resolves to its stream sequence. */
+  publish(chunk: TokenChunk, expectLastSubjectSeq: number): Promise<number>;
+}
+
+/** A publisher on a JetStream client, for one request's subject. */
+export function jetStreamPublisher(js: JetStreamClient, subject: string): ChunkPublisher {
+  return {
+    async publish(chunk, expectLastSubjectSeq) {
+      try {
+        const ack = await js.publish(subject, JSON.stringify(chunk), { expect: { lastSubjectSequence: expectLastSubjectSeq } });
+        return ack.seq;
+      } catch (err) {
+        if (err instanceof JetStreamApiError && err.code === wrongLastSequence) throw new StreamSupersededError(`another attempt has taken over ${subject}`);
+        throw err;
+      }
+    },
+  };
+}
+
+/** A request's token stream as the `infer` activity uses it. */
+export interface TaskStreams {
+  /** What earlier attempts delivered, to continue after it. */
+  readDelivered(input: InferInput, options?: ReadDeliveredOptions): Promise<Delivered>;
+  publisher(input: InferInput): ChunkPublisher;
+  /** Calls `onCancel` once if the client cancels the request; returns a function that stops watching. */
+  watchCancel(input: InferInput, onCancel: () => void): () => void;
+}
+
+/** The stream on NATS itself: for the edge's own tests and the benchmark's no-edge baseline. */
+export function natsTaskStreams(nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager): TaskStreams {
+  return {
+    readDelivered: (input, options) => readDelivered(jsm, input.subject, options),
+    publisher: (input) => jetStreamPublisher(js, input.subject),
+    watchCancel: (input, onCancel) => {
+      const sub = nc.subscribe(cancelSubject(input.requestId), { max: 1, callback: onCancel });
+      return () => sub.unsubscribe();
+    },
+  };
+}
+
 export class TokenStreamWriter {
   private queuedTokens: number[] = [];
   private queuedText = '';
@@ -94,8 +142,7 @@ export class TokenStreamWriter {
   private lastPublishAt = 0;
 
   constructor(
-    private readonly js: JetStreamClient,
-    private readonly subject: string,
+    private readonly publisher: ChunkPublisher,
     private readonly nodeId: string,
     private nextSeq: number,
     private lastStreamSeq: number,
@@ -113,7 +160,9 @@ export class TokenStreamWriter {
   push(token: number, text: string): void {
     this.queuedTokens.push(token);
     this.queuedText += text;
-    this.inFlight ??= this.drain();
+    // After a failure nothing more goes out: generation is being stopped, and a drain started
+    // now would end at once and leave a settled promise behind for flush() to wait on.
+    if (!this.inFlight && !this.failure) this.inFlight = this.drain();
   }
 
   /**
@@ -126,13 +175,14 @@ export class TokenStreamWriter {
 
   /** Publishes what is queued plus the final chunk, and waits for every ack. */
   async finish(reason: FinishReason, usage: Usage): Promise<void> {
-    while (this.inFlight) await this.inFlight;
+    await this.flush();
     if (this.failure) throw this.failure;
     await this.publish({ seq: this.nextSeq, nodeId: this.nodeId, tokens: this.take(), text: this.takeText(), finish: { reason, usage } });
   }
 
   /** Waits for queued chunks; used when generation stops early. */
   async flush(): Promise<void> {
+    // One await each: drain() clears inFlight itself when it ends, so this cannot spin.
     while (this.inFlight) await this.inFlight;
   }
 
@@ -149,6 +199,10 @@ export class TokenStreamWriter {
   }
 
   private async drain(): Promise<void> {
+    // Yield first, so that `inFlight` is assigned before this can finish and clear it: a publish
+    // that fails synchronously-fast used to clear it before the assignment and leave a settled
+    // promise in `inFlight` for good, and flush()/finish() spun on it at 100 % CPU.
+    await Promise.resolve();
     try {
       while (this.queuedTokens.length && !this.failure) {
         const wait = this.lastPublishAt + minChunkIntervalMs - performance.now();
@@ -164,17 +218,7 @@ export class TokenStreamWriter {
   }
 
   private async publish(chunk: TokenChunk): Promise<void> {
-    try {
-      const ack = await this.js.publish(this.subject, JSON.stringify(chunk), {
-        expect: { lastSubjectSequence: this.lastStreamSeq },
-      });
-      this.lastStreamSeq = ack.seq;
-      this.nextSeq = chunk.seq + 1;
-    } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
-        throw new StreamSupersededError(`another attempt has taken over ${this.subject}`);
-      }
-      throw err;
-    }
+    this.lastStreamSeq = await this.publisher.publish(chunk, this.lastStreamSeq);
+    this.nextSeq = chunk.seq + 1;
   }
 }

@@ -10,7 +10,10 @@ import { availableParallelism } from 'node:os';
 import { Runtime, DefaultLogger, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config/env.ts';
+import { jetstream } from '@nats-io/jetstream';
+import { natsTaskStreams } from '../activities/token-stream.ts';
 import { connectNats } from '../connections/nats.ts';
+import { ensureTokenStream } from '../connections/streams.ts';
 import { connectTemporalClient, connectWorker } from '../connections/temporal.ts';
 import { tokenSubject, type InferInput } from '../domain/inference.ts';
 import { getModel } from '../models/catalog.ts';
@@ -69,7 +72,8 @@ for (const k of parallelism) {
 await withStack(async (stack) => {
   const nc = await connectNats(stack.endpoints.natsUrl, 'bench');
   const target = { address: stack.endpoints.temporalAddress, namespace: stack.endpoints.temporalNamespace };
-  const server = await NodeServer.start({ nodeId: 'bench-node', temporal: target, nc, engines: new Map([[modelId, engine]]), maxParallel: Math.max(...parallelism) + 1, shutdownGraceMs: 5_000 });
+  const streams = natsTaskStreams(nc, jetstream(nc), await ensureTokenStream(nc));
+  const server = await NodeServer.start({ nodeId: 'bench-node', connection: await connectWorker(target), namespace: target.namespace, streams, engines: new Map([[modelId, engine]]), maxParallel: Math.max(...parallelism) + 1, shutdownGraceMs: 5_000 });
   await using client = await connectTemporalClient(target);
   const worker = await Worker.create({
     connection: await connectWorker(target),

@@ -35,6 +35,11 @@ export const configSchema = z.object({
   CHAIN_RPC_URL: url(['http:', 'https:']).default('http://127.0.0.1:8545'),
   GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
   GATEWAY_PORT: port.default(8080),
+  /** Where the edge (the one endpoint GPU nodes reach) listens; 0.0.0.0 in production. */
+  EDGE_HOST: z.string().min(1).default('127.0.0.1'),
+  EDGE_PORT: port.default(7443),
+  /** The name node sessions are signed for: one per network, so a session cannot be used at another's edge. */
+  EDGE_AUDIENCE: z.string().min(1).max(128).default('gitblock-edge'),
   /** Where the local stack keeps its data and logs (gitignored). */
   GITBLOCK_DATA_DIR: z.string().min(1).default('.data'),
   /** Where GGUF models are cached: outside any clone, so every checkout and CI run shares them. */
@@ -45,6 +50,8 @@ export const configSchema = z.object({
   // gitblock-node settings; its command-line flags take precedence, and it validates them all
   // together (workers/node/options.ts), so here they are plain optional strings.
   GITBLOCK_GATEWAY_URL: z.string().optional(),
+  /** host:port of the edge a node joins through (`gitblock-node start --edge`). */
+  GITBLOCK_EDGE: z.string().optional(),
   GITBLOCK_NODE_MODELS: z.string().optional(),
   GITBLOCK_NODE_GPU: z.string().optional(),
   GITBLOCK_NODE_MAX_PARALLEL: z.string().optional(),

@@ -21,6 +21,8 @@ export interface NodeProcess {
 
 export interface NodeProcessOptions {
   nodeId: string;
+  /** host:port of the edge the node joins through: its only address. */
+  edge: string;
   models?: string;
   maxParallel?: number;
   extraArgs?: string[];
@@ -31,15 +33,13 @@ export interface NodeProcessOptions {
 
 /** The arguments that point a node at the test stack, with its own key and state folder. */
 export function nodeArgs(options: NodeProcessOptions): { args: string[]; env: Record<string, string> } {
-  const { temporalAddress, natsUrl } = inject('stack');
   const home = mkdtempSync(join(tmpdir(), `gitblock-node-${options.nodeId}-`));
   return {
     args: [
       'start',
       '--models', options.models ?? 'gitblock-tiny',
       '--gpu', 'cpu',
-      '--temporal', temporalAddress,
-      '--nats', natsUrl,
+      '--edge', options.edge,
       '--node-id', options.nodeId,
       '--key-file', join(home, 'operator.key'),
       '--model-dir', dirname(inject('fixtureModelPath')),
@@ -78,7 +78,7 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
   let output = '';
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   await new Promise<void>((resolveReady, reject) => {
-    const pattern = options.readyPattern ?? /serving .* on Temporal/;
+    const pattern = options.readyPattern ?? /serving .* through the edge/;
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       if (pattern.test(output)) resolveReady();

@@ -1,13 +1,10 @@
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import type { NodeDocument } from '../../activities/node-projection.ts';
-import { isDuplicateKey } from '../../connections/mongo.ts';
 import { nodeIdSchema } from '../../domain/heartbeat.ts';
-import { workflowIds } from '../../temporal.config.ts';
-import { nodeActorWorkflow, registeredSignal } from '../../workflows/node-actor.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
-import { RegistrationError, verifyRegistration } from '../registration/verify.ts';
+import { NodeIdTakenError, registerNode } from '../registration/register.ts';
+import { RegistrationError } from '../registration/verify.ts';
 
 /**
  * `POST /v1/nodes/register`: a node proves its operator key by a signed typed-data message.
@@ -15,7 +12,6 @@ import { RegistrationError, verifyRegistration } from '../registration/verify.ts
  * that first registered it.
  */
 export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
-  const registrations = deps.db.collection<{ _id: string; operator: string }>('node_registrations');
   const nodes = deps.db.collection<NodeDocument>('nodes');
 
   /** A node as the public sees it: its actor's standing and whether its heartbeat is live. */
@@ -60,46 +56,18 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
   });
 
   app.post('/v1/nodes/register', { schema: { tags: ['nodes'] } }, async (request, reply) => {
-    let verified;
+    let registered;
     try {
-      verified = await verifyRegistration(request.body, { chainId: deps.chainId, now: () => Math.floor((deps.now ?? Date.now)() / 1000), nonces: deps.nonces });
+      registered = await registerNode(deps, request.body);
     } catch (err) {
+      if (err instanceof NodeIdTakenError) throw new ApiError('conflict', err.message);
       if (err instanceof RegistrationError) {
         const code = err.httpStatus === 409 ? 'conflict' : err.httpStatus === 401 ? 'registration_rejected' : 'invalid_body';
         throw new ApiError(code, err.message);
       }
       throw err;
     }
-    const taken = () => new ApiError('conflict', `Node id ${verified.nodeId} belongs to another operator; choose another --node-id`);
-    const existing = await registrations.findOne({ _id: verified.nodeId });
-    if (existing && existing.operator.toLowerCase() !== verified.operator.toLowerCase()) throw taken();
-    const modelHashes = Object.fromEntries(verified.models.map((m, i) => [m, verified.modelHashes[i]!.slice(2)]));
-    try {
-      // Filtered on the operator too: if another operator's registration of a new id wins a
-      // race with this one, this upsert's insert hits the unique _id and is refused below,
-      // instead of overwriting the winner (rewards follow the registered operator).
-      await registrations.updateOne(
-        { _id: verified.nodeId, operator: existing?.operator ?? verified.operator },
-        { $set: { operator: verified.operator, models: verified.models, modelHashes, gpu: verified.gpu, version: verified.version, registeredAt: new Date() } },
-        { upsert: true },
-      );
-    } catch (err) {
-      if (isDuplicateKey(err)) throw taken();
-      throw err;
-    }
-    deps.registered.add(verified.nodeId);
-    const at = (deps.now ?? Date.now)();
-    try {
-      await deps.temporal.workflow.signalWithStart(nodeActorWorkflow, {
-        taskQueue: deps.controlTaskQueue,
-        workflowId: workflowIds.node(verified.nodeId),
-        args: [{ nodeId: verified.nodeId, operator: verified.operator, models: verified.models }],
-        signal: registeredSignal,
-        signalArgs: [{ models: verified.models, at }],
-      });
-    } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    }
-    return reply.status(existing ? 200 : 201).send({ nodeId: verified.nodeId, status: existing ? 're-registered' : 'registered', operator: verified.operator });
+    deps.registered.add(registered.nodeId);
+    return reply.status(registered.status === 'registered' ? 201 : 200).send(registered);
   });
 }

@@ -18,6 +18,7 @@ import { RegisteredNodes } from '../../gateway/registered-nodes.ts';
 import { MongoNonceStore } from '../../gateway/registration/mongo-nonces.ts';
 import { startControlWorker, type ControlWorker } from '../../workers/control.ts';
 import { stack, unique, workflowBundle } from '../helpers.ts';
+import { startTestEdge, type TestEdge } from '../edge.ts';
 import { startNodeProcess, type NodeProcess } from '../node-process.ts';
 
 export interface Network {
@@ -27,6 +28,7 @@ export interface Network {
   nc: NatsConnection;
   temporal: Awaited<ReturnType<typeof connectTemporalClient>>;
   control: ControlWorker;
+  edge: TestEdge;
   keys: ApiKeys;
   nodes: NodeProcess[];
   startNode(name: string, extra?: string[]): Promise<NodeProcess>;
@@ -64,6 +66,7 @@ export async function startNetwork(policy: KeyPolicy): Promise<Network> {
     keysPerHourPerAddress: 1000,
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const edge = await startTestEdge({ db: mongo.db, controlTaskQueue: taskQueue });
   const nodes: NodeProcess[] = [];
   return {
     url,
@@ -72,18 +75,24 @@ export async function startNetwork(policy: KeyPolicy): Promise<Network> {
     nc,
     temporal,
     control,
+    edge,
     keys,
     nodes,
     async startNode(name, extra = []) {
-      const node = await startNodeProcess({ nodeId: unique(name), extraArgs: ['--gateway', url, ...extra] });
+      const node = await startNodeProcess({ nodeId: unique(name), edge: edge.address, extraArgs: extra });
       nodes.push(node);
-      // Ready for routing once the gateway has seen its heartbeat.
+      // Ready for routing once the gateway knows the registration (made through the edge) and has seen its heartbeat.
       const deadline = Date.now() + 10_000;
-      while (!liveNodes.get(node.nodeId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      while (Date.now() < deadline) {
+        await registered.refresh();
+        if (liveNodes.get(node.nodeId)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       return node;
     },
     async stop() {
       await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+      await edge.stop();
       await app.close();
       liveNodes.stop();
       registered.stop();

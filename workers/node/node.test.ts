@@ -16,17 +16,21 @@ import { cancelSubject, tokenStreamName, tokenSubject, type InferInput, type Tok
 import { inferenceWorkflow } from '../../workflows/inference.ts';
 import { stack, unique, workflowBundle } from '../../test/helpers.ts';
 import { runNodeCli, nodeArgs, startNodeProcess, type NodeProcess } from '../../test/node-process.ts';
+import { startTestEdge, type TestEdge } from '../../test/edge.ts';
+import { connectMongo, type MongoHandle } from '../../connections/mongo.ts';
 
 let client: Client & AsyncDisposable;
 let worker: Worker;
 let running: Promise<void>;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
+let mongo: MongoHandle;
+let edge: TestEdge;
 const taskQueue = unique('node-test-control');
 const nodes: NodeProcess[] = [];
 
 async function node(name: string, extra: string[] = [], maxParallel = 2): Promise<NodeProcess> {
-  const n = await startNodeProcess({ nodeId: unique(name), extraArgs: extra, maxParallel });
+  const n = await startNodeProcess({ nodeId: unique(name), edge: edge.address, extraArgs: extra, maxParallel });
   nodes.push(n);
   return n;
 }
@@ -71,10 +75,16 @@ beforeAll(async () => {
   nc = await connectNats(stack().natsUrl, 'node-test');
   jsm = await ensureTokenStream(nc);
   jsm = await jetstreamManager(nc);
+  mongo = await connectMongo(stack().mongodbUri, unique('node-test'));
+  // Nodes register and serve through an edge; their actors' queue is left unpolled here.
+  edge = await startTestEdge({ db: mongo.db, controlTaskQueue: unique('node-test-actors') });
 });
 
 afterAll(async () => {
   await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+  await edge?.stop();
+  await mongo?.db.dropDatabase().catch(() => {});
+  await mongo?.[Symbol.asyncDispose]();
   worker.shutdown();
   await running;
   await nc.close();
@@ -177,7 +187,7 @@ describe('gitblock-node', () => {
   });
 
   it('refuses a model that does not fit, with the numbers', async () => {
-    const { args, env } = nodeArgs({ nodeId: unique('toobig'), extraArgs: ['--max-memory', '1MiB'] });
+    const { args, env } = nodeArgs({ nodeId: unique('toobig'), edge: edge.address, extraArgs: ['--max-memory', '1MiB'] });
     const child = runNodeCli(args, env);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -4,19 +4,18 @@
  * and on SIGINT/SIGTERM: stop polling, finish in-flight work within the grace period, go
  * offline, exit 0. A second signal exits at once.
  */
-import { Runtime, DefaultLogger } from '@temporalio/worker';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { Runtime, DefaultLogger, NativeConnection } from '@temporalio/worker';
 import { getModel } from '../../models/catalog.ts';
-import { connectNats } from '../../connections/nats.ts';
-import { nodesKv } from '../../connections/streams.ts';
 import type { Heartbeat } from '../../domain/heartbeat.ts';
+import { sessionMetadataKey, type NodeReport } from '../../edge/protocol.ts';
 import { join } from 'node:path';
 import { generateImpostorModel } from '../../models/fixture/tiny-llama.ts';
 import { ModelEngine } from './engine.ts';
 import { describeMisfit, ModelDoesNotFitError, planFit, type FitPlan } from './fit.ts';
 import { detectCompute, memoryState, type ComputeInfo } from './gpu.ts';
+import { EdgeClient, SessionKeeper } from './edge-client.ts';
 import { HeartbeatPublisher } from './heartbeat.ts';
-import { loadOrCreateNodeId, loadOrCreateOperatorKey, registerWithGateway, signRegistration } from './identity.ts';
+import { loadOrCreateNodeId, loadOrCreateOperatorKey, signRegistration } from './identity.ts';
 import { printProgressTo, resolveModelFile } from './model-files.ts';
 import type { NodeOptions } from './options.ts';
 import { NodeServer } from './serve.ts';
@@ -78,7 +77,9 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
   const plans = await checkFit(compute, files, options);
 
   const engines = new Map<string, ModelEngine>();
-  let nc: NatsConnection | undefined;
+  const edge = new EdgeClient(options.edge);
+  let keeper: SessionKeeper | undefined;
+  let connection: NativeConnection | undefined;
   try {
     for (const [i, file] of files.entries()) {
       const engine = await ModelEngine.load(compute.llama, {
@@ -92,27 +93,33 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
       log(`Loaded ${file.modelId}: ${engine.sequences} × ${engine.contextSize} tokens, sha256 ${engine.modelHash.slice(0, 12)}…`);
     }
 
-    nc = await connectNats(options.nats, `gitblock-node ${nodeId}`);
-    const kv = await nodesKv(nc);
+    // The edge is this node's one way into the network: it says which chain registrations are
+    // signed for, takes the signed registration, and opens the signed session every call carries.
+    const info = await edge.info();
+    const body = await signRegistration(
+      key.account,
+      {
+        nodeId,
+        models: [...engines.keys()],
+        modelHashes: [...engines.values()].map((e) => `0x${e.modelHash}` as const),
+        gpu: compute.backend === 'cpu' ? 'cpu' : `${compute.backend}: ${compute.devices.join(', ')}`,
+        version: NODE_VERSION,
+      },
+      info.chainId,
+    );
+    const registered = await edge.register(body);
+    log(`Registered through the edge ${options.edge} as ${registered.nodeId} (${registered.status}); rewards go to ${registered.operator}`);
 
-    if (options.gateway) {
-      const network = await fetchNetwork(options.gateway);
-      const body = await signRegistration(
-        key.account,
-        {
-          nodeId,
-          models: [...engines.keys()],
-          modelHashes: [...engines.values()].map((e) => `0x${e.modelHash}` as const),
-          gpu: compute.backend === 'cpu' ? 'cpu' : `${compute.backend}: ${compute.devices.join(', ')}`,
-          version: NODE_VERSION,
-        },
-        network.chainId,
-      );
-      const registered = await registerWithGateway(options.gateway, body);
-      log(`Registered with ${options.gateway} as ${registered.nodeId} (${registered.status})`);
-    } else {
-      log('No --gateway given: serving without registration (this node earns no rewards).');
-    }
+    keeper = new SessionKeeper(
+      edge,
+      () => edge.openSession(key.account, info, nodeId, options.maxParallel),
+      async (token) => {
+        await connection?.setMetadata({ [sessionMetadataKey]: token });
+      },
+      log,
+    );
+    const token = await keeper.start();
+    connection = await NativeConnection.connect({ address: options.edge, metadata: { [sessionMetadataKey]: token } });
 
     let impostor: ModelEngine | undefined;
     if (options.faults.impostor) {
@@ -130,8 +137,9 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
     };
     const server = await NodeServer.start({
       nodeId,
-      temporal: { address: options.temporal, namespace: options.namespace },
-      nc,
+      connection,
+      namespace: info.namespace,
+      streams: edge.streams(),
       engines,
       maxParallel: options.maxParallel,
       shutdownGraceMs: options.shutdownGraceMs,
@@ -140,28 +148,22 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
     if (Object.values(options.faults).some((v) => v !== undefined)) log(`TEST FAULTS ON: ${JSON.stringify(options.faults)}`);
 
     let status: Heartbeat['status'] = 'serving';
+    // What the node says of itself; the edge fills in its id, operator, load and speed.
     const heartbeat = new HeartbeatPublisher(
-      kv,
-      nodeId,
-      async (): Promise<Heartbeat> => ({
-        nodeId,
-        operator: key.account.address,
+      edge,
+      async (): Promise<NodeReport> => ({
         version: NODE_VERSION,
         status,
         gpu: { backend: compute.backend, devices: compute.devices },
         models: [...engines.values()].map((e) => ({ id: e.modelId, hash: e.modelHash, contextSize: e.contextSize, slots: e.sequences })),
         maxParallel: options.maxParallel,
-        inFlight: server.inFlight,
-        freeSlots: Math.max(0, options.maxParallel - server.inFlight),
-        recentTokensPerSecond: server.load.recentTokensPerSecond,
         freeMemoryBytes: (await memoryState(compute.llama)).free,
-        at: Date.now(),
       }),
       log,
     );
     await heartbeat.start();
-    const connection = nc;
-    log(`Node ${nodeId} serving ${[...engines.keys()].join(', ')} on Temporal ${options.temporal}, up to ${options.maxParallel} requests at once`);
+    const session = keeper;
+    log(`Node ${nodeId} serving ${[...engines.keys()].join(', ')} through the edge ${options.edge}, up to ${options.maxParallel} requests at once`);
 
     return {
       nodeId,
@@ -174,30 +176,19 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
         await heartbeat.beat();
         await server.shutdown();
         await heartbeat.stop();
-        await connection.drain().catch(() => {});
+        session.stop();
+        edge.close();
         for (const engine of [...engines.values(), ...(impostor ? [impostor] : [])]) await engine[Symbol.asyncDispose]();
         await compute.llama.dispose();
       },
     };
   } catch (err) {
     for (const engine of engines.values()) await engine[Symbol.asyncDispose]().catch(() => {});
-    await nc?.close().catch(() => {});
+    keeper?.stop();
+    await connection?.close().catch(() => {});
+    edge.close();
     throw err;
   }
-}
-
-/** The gateway tells nodes which chain they register for (the EIP-712 domain's chain id). */
-async function fetchNetwork(gateway: string): Promise<{ chainId: number }> {
-  let response: Response;
-  try {
-    response = await fetch(new URL('/v1/network', gateway), { signal: AbortSignal.timeout(10_000) });
-  } catch (err) {
-    throw new Error(`cannot reach the gateway at ${gateway}: ${(err as Error).message}`);
-  }
-  if (!response.ok) throw new Error(`the gateway at ${gateway} answered ${response.status} to /v1/network`);
-  const body = (await response.json()) as { chainId?: unknown };
-  if (typeof body.chainId !== 'number' || !Number.isSafeInteger(body.chainId)) throw new Error(`the gateway at ${gateway} sent no valid chainId`);
-  return { chainId: body.chainId };
 }
 
 export { describeMisfit };

@@ -6,7 +6,7 @@ import { parseConfig } from '../../config/env.ts';
 import { OptionsError, resolveStartOptions } from './options.ts';
 
 // Each test builds its config from an explicit env object, never from process.env, so the
-// machine's own TEMPORAL_ADDRESS or NATS_URL cannot decide the outcome.
+// machine's own GITBLOCK_EDGE cannot decide the outcome.
 const home = mkdtempSync(join(tmpdir(), 'gbn-options-'));
 const env = (vars: Record<string, string> = {}) => parseConfig({ GITBLOCK_NODE_HOME: home, ...vars });
 
@@ -18,9 +18,7 @@ function configFile(settings: Record<string, unknown>): string {
 
 const fromFile = {
   models: ['smollm2-135m'],
-  temporal: 'temporal.example:7233',
-  namespace: 'operators',
-  nats: 'nats://nats.example:4222',
+  edge: 'edge.example:7443',
   modelDir: '/srv/models',
   contextSize: 2048,
   threads: 3,
@@ -43,9 +41,7 @@ describe('resolveStartOptions: flag > environment > file > default', () => {
     const options = resolveStartOptions({ config: configFile(fromFile) }, env(), 8);
     expect(options).toMatchObject({
       models: ['smollm2-135m'],
-      temporal: 'temporal.example:7233',
-      namespace: 'operators',
-      nats: 'nats://nats.example:4222',
+      edge: 'edge.example:7443',
       modelDir: '/srv/models',
       contextSize: 2048,
       threads: 3,
@@ -55,16 +51,13 @@ describe('resolveStartOptions: flag > environment > file > default', () => {
   });
 
   it('finds the file through GITBLOCK_NODE_CONFIG, and treats empty variables as unset', () => {
-    const options = resolveStartOptions({}, env({ GITBLOCK_NODE_CONFIG: configFile(fromFile), TEMPORAL_ADDRESS: '', NATS_URL: '' }), 8);
-    expect(options.temporal).toBe('temporal.example:7233');
-    expect(options.nats).toBe('nats://nats.example:4222');
+    const options = resolveStartOptions({}, env({ GITBLOCK_NODE_CONFIG: configFile(fromFile), GITBLOCK_EDGE: '' }), 8);
+    expect(options.edge).toBe('edge.example:7443');
   });
 
   it('lets a variable set in the environment beat the file, even one equal to the default', () => {
     const config = env({
-      TEMPORAL_ADDRESS: '127.0.0.1:7233',
-      TEMPORAL_NAMESPACE: 'env-ns',
-      NATS_URL: 'tls://nats.env:4222',
+      GITBLOCK_EDGE: '127.0.0.1:7443',
       GITBLOCK_MODEL_DIR: '/env/models',
       GITBLOCK_NODE_CONTEXT_SIZE: '4096',
       GITBLOCK_NODE_THREADS: '5',
@@ -73,9 +66,7 @@ describe('resolveStartOptions: flag > environment > file > default', () => {
     });
     const options = resolveStartOptions({ config: configFile(fromFile) }, config, 8);
     expect(options).toMatchObject({
-      temporal: '127.0.0.1:7233',
-      namespace: 'env-ns',
-      nats: 'tls://nats.env:4222',
+      edge: '127.0.0.1:7443',
       modelDir: '/env/models',
       contextSize: 4096,
       threads: 5,
@@ -86,9 +77,7 @@ describe('resolveStartOptions: flag > environment > file > default', () => {
 
   it('lets a flag beat both the environment and the file', () => {
     const config = env({
-      TEMPORAL_ADDRESS: 'temporal.env:7233',
-      TEMPORAL_NAMESPACE: 'env-ns',
-      NATS_URL: 'nats://nats.env:4222',
+      GITBLOCK_EDGE: 'edge.env:7443',
       GITBLOCK_MODEL_DIR: '/env/models',
       GITBLOCK_NODE_CONTEXT_SIZE: '4096',
       GITBLOCK_NODE_THREADS: '5',
@@ -97,9 +86,7 @@ describe('resolveStartOptions: flag > environment > file > default', () => {
     });
     const flags = {
       config: configFile(fromFile),
-      temporal: 'temporal.flag:7233',
-      namespace: 'flag-ns',
-      nats: 'nats://nats.flag:4222',
+      edge: 'edge.flag:7443',
       modelDir: '/flag/models',
       contextSize: '8192',
       threads: '1',
@@ -107,9 +94,7 @@ describe('resolveStartOptions: flag > environment > file > default', () => {
       shutdownGrace: '0',
     };
     expect(resolveStartOptions(flags, config, 8)).toMatchObject({
-      temporal: 'temporal.flag:7233',
-      namespace: 'flag-ns',
-      nats: 'nats://nats.flag:4222',
+      edge: 'edge.flag:7443',
       modelDir: '/flag/models',
       contextSize: 8192,
       threads: 1,
@@ -123,9 +108,7 @@ describe('resolveStartOptions: flag > environment > file > default', () => {
     const options = resolveStartOptions({ models: 'smollm2-135m' }, config, 8);
     expect(options).toMatchObject({
       gpu: 'auto',
-      temporal: '127.0.0.1:7233',
-      namespace: 'default',
-      nats: 'nats://127.0.0.1:4222',
+      edge: '127.0.0.1:7443',
       modelDir: config.GITBLOCK_MODEL_DIR,
       maxParallel: 4,
       threads: 7,
@@ -139,9 +122,8 @@ describe('resolveStartOptions: flag > environment > file > default', () => {
 
   it('names the flag that fixes a bad value, in one line', () => {
     for (const [settings, message] of [
-      [{ temporal: 'temporal.example' }, /^--temporal: host:port/],
-      [{ namespace: '' }, /^--namespace: /],
-      [{ nats: 'http://nats.example:4222' }, /^--nats: a nats:\/\/ URL/],
+      [{ edge: 'edge.example' }, /^--edge: host:port/],
+      [{ edge: 'http://edge.example:7443' }, /^--edge: host:port/],
       [{ threads: 'many' }, /^--threads: /],
       [{ maxMemory: 'lots' }, /^--max-memory: a size such as 512MiB or 8GiB/],
       [{ maxMemory: 0 }, /^--max-memory: a size such as 512MiB or 8GiB/],

@@ -32,10 +32,8 @@ const bytes = z.union([z.number(), z.string()], { error: sizeHint }).transform((
 export const nodeOptionsSchema = z.object({
   models: z.array(z.string().min(1)).min(1, 'name at least one model: --models smollm2-135m'),
   gpu: z.enum(gpuChoices),
-  gateway: z.url().optional(),
-  temporal: z.string().regex(/^[\w.-]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:7233'),
-  namespace: z.string().min(1),
-  nats: z.string().regex(/^(nats|tls):\/\/[^\s]+$/, 'a nats:// URL'),
+  /** The network's edge, host:port: the one address a node talks to. */
+  edge: z.string().regex(/^[\w.-]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:7443'),
   maxParallel: z.coerce.number().int().min(1).max(256),
   modelDir: z.string().min(1),
   /** Operator-supplied files, id=path. */
@@ -64,10 +62,7 @@ export type NodeOptions = z.infer<typeof nodeOptionsSchema>;
 export interface StartFlags {
   models?: string;
   gpu?: string;
-  gateway?: string;
-  temporal?: string;
-  namespace?: string;
-  nats?: string;
+  edge?: string;
   maxParallel?: string;
   modelDir?: string;
   modelFile?: string[];
@@ -107,10 +102,7 @@ export class OptionsError extends Error {
 const flagNames: Record<string, string> = {
   models: '--models',
   gpu: '--gpu',
-  gateway: '--gateway',
-  temporal: '--temporal',
-  namespace: '--namespace',
-  nats: '--nats',
+  edge: '--edge',
   maxParallel: '--max-parallel',
   modelDir: '--model-dir',
   modelFiles: '--model-file',
@@ -169,13 +161,10 @@ export function resolveStartOptions(flags: StartFlags, config: Config, cores: nu
   const raw = {
     models: typeof modelsRaw === 'string' ? csv(modelsRaw) : (modelsRaw ?? []),
     gpu: pick(flags.gpu, config.GITBLOCK_NODE_GPU, 'gpu', 'auto'),
-    gateway: pick(flags.gateway, config.GITBLOCK_GATEWAY_URL, 'gateway'),
-    // These variables have schema defaults, so config.X is always defined: pass only a value
-    // the environment set, and the default last, or the file's value would never be read.
-    temporal: pick(flags.temporal, explicitValue(config, 'TEMPORAL_ADDRESS'), 'temporal', config.TEMPORAL_ADDRESS),
-    namespace: pick(flags.namespace, explicitValue(config, 'TEMPORAL_NAMESPACE'), 'namespace', config.TEMPORAL_NAMESPACE),
-    nats: pick(flags.nats, explicitValue(config, 'NATS_URL'), 'nats', config.NATS_URL),
+    edge: pick(flags.edge, config.GITBLOCK_EDGE, 'edge', `127.0.0.1:${config.EDGE_PORT}`),
     maxParallel: pick(flags.maxParallel, config.GITBLOCK_NODE_MAX_PARALLEL, 'maxParallel', 4),
+    // GITBLOCK_MODEL_DIR has a schema default, so config's value is always defined: pass only a
+    // value the environment set, and the default last, or the file's value would never be read.
     modelDir: pick(flags.modelDir, explicitValue(config, 'GITBLOCK_MODEL_DIR'), 'modelDir', config.GITBLOCK_MODEL_DIR),
     modelFiles: parseModelFiles(flags.modelFile) ?? file['modelFiles'] ?? {},
     contextSize: pick(flags.contextSize, config.GITBLOCK_NODE_CONTEXT_SIZE, 'contextSize'),

@@ -2,20 +2,20 @@
  * Serving: one Temporal worker on `node.<nodeId>` and one on `model.<modelId>` per loaded
  * model, all running the same `infer` activity and sharing one pool of `maxParallel` slots.
  */
-import { jetstream } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createInferActivities, NodeLoad, type InferFaults } from '../../activities/infer.ts';
+import type { TaskStreams } from '../../activities/token-stream.ts';
 import { createVerifyActivities } from '../../activities/verify.ts';
-import { ensureTokenStream } from '../../connections/streams.ts';
 import { taskQueues } from '../../temporal.config.ts';
 import type { ModelEngine } from './engine.ts';
 import { SharedSlots } from './slots.ts';
 
 export interface ServeOptions {
   nodeId: string;
-  temporal: { address: string; namespace: string };
-  nc: NatsConnection;
+  /** The worker connection: to the edge on a GPU node (carrying the session), to Temporal elsewhere. */
+  connection: NativeConnection;
+  namespace: string;
+  streams: TaskStreams;
   engines: ReadonlyMap<string, ModelEngine>;
   maxParallel: number;
   /** How long shutdown waits for in-flight requests before cancelling them. */
@@ -40,13 +40,11 @@ export class NodeServer {
         `--max-parallel ${options.maxParallel} is too small: this node polls ${queues.length} task queues (its own and one per model) and each poller holds a slot; use at least ${queues.length}`,
       );
     }
-    const jsm = await ensureTokenStream(options.nc);
-    const js = jetstream(options.nc);
     const slots = new SharedSlots(options.maxParallel);
-    const connection = await NativeConnection.connect({ address: options.temporal.address });
+    const connection = options.connection;
     const server = new NodeServer([], connection, slots);
     const activities = {
-      ...createInferActivities({ nodeId: options.nodeId, engines: options.engines, nc: options.nc, js, jsm, load: server.load, faults: options.faults }),
+      ...createInferActivities({ nodeId: options.nodeId, engines: options.engines, streams: options.streams, load: server.load, faults: options.faults }),
       ...createVerifyActivities({ nodeId: options.nodeId, engines: options.engines }),
     };
     try {
@@ -54,7 +52,7 @@ export class NodeServer {
         server.workers.push(
           await Worker.create({
             connection,
-            namespace: options.temporal.namespace,
+            namespace: options.namespace,
             taskQueue,
             activities,
             identity: `${options.nodeId}@${taskQueue}`,

@@ -1,0 +1,78 @@
+/**
+ * A node's session at the edge: an EIP-712 `EdgeSession` signed by the node's operator key,
+ * bound to one edge (`audience`), short-lived, and good once (random nonce). The edge trades
+ * it for an opaque session token that the node then sends with every call; a copied signature
+ * cannot open a second session, nor one at another edge.
+ *
+ * Pure: zod, viem types and viem's pure helpers only; the caller supplies the clock.
+ */
+import { getAddress, type Address, type Hex } from 'viem';
+import { z } from 'zod';
+import { nodeIdSchema } from './heartbeat.ts';
+import { registrationDomain } from './registration.ts';
+
+/** A session lives at most this long; nodes renew well before (see `sessionRenewAfter`). */
+export const maxSessionLifetimeSeconds = 15 * 60;
+/** What nodes ask for: long enough to ride out a slow renewal, short enough that a leak dies soon. */
+export const defaultSessionLifetimeSeconds = 10 * 60;
+/** The most requests one node may say it serves at once. */
+export const maxSessionSlots = 256;
+
+export const edgeSessionTypes = {
+  EdgeSession: [
+    { name: 'nodeId', type: 'string' },
+    { name: 'operator', type: 'address' },
+    { name: 'audience', type: 'string' },
+    { name: 'slots', type: 'uint32' },
+    { name: 'expiry', type: 'uint64' },
+    { name: 'nonce', type: 'bytes32' },
+  ],
+} as const;
+
+export const edgeSessionFieldsSchema = z.strictObject({
+  nodeId: nodeIdSchema,
+  operator: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address'),
+  /** The edge this session is for, as the edge names itself (its `info`). */
+  audience: z.string().min(1).max(128),
+  /** Requests the node serves at once: the most free slots its heartbeats may claim. */
+  slots: z.number().int().min(1).max(maxSessionSlots),
+  expiry: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+  nonce: z.string().regex(/^0x[0-9a-f]{64}$/, 'expected 32 random bytes as 0x + 64 lowercase hex digits'),
+});
+
+export const edgeSessionBodySchema = z.strictObject({
+  session: edgeSessionFieldsSchema,
+  signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte signature as 0x + 130 hex digits'),
+});
+
+export type EdgeSessionFields = z.infer<typeof edgeSessionFieldsSchema>;
+export type EdgeSessionBody = z.infer<typeof edgeSessionBodySchema>;
+
+/** The typed data both sides hash: the node signs it, the edge recovers the signer from it. */
+export function edgeSessionTypedData(chainId: number, fields: EdgeSessionFields) {
+  return {
+    domain: registrationDomain(chainId),
+    types: edgeSessionTypes,
+    primaryType: 'EdgeSession',
+    message: {
+      nodeId: fields.nodeId,
+      operator: getAddress(fields.operator) as Address,
+      audience: fields.audience,
+      slots: fields.slots,
+      expiry: BigInt(fields.expiry),
+      nonce: fields.nonce as Hex,
+    },
+  } as const;
+}
+
+/** Why a session's expiry is unacceptable at `now` (unix seconds), or undefined. */
+export function checkSessionExpiry(expiry: number, now: number): 'expired' | 'too-long-lived' | undefined {
+  if (expiry <= now) return 'expired';
+  if (expiry > now + maxSessionLifetimeSeconds) return 'too-long-lived';
+  return undefined;
+}
+
+/** When a node opens its next session: two thirds into this one, so a failed renewal has time to retry. */
+export function sessionRenewAfterMs(lifetimeSeconds: number): number {
+  return Math.floor((lifetimeSeconds * 1000 * 2) / 3);
+}

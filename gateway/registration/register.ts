@@ -1,0 +1,87 @@
+/**
+ * Registering a node: a verified, signed registration is stored (a node id stays with the
+ * operator that first registered it) and the node's actor is started or told. The edge does
+ * this for nodes that join through it, and `POST /v1/nodes/register` for anyone else.
+ */
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import type { Db } from 'mongodb';
+import { isDuplicateKey } from '../../connections/mongo.ts';
+import { workflowIds } from '../../temporal.config.ts';
+import { nodeActorWorkflow, registeredSignal } from '../../workflows/node-actor.ts';
+import { verifyRegistration, type NonceStore } from './verify.ts';
+
+export const registrationsCollection = 'node_registrations';
+
+export interface RegistrationDoc {
+  _id: string;
+  operator: string;
+  models: string[];
+  /** Model id → sha256 of its GGUF, lowercase hex without 0x. */
+  modelHashes: Record<string, string>;
+  gpu: string;
+  version: string;
+  registeredAt: Date;
+}
+
+export interface RegisterDeps {
+  db: Db;
+  temporal: Client;
+  controlTaskQueue: string;
+  chainId: number;
+  nonces: NonceStore;
+  /** Unix ms. */
+  now?: (() => number) | undefined;
+}
+
+/** The node id is another operator's. */
+export class NodeIdTakenError extends Error {
+  override readonly name = 'NodeIdTakenError';
+  readonly code = 'NODE_ID_TAKEN';
+  constructor(nodeId: string) {
+    super(`Node id ${nodeId} belongs to another operator; choose another --node-id`);
+  }
+}
+
+export interface Registered {
+  nodeId: string;
+  operator: string;
+  status: 'registered' | 're-registered';
+}
+
+/**
+ * @throws {RegistrationError} when the body is invalid, forged, expired or replayed.
+ * @throws {NodeIdTakenError} when another operator holds the id.
+ */
+export async function registerNode(deps: RegisterDeps, body: unknown): Promise<Registered> {
+  const now = deps.now ?? Date.now;
+  const verified = await verifyRegistration(body, { chainId: deps.chainId, now: () => Math.floor(now() / 1000), nonces: deps.nonces });
+  const registrations = deps.db.collection<RegistrationDoc>(registrationsCollection);
+  const existing = await registrations.findOne({ _id: verified.nodeId });
+  if (existing && existing.operator.toLowerCase() !== verified.operator.toLowerCase()) throw new NodeIdTakenError(verified.nodeId);
+  const modelHashes = Object.fromEntries(verified.models.map((m, i) => [m, verified.modelHashes[i]!.slice(2)]));
+  try {
+    // Filtered on the operator too: if another operator's registration of a new id wins a
+    // race with this one, this upsert's insert hits the unique _id and is refused below,
+    // instead of overwriting the winner (rewards follow the registered operator).
+    await registrations.updateOne(
+      { _id: verified.nodeId, operator: existing?.operator ?? verified.operator },
+      { $set: { operator: verified.operator, models: verified.models, modelHashes, gpu: verified.gpu, version: verified.version, registeredAt: new Date() } },
+      { upsert: true },
+    );
+  } catch (err) {
+    if (isDuplicateKey(err)) throw new NodeIdTakenError(verified.nodeId);
+    throw err;
+  }
+  try {
+    await deps.temporal.workflow.signalWithStart(nodeActorWorkflow, {
+      taskQueue: deps.controlTaskQueue,
+      workflowId: workflowIds.node(verified.nodeId),
+      args: [{ nodeId: verified.nodeId, operator: verified.operator, models: verified.models }],
+      signal: registeredSignal,
+      signalArgs: [{ models: verified.models, at: now() }],
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  return { nodeId: verified.nodeId, operator: verified.operator, status: existing ? 're-registered' : 'registered' };
+}

@@ -1,0 +1,171 @@
+/**
+ * A GPU node's one connection to the network: the edge. Registration, the signed session
+ * (renewed before it expires), heartbeats, and the token stream of each task the node holds
+ * all go through it; the node's Temporal worker polls through the same address.
+ */
+import { randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { LocalAccount } from 'viem';
+import { StreamSupersededError, type ChunkPublisher, type Delivered, type TaskStreams } from '../../activities/token-stream.ts';
+import { defaultSessionLifetimeSeconds, edgeSessionFieldsSchema, edgeSessionTypedData, sessionRenewAfterMs, type EdgeSessionBody } from '../../domain/edge-session.ts';
+import type { RegistrationBody } from '../../domain/registration.ts';
+import { edgeErrors, nodeEdgeService, sessionMetadataKey, type EdgeInfo, type NodeReport, type PublishRequest, type RegisterReply, type SessionReply } from '../../edge/protocol.ts';
+
+const NodeEdgeClient = grpc.makeGenericClientConstructor(nodeEdgeService, 'NodeEdge');
+
+/** The edge refused a call or could not be reached; `code` is the gRPC status. */
+export class EdgeError extends Error {
+  override readonly name = 'EdgeError';
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Unary<Req, Res> = (request: Req, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (err: grpc.ServiceError | null, value?: Res) => void) => grpc.ClientUnaryCall;
+
+export class EdgeClient {
+  private readonly client: grpc.Client & Record<string, unknown>;
+  private token: string | undefined;
+
+  constructor(readonly address: string) {
+    this.client = new NodeEdgeClient(address, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      'grpc.keepalive_time_ms': 30_000,
+    }) as grpc.Client & Record<string, unknown>;
+  }
+
+  private call<Req, Res>(method: keyof typeof nodeEdgeService, request: Req, timeoutMs = 15_000): Promise<Res> {
+    const metadata = new grpc.Metadata();
+    if (this.token) metadata.set(sessionMetadataKey, this.token);
+    const fn = (this.client[method] as Unary<Req, Res>).bind(this.client);
+    return new Promise((resolve, reject) => {
+      fn(request, metadata, { deadline: Date.now() + timeoutMs }, (err, value) => {
+        if (err) {
+          const what = err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED ? `cannot reach the edge at ${this.address}: ${err.details}` : err.details;
+          reject(new EdgeError(err.code, what));
+        } else resolve(value as Res);
+      });
+    });
+  }
+
+  info(): Promise<EdgeInfo> {
+    return this.call('info', {});
+  }
+
+  register(body: RegistrationBody): Promise<RegisterReply> {
+    return this.call('register', body);
+  }
+
+  /** Opens a session signed by the operator key; later calls (and the worker's, via `onToken`) carry it. */
+  async openSession(account: LocalAccount, info: EdgeInfo, nodeId: string, slots: number, lifetimeSeconds = defaultSessionLifetimeSeconds): Promise<SessionReply> {
+    const session = edgeSessionFieldsSchema.parse({
+      nodeId,
+      operator: account.address,
+      audience: info.audience,
+      slots,
+      expiry: Math.floor(Date.now() / 1000) + lifetimeSeconds,
+      nonce: `0x${randomBytes(32).toString('hex')}`,
+    });
+    const body: EdgeSessionBody = { session, signature: await account.signTypedData(edgeSessionTypedData(info.chainId, session)) };
+    const reply = await this.call<EdgeSessionBody, SessionReply>('openSession', body);
+    this.token = reply.token;
+    return reply;
+  }
+
+  get sessionToken(): string | undefined {
+    return this.token;
+  }
+
+  heartbeat(report: NodeReport): Promise<unknown> {
+    return this.call('heartbeat', report, 5_000);
+  }
+
+  offline(): Promise<unknown> {
+    return this.call('offline', {}, 5_000);
+  }
+
+  /** The token stream of the tasks this node holds, through the edge. */
+  streams(): TaskStreams {
+    return {
+      readDelivered: (input) => this.call<{ requestId: string }, Delivered>('readDelivered', { requestId: input.requestId }, 60_000),
+      publisher: (input): ChunkPublisher => ({
+        publish: async (chunk, expectLastSubjectSeq) => {
+          const request: PublishRequest = { requestId: input.requestId, seq: chunk.seq, tokens: chunk.tokens, text: chunk.text, finish: chunk.finish, expectLastSubjectSeq };
+          try {
+            return (await this.call<PublishRequest, { streamSeq: number }>('publishChunk', request)).streamSeq;
+          } catch (err) {
+            if (err instanceof EdgeError && err.message.startsWith(edgeErrors.superseded)) throw new StreamSupersededError(err.message);
+            throw err;
+          }
+        },
+      }),
+      watchCancel: (input, onCancel) => {
+        const metadata = new grpc.Metadata();
+        if (this.token) metadata.set(sessionMetadataKey, this.token);
+        const stream = (this.client['watchCancel'] as (req: unknown, md: grpc.Metadata) => grpc.ClientReadableStream<{ cancelled?: boolean }>).call(this.client, { requestId: input.requestId }, metadata);
+        stream.on('data', (event) => {
+          if (event?.cancelled === true) onCancel();
+        });
+        // A refused or broken watch is not fatal: cancellation still arrives with the next heartbeat.
+        stream.on('error', () => {});
+        return () => stream.cancel();
+      },
+    };
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/**
+ * Keeps a session open: renews it two thirds into its life and hands each new token to
+ * `onToken` (the worker connection's metadata). A failed renewal is retried every few seconds
+ * while the old session still holds.
+ */
+export class SessionKeeper {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly edge: EdgeClient,
+    private readonly open: () => Promise<SessionReply>,
+    private readonly onToken: (token: string) => Promise<void>,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  async start(): Promise<string> {
+    const reply = await this.open();
+    this.schedule(reply);
+    return reply.token;
+  }
+
+  private schedule(reply: SessionReply): void {
+    if (this.stopped) return;
+    const lifetimeS = Math.max(1, reply.expiresAt - Math.floor(Date.now() / 1000));
+    this.timer = setTimeout(() => void this.renew(), sessionRenewAfterMs(lifetimeS));
+    this.timer.unref();
+  }
+
+  private async renew(): Promise<void> {
+    try {
+      const reply = await this.open();
+      await this.onToken(reply.token);
+      this.schedule(reply);
+    } catch (err) {
+      this.log(`session renewal at the edge ${this.edge.address} failed, retrying: ${(err as Error).message}`);
+      if (!this.stopped) {
+        this.timer = setTimeout(() => void this.renew(), 5_000);
+        this.timer.unref();
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+}
