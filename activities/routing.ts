@@ -2,9 +2,12 @@
  * The `route` control activity: rank live nodes for one request. Live state comes from the
  * heartbeat bucket, standing (state, reputation, latency) from the node actors' projection in
  * MongoDB, and only registered nodes whose heartbeat names their registered operator count.
+ * Routing a spot check (`verify`) keeps only established verifiers (`domain/verifiers.ts`).
  */
 import type { Db } from 'mongodb';
+import type { NodeRecord } from '../domain/reputation.ts';
 import { rankCandidates, type Candidate, type NodeState, type RouteDecision } from '../domain/routing.ts';
+import { verifierIneligibility, verifierPolicy, type VerifierPolicy } from '../domain/verifiers.ts';
 import { getModel } from '../models/catalog.ts';
 import type { LiveNodes } from './live-nodes.ts';
 
@@ -14,13 +17,20 @@ export interface RouteInput {
   promptTokens: number;
   maxTokens: number;
   excludeOperators?: string[] | undefined;
+  /**
+   * Set when the route is for a spot check of `claimantNodeId`'s answer rather than for serving:
+   * only established verifiers are candidates, and only those serving the file the claimant
+   * registered for the model (the catalog's pinned file wins where there is one). The
+   * registration, not the claim, names the file: a claim is the claimant's own word.
+   */
+  verify?: { claimantNodeId: string } | undefined;
 }
 
 interface NodeDoc {
   _id: string;
   state?: NodeState;
   reputation?: number;
-  record?: { latencyEmaMs?: number | null };
+  record?: Partial<Pick<NodeRecord, 'latencyEmaMs' | 'verificationPasses' | 'verificationFailures'>>;
 }
 
 interface RegistrationDoc {
@@ -29,8 +39,17 @@ interface RegistrationDoc {
   modelHashes: Record<string, string>;
 }
 
-export function createRoutingActivities(deps: { db: Db; liveNodes: LiveNodes; now?: () => number }) {
+export interface RoutingDeps {
+  db: Db;
+  liveNodes: LiveNodes;
+  now?: () => number;
+  /** Who may verify; without it, no seed operators (only nodes with a record verify). */
+  verifiers?: VerifierPolicy | undefined;
+}
+
+export function createRoutingActivities(deps: RoutingDeps) {
   const now = deps.now ?? Date.now;
+  const verifiers = deps.verifiers ?? verifierPolicy();
   return {
     /** Whether the node's heartbeat is live in the bucket now: the node actor samples it for uptime. */
     async nodeLive(input: { nodeId: string }): Promise<boolean> {
@@ -42,9 +61,10 @@ export function createRoutingActivities(deps: { db: Db; liveNodes: LiveNodes; no
       await deps.liveNodes.whenReady();
       const live = deps.liveNodes.list(input.modelId);
       const ids = live.map((n) => n.heartbeat.nodeId);
+      const claimant = input.verify?.claimantNodeId;
       const [states, registrations] = await Promise.all([
         deps.db.collection<NodeDoc>('nodes').find({ _id: { $in: ids } }).toArray(),
-        deps.db.collection<RegistrationDoc>('node_registrations').find({ _id: { $in: ids } }).toArray(),
+        deps.db.collection<RegistrationDoc>('node_registrations').find({ _id: { $in: claimant === undefined ? ids : [...ids, claimant] } }).toArray(),
       ]);
       const stateOf = new Map(states.map((s) => [s._id, s]));
       const registered = new Map(registrations.map((r) => [r._id, r]));
@@ -62,6 +82,13 @@ export function createRoutingActivities(deps: { db: Db; liveNodes: LiveNodes; no
           continue;
         }
         const doc = stateOf.get(h.nodeId);
+        if (input.verify) {
+          const why = verifierIneligibility({ operator: reg.operator, state: doc?.state, record: doc?.record }, verifiers);
+          if (why !== null) {
+            rejected.push({ nodeId: h.nodeId, why: `not an established verifier: ${why}` });
+            continue;
+          }
+        }
         candidates.push({
           nodeId: h.nodeId,
           operator: reg.operator,
@@ -78,7 +105,7 @@ export function createRoutingActivities(deps: { db: Db; liveNodes: LiveNodes; no
           heartbeatAgeMs: now() - receivedAt,
         });
       }
-      const expected = getModel(input.modelId).sha256;
+      const expected = getModel(input.modelId).sha256 ?? (claimant === undefined ? undefined : registered.get(claimant)?.modelHashes[input.modelId]);
       const decision = rankCandidates(candidates, {
         requestId: input.requestId,
         modelId: input.modelId,

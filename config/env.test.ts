@@ -35,6 +35,14 @@ describe('config', () => {
     expect(parseConfig({ NATS_URL: 'nats://gitblock:pw@nats:4222' }).NATS_URL).toBe('nats://gitblock:pw@nats:4222');
   });
 
+  it('reads seed verifiers as a comma-separated list of addresses, none by default', () => {
+    const a = '0x00000000000000000000000000000000000000Aa';
+    const b = '0x00000000000000000000000000000000000000bb';
+    expect(parseConfig({}).GITBLOCK_SEED_VERIFIERS).toEqual([]);
+    expect(parseConfig({ GITBLOCK_SEED_VERIFIERS: ` ${a}, ${b},` }).GITBLOCK_SEED_VERIFIERS).toEqual([a, b]);
+    expect(() => parseConfig({ GITBLOCK_SEED_VERIFIERS: `${a},alice` })).toThrow(/GITBLOCK_SEED_VERIFIERS.*must be a 0x address/);
+  });
+
   describe('explicitValue', () => {
     it('tells a value set in the environment from a default, even an equal one', () => {
       const config = parseConfig({ TEMPORAL_ADDRESS: '127.0.0.1:7233', NATS_URL: '' });

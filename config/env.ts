@@ -76,6 +76,17 @@ export const configSchema = z.object({
   GITBLOCK_EPOCH_SECONDS: z.coerce.number().int().min(1).default(EPOCH_SECONDS),
   /** Blocks a posted root must have (the posting block counts as 1) before an epoch is settled. */
   GITBLOCK_SETTLEMENT_CONFIRMATIONS: z.coerce.number().int().min(1).max(256).default(1),
+  /**
+   * Comma-separated operator addresses whose active nodes verify spot checks before they have a
+   * record of passed checks of their own: a new network's root of trust (domain/verifiers.ts
+   * says why). Empty: only nodes with such a record verify, so a network where none has one
+   * yet leaves every check unverified (the rewards stay).
+   */
+  GITBLOCK_SEED_VERIFIERS: z
+    .string()
+    .transform((list) => list.split(',').map((a) => a.trim()).filter((a) => a !== ''))
+    .pipe(z.array(z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x address (40 hex digits); separate several with commas')))
+    .default([]),
 }).superRefine((env, ctx) => {
   // Credentials half given, or given twice, would connect as nobody or as the wrong one.
   if ((env.NATS_USER === undefined) !== (env.NATS_PASSWORD === undefined)) {

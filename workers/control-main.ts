@@ -54,11 +54,13 @@ async function main(): Promise<void> {
   const nc = await connectNats(config, 'gitblock-control');
   const chain = await settlementChainFromConfig(config);
   if (!chain) console.error('No GITBLOCK_DEPLOYMENT_FILE / GITBLOCK_SETTLER_KEY_FILE: this worker will not settle epochs.');
+  if (!config.GITBLOCK_SEED_VERIFIERS.length) console.error('No GITBLOCK_SEED_VERIFIERS: only nodes with a record of passed checks verify; a new network leaves its checks unverified.');
   const control = await startControlWorker({
     temporal: target,
     db: mongo.db,
     nc,
     taskQueue,
+    seedVerifiers: config.GITBLOCK_SEED_VERIFIERS,
     settlement: {
       schedule,
       chain,

@@ -13,6 +13,7 @@ import { createRoutingActivities } from '../activities/routing.ts';
 import { createLedgerActivities } from '../activities/ledger.ts';
 import { createSettlementActivities, type SettlementDeps } from '../activities/settlement.ts';
 import { defaultEpochSchedule } from '../domain/emission.ts';
+import { verifierPolicy } from '../domain/verifiers.ts';
 import { nodesKv } from '../connections/streams.ts';
 import { taskQueues } from '../temporal.config.ts';
 
@@ -27,6 +28,8 @@ export interface ControlWorkerOptions {
   workflowBundle?: { code: string } | undefined;
   /** Settlement's epoch schedule and settler; without a settler, settlement refuses to start. */
   settlement?: Omit<SettlementDeps, 'db'> | undefined;
+  /** Operators (GITBLOCK_SEED_VERIFIERS) whose active nodes verify without a record; none by default. */
+  seedVerifiers?: readonly string[] | undefined;
 }
 
 export interface ControlWorker {
@@ -45,7 +48,7 @@ export async function startControlWorker(options: ControlWorkerOptions): Promise
     taskQueue: options.taskQueue ?? taskQueues.control,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
     activities: {
-      ...createRoutingActivities({ db: options.db, liveNodes }),
+      ...createRoutingActivities({ db: options.db, liveNodes, verifiers: verifierPolicy(options.seedVerifiers) }),
       ...createRequestActivities({ db: options.db }),
       ...createNodeProjectionActivities(options.db),
       ...createLedgerActivities({ db: options.db }),

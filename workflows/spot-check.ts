@@ -2,8 +2,10 @@
  * `check-<requestId>`: a spot check of one served answer, run as a child of the request
  * workflow that does not delay the answer (the parent does not wait for it). A node of another
  * operator, serving the same model file, re-scores the claim; if it disagrees, a third node of
- * a third operator decides (two of three). The verdict goes to the claimant's node actor, and
- * a failed check voids the request's accrual.
+ * a third operator decides (two of three). Verifiers are established nodes only (active, with
+ * a clean record of checks of their own, or of a seed operator: `domain/verifiers.ts`), so a
+ * freshly registered operator can neither void an honest node's reward nor settle a tie-break.
+ * The verdict goes to the claimant's node actor, and a failed check voids the request's accrual.
  */
 import { ActivityFailure, getExternalWorkflowHandle, log, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { LedgerActivities } from '../activities/ledger.ts';
@@ -38,7 +40,7 @@ export interface SpotCheckOutcome {
   reason: string;
 }
 
-/** The first candidate (of operators not excluded) that manages to score the claim. */
+/** The first established verifier (of operators not excluded) that manages to score the claim. */
 async function scoreElsewhere(input: SpotCheckInput, excludeOperators: string[], round: number) {
   const decision = await control.route({
     requestId: `${input.claim.requestId}-check-${round}`,
@@ -46,6 +48,7 @@ async function scoreElsewhere(input: SpotCheckInput, excludeOperators: string[],
     promptTokens: input.promptTokensEstimate + input.claim.tokens.length,
     maxTokens: 1,
     excludeOperators,
+    verify: { claimantNodeId: input.claim.nodeId },
   });
   for (const candidate of decision.ranked) {
     try {
@@ -76,7 +79,8 @@ export async function spotCheckWorkflow(input: SpotCheckInput): Promise<SpotChec
   // A node never verifies its own operator's answer.
   const first = await scoreElsewhere(input, [claim.operator], 1);
   if (!first) {
-    outcome = { status: 'unverified', verdicts, reason: 'no node of another operator could score this answer' };
+    // The accrual stays: without an established verifier there is no evidence against the answer.
+    outcome = { status: 'unverified', verdicts, reason: 'no established verifier of another operator could score this answer' };
   } else {
     const v1 = judge(claimShape, first.report);
     verdicts.push({ verifierNodeId: first.report.verifierNodeId, operator: first.operator, verdict: v1, checkMs: first.report.checkMs });
@@ -86,7 +90,7 @@ export async function spotCheckWorkflow(input: SpotCheckInput): Promise<SpotChec
       // Disagreement: a third operator decides, two of three.
       const second = await scoreElsewhere(input, [claim.operator, first.operator], 2);
       if (!second) {
-        outcome = { status: 'unverified', verdicts, reason: `one verifier disagreed (${v1.reason}) and no third operator was available` };
+        outcome = { status: 'unverified', verdicts, reason: `one verifier disagreed (${v1.reason}) and no established verifier of a third operator was available` };
       } else {
         const v2 = judge(claimShape, second.report);
         verdicts.push({ verifierNodeId: second.report.verifierNodeId, operator: second.operator, verdict: v2, checkMs: second.report.checkMs });

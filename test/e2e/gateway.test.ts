@@ -56,8 +56,9 @@ describe('the gateway with the official openai client', () => {
     expect(receipt.status).toBe(200);
     const body = (await receipt.json()) as Record<string, unknown>;
     expect(body).toMatchObject({ id: requestId, status: 'completed', nodeId: node, usage: { completionTokens: 24 } });
-    // Nodes on probation are spot-checked at random: any of these is a correct receipt.
-    expect(['not sampled', 'pending', 'passed']).toContain((body['verification'] as { status: string }).status);
+    // Nodes on probation are spot-checked at random: any of these is a correct receipt. Neither
+    // node is an established verifier in this network, so a check ends unverified.
+    expect(['not sampled', 'pending', 'unverified']).toContain((body['verification'] as { status: string }).status);
     expect((body['accrual'] as { status: string; amount: string }).status).toBe('accrued');
     expect(BigInt((body['accrual'] as { amount: string }).amount)).toBeGreaterThan(0n);
   });

@@ -5,6 +5,11 @@
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { FastifyInstance } from 'fastify';
+import type { Address } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { expect } from 'vitest';
+import { nodesCollection, type NodeDocument } from '../../activities/node-projection.ts';
+import { createRequestActivities } from '../../activities/requests.ts';
 import { LiveNodes } from '../../activities/live-nodes.ts';
 import { chainClient } from '../../connections/chain.ts';
 import { connectMongo, type MongoHandle } from '../../connections/mongo.ts';
@@ -16,10 +21,17 @@ import { ApiKeys, type KeyPolicy } from '../../gateway/keys/keys.ts';
 import { createMetrics } from '../../gateway/metrics.ts';
 import { RegisteredNodes } from '../../gateway/registered-nodes.ts';
 import { MongoNonceStore } from '../../gateway/registration/mongo-nonces.ts';
+import { tokenSubject, type InferInput, type Sampling } from '../../domain/inference.ts';
+import { PROBATION_REQUESTS } from '../../domain/reputation.ts';
+import { workflowIds } from '../../temporal.config.ts';
 import { startControlWorker, type ControlWorker } from '../../workers/control.ts';
+import { inferenceWorkflow } from '../../workflows/inference.ts';
+import { requestOutcomeSignal, verificationVerdictSignal } from '../../workflows/node-actor.ts';
+import { spotCheckWorkflow, type SpotCheckOutcome } from '../../workflows/spot-check.ts';
 import { stack, unique, workflowBundle } from '../helpers.ts';
 import { startTestEdge, type TestEdge } from '../edge.ts';
 import { startNodeProcess, type NodeProcess } from '../node-process.ts';
+import { writeKeyFile } from '../settlement-helpers.ts';
 
 export interface Network {
   url: string;
@@ -32,10 +44,34 @@ export interface Network {
   keys: ApiKeys;
   nodes: NodeProcess[];
   startNode(name: string, extra?: string[]): Promise<NodeProcess>;
+  /** The operator a node registered under. */
+  operatorOf(nodeId: string): Promise<string>;
+  /**
+   * Gives a registered node a record through its node actor, as served requests and checks
+   * would: out of probation (PROBATION_REQUESTS clean requests) and `passes` passed checks;
+   * resolves once the projection the router reads shows it.
+   */
+  establish(nodeId: string, record: { passes: number }): Promise<void>;
+  /**
+   * Serves one request on the given node, books its accrual, and spot-checks it; asserts that
+   * no verdict came from the node's own operator.
+   */
+  serveAndCheck(nodeId: string, sampling: Sampling, content: string): Promise<{ outcome: SpotCheckOutcome; requestId: string }>;
   stop(): Promise<void>;
 }
 
-export async function startNetwork(policy: KeyPolicy): Promise<Network> {
+export interface NetworkOptions {
+  /** Operators whose active nodes verify without a record of checks (GITBLOCK_SEED_VERIFIERS). */
+  seedVerifiers?: readonly string[];
+}
+
+/** A new operator key in a file of its own, for a node's `--key-file`. */
+export function newOperatorKey(): { address: Address; keyFile: string } {
+  const key = generatePrivateKey();
+  return { address: privateKeyToAccount(key).address, keyFile: writeKeyFile(key, 'operator.key') };
+}
+
+export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = {}): Promise<Network> {
   const s = stack();
   const target = { address: s.temporalAddress, namespace: s.temporalNamespace };
   const taskQueue = unique('control');
@@ -43,7 +79,7 @@ export async function startNetwork(policy: KeyPolicy): Promise<Network> {
   const nc = await connectNats(s.natsUrl, 'e2e');
   await ensureTokenStream(nc);
   const temporal = await connectTemporalClient(target);
-  const control = await startControlWorker({ temporal: target, db: mongo.db, nc, taskQueue, workflowBundle: await workflowBundle() });
+  const control = await startControlWorker({ temporal: target, db: mongo.db, nc, taskQueue, workflowBundle: await workflowBundle(), seedVerifiers: options.seedVerifiers });
   const keys = new ApiKeys(mongo.db, policy);
   await keys.ensureIndexes();
   const nonces = new MongoNonceStore(mongo.db);
@@ -68,6 +104,11 @@ export async function startNetwork(policy: KeyPolicy): Promise<Network> {
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const edge = await startTestEdge({ db: mongo.db, controlTaskQueue: taskQueue });
   const nodes: NodeProcess[] = [];
+  async function operatorOf(nodeId: string): Promise<string> {
+    const doc = await mongo.db.collection<{ _id: string; operator: string }>('node_registrations').findOne({ _id: nodeId });
+    if (!doc) throw new Error(`node ${nodeId} is not registered`);
+    return doc.operator;
+  }
   return {
     url,
     app,
@@ -89,6 +130,35 @@ export async function startNetwork(policy: KeyPolicy): Promise<Network> {
         await new Promise((r) => setTimeout(r, 50));
       }
       return node;
+    },
+    operatorOf,
+    async establish(nodeId, { passes }) {
+      const actor = temporal.workflow.getHandle(workflowIds.node(nodeId));
+      const tag = unique('establish');
+      for (let i = 0; i < PROBATION_REQUESTS; i++) await actor.signal(requestOutcomeSignal, { requestId: `${tag}-r${i}`, ok: true, at: Date.now() });
+      for (let i = 0; i < passes; i++) await actor.signal(verificationVerdictSignal, { requestId: `${tag}-v${i}`, passed: true, at: Date.now() });
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const doc = await mongo.db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId });
+        if (doc?.state === 'active' && doc.record.verificationPasses >= passes) return;
+        if (Date.now() > deadline) throw new Error(`node ${nodeId} not projected as established in 20 s: ${JSON.stringify(doc?.state)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async serveAndCheck(nodeId, sampling, content) {
+      const requestId = unique('v').replace(/-/g, '');
+      const input: InferInput = { requestId, modelId: 'gitblock-tiny', messages: [{ role: 'user', content }], sampling, subject: tokenSubject(requestId) };
+      const { result } = await temporal.workflow.execute(inferenceWorkflow, { taskQueue, workflowId: `req-${requestId}`, args: [input, [nodeId]] });
+      await createRequestActivities({ db: mongo.db }).accrueReward({ requestId, nodeId, modelId: 'gitblock-tiny', completionTokens: result.usage.completionTokens });
+      const operator = await operatorOf(nodeId);
+      const outcome = await temporal.workflow.execute(spotCheckWorkflow, {
+        taskQueue,
+        workflowId: workflowIds.spotCheck(requestId),
+        args: [{ claim: { ...input, nodeId, operator, modelHash: result.modelHash, tokens: result.tokens, finishReason: result.finishReason }, promptTokensEstimate: 64 }],
+      });
+      // A node never verifies its own operator's answer.
+      for (const v of outcome.verdicts) expect(v.operator.toLowerCase()).not.toBe(operator.toLowerCase());
+      return { outcome, requestId };
     },
     async stop() {
       await Promise.all(nodes.map((n) => n.stop('SIGKILL')));

@@ -2,53 +2,36 @@
  * Verification on the real network: registered honest nodes of separate operators check each
  * other's answers without false alarms; each fault mode is caught by the spot-check workflow,
  * the faulty node is suspended within a stated number of checks, and its accruals are voided.
+ *
+ * Only established nodes verify (domain/verifiers.ts): the honest nodes' operators are this
+ * network's seed verifiers, and each honest node is brought out of probation before the tests.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRequestActivities } from '../../activities/requests.ts';
 import { tokenSubject, type InferInput, type Sampling } from '../../domain/inference.ts';
 import { SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES } from '../../domain/reputation.ts';
 import { workflowIds } from '../../temporal.config.ts';
 import { inferenceWorkflow } from '../../workflows/inference.ts';
 import { stateQuery } from '../../workflows/node-actor.ts';
-import { spotCheckWorkflow, type SpotCheckOutcome } from '../../workflows/spot-check.ts';
 import { unique } from '../helpers.ts';
 import type { NodeProcess } from '../node-process.ts';
-import { startNetwork, type Network } from './harness.ts';
+import { newOperatorKey, startNetwork, type Network } from './harness.ts';
 
 let net: Network;
 let honest: NodeProcess[];
 const operatorOf = new Map<string, string>();
 
 beforeAll(async () => {
-  net = await startNetwork({ requestsPerMinute: 1000, tokensPerDay: 10_000_000 });
-  honest = await Promise.all(['h1', 'h2', 'h3'].map((n) => net.startNode(n)));
-  for (const node of honest) operatorOf.set(node.nodeId, await operator(node.nodeId));
+  const keys = ['h1', 'h2', 'h3'].map((name) => ({ name, ...newOperatorKey() }));
+  net = await startNetwork({ requestsPerMinute: 1000, tokensPerDay: 10_000_000 }, { seedVerifiers: keys.map((k) => k.address) });
+  honest = await Promise.all(keys.map((k) => net.startNode(k.name, ['--key-file', k.keyFile])));
+  for (const node of honest) {
+    operatorOf.set(node.nodeId, await net.operatorOf(node.nodeId));
+    await net.establish(node.nodeId, { passes: 0 });
+  }
 });
 afterAll(async () => {
   await net?.stop();
 });
-
-async function operator(nodeId: string): Promise<string> {
-  const doc = await net.mongo.db.collection<{ _id: string; operator: string }>('node_registrations').findOne({ _id: nodeId });
-  return doc!.operator;
-}
-
-/** Serves one request on the given node, books its accrual, and spot-checks it. */
-async function serveAndCheck(nodeId: string, sampling: Sampling, content: string): Promise<{ outcome: SpotCheckOutcome; requestId: string }> {
-  const taskQueue = net.control.worker.options.taskQueue;
-  const requestId = unique('v').replace(/-/g, '');
-  const input: InferInput = { requestId, modelId: 'gitblock-tiny', messages: [{ role: 'user', content }], sampling, subject: tokenSubject(requestId) };
-  const { result } = await net.temporal.workflow.execute(inferenceWorkflow, { taskQueue, workflowId: `req-${requestId}`, args: [input, [nodeId]] });
-  await createRequestActivities({ db: net.mongo.db }).accrueReward({ requestId, nodeId, modelId: 'gitblock-tiny', completionTokens: result.usage.completionTokens });
-  const outcome = await net.temporal.workflow.execute(spotCheckWorkflow, {
-    taskQueue,
-    workflowId: workflowIds.spotCheck(requestId),
-    args: [{ claim: { ...input, nodeId, operator: await operator(nodeId), modelHash: result.modelHash, tokens: result.tokens, finishReason: result.finishReason }, promptTokensEstimate: 64 }],
-  });
-  // A node never verifies its own operator's answer.
-  for (const v of outcome.verdicts) expect(v.operator.toLowerCase()).not.toBe((await operator(nodeId)).toLowerCase());
-  return { outcome, requestId };
-}
 
 async function stateOf(nodeId: string): Promise<string> {
   return (await net.temporal.workflow.getHandle(workflowIds.node(nodeId)).query(stateQuery)).state;
@@ -60,7 +43,7 @@ describe('spot checks', () => {
     for (let i = 0; i < 12; i++) {
       const claimant = honest[i % 3]!;
       const sampling: Sampling = i % 2 ? { temperature: 0.9, seed: i, maxTokens: 24 } : { temperature: 0, maxTokens: 24 };
-      const { outcome } = await serveAndCheck(claimant.nodeId, sampling, `Question number ${i}: tell me about rivers.`);
+      const { outcome } = await net.serveAndCheck(claimant.nodeId, sampling, `Question number ${i}: tell me about rivers.`);
       if (outcome.status !== 'passed') failures.push(`${i}: ${outcome.status} ${outcome.reason}`);
     }
     expect(failures).toEqual([]);
@@ -77,7 +60,7 @@ describe('spot checks', () => {
       while ((await stateOf(liar.nodeId)) !== 'suspended') {
         expect(checks, `still ${await stateOf(liar.nodeId)} after ${checks} checks`).toBeLessThan(bound);
         const sampling: Sampling = checks % 2 ? { temperature: 0.8, seed: checks, maxTokens: 32 } : { temperature: 0, maxTokens: 32 };
-        const { outcome, requestId } = await serveAndCheck(liar.nodeId, sampling, `Tell me about ${fault} things (${checks}).`);
+        const { outcome, requestId } = await net.serveAndCheck(liar.nodeId, sampling, `Tell me about ${fault} things (${checks}).`);
         checks++;
         expect(outcome.status, outcome.reason).toBe('failed');
         voided.push(requestId);
@@ -95,8 +78,9 @@ describe('spot checks', () => {
     const { key } = (await (await fetch(`${net.url}/v1/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as { key: string };
     const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
     let verification: { status: string; verdicts?: { operator: string }[] } | undefined;
-    // Nodes on probation are checked at rate 0.5: 20 requests all unsampled has odds 1e-6.
-    for (let i = 0; i < 20 && verification?.status !== 'passed'; i++) {
+    // The honest nodes are active, checked at 0.25 decaying by 0.95 a passed check (about 0.2
+    // after the checks above): 60 requests all unsampled has odds about 1e-6.
+    for (let i = 0; i < 60 && verification?.status !== 'passed'; i++) {
       const response = await fetch(`${net.url}/v1/chat/completions`, { method: 'POST', headers, body: JSON.stringify({ model: 'gitblock-tiny', messages: [{ role: 'user', content: `Hi ${i}` }], max_tokens: 16 }) });
       const requestId = response.headers.get('x-gitblock-request-id')!;
       const node = response.headers.get('x-gitblock-node')!;
