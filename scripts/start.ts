@@ -13,6 +13,7 @@ import { printEndpoints, untilSignal } from '../stack/console.ts';
 import { preferPort } from '../stack/ports.ts';
 import { startStack } from '../stack/stack.ts';
 import { startControlWorker } from '../workers/control.ts';
+import { startEdgeFromConfig } from '../edge/server.ts';
 import { ensureSettlementSchedule } from '../workers/settlement-schedule.ts';
 import { settlementChainFromConfig } from '../activities/settlement-chain.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
@@ -30,7 +31,7 @@ function startNodeProcess(env: NodeJS.ProcessEnv, args: string[]): Promise<Child
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       for (const line of chunk.toString().split('\n')) if (line.trim()) console.log(`  [node] ${line}`);
-      if (/serving .* on Temporal/.test(output)) resolve(child);
+      if (/serving .* through the edge/.test(output)) resolve(child);
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
@@ -53,6 +54,7 @@ async function main() {
   try {
     const e = stack.endpoints;
     const gatewayPort = await preferPort(base.GATEWAY_PORT);
+    const edgePort = await preferPort(base.EDGE_PORT);
     // The endpoints of the stack just started, overriding defaults for every component.
     // The rewards contracts on the local anvil (deployed once, then reused) and their settler.
     const local = base.GITBLOCK_DEPLOYMENT_FILE ? undefined : await ensureLocalDeployment(e.rpcUrl, base.GITBLOCK_DATA_DIR);
@@ -62,6 +64,7 @@ async function main() {
       CHAIN_RPC_URL: e.rpcUrl,
       MONGODB_URI: e.mongodbUri,
       GATEWAY_PORT: String(gatewayPort),
+      EDGE_PORT: String(edgePort),
       GITBLOCK_DEPLOYMENT_FILE: base.GITBLOCK_DEPLOYMENT_FILE ?? local?.deploymentFile,
       GITBLOCK_SETTLER_KEY_FILE: base.GITBLOCK_SETTLER_KEY_FILE ?? local?.settlerKeyFile,
     };
@@ -70,10 +73,10 @@ async function main() {
     console.log(`GBT contracts ${local?.created ? 'deployed' : 'found'}: ${config.GITBLOCK_DEPLOYMENT_FILE}`);
 
     const mongo = await connectMongo(e.mongodbUri, config.MONGODB_DB);
-    const nc = await connectNats(e.natsUrl, 'gitblock-control');
+    const nc = await connectNats(config, 'gitblock-control');
     const schedule = { genesis: config.GITBLOCK_GENESIS, epochSeconds: config.GITBLOCK_EPOCH_SECONDS };
     const temporalTarget = { address: e.temporalAddress, namespace: e.temporalNamespace };
-    const control = await startControlWorker({ temporal: temporalTarget, db: mongo.db, nc, settlement: { schedule, chain } });
+    const control = await startControlWorker({ temporal: temporalTarget, db: mongo.db, nc, seedVerifiers: config.GITBLOCK_SEED_VERIFIERS, settlement: { schedule, chain } });
     stops.push(async () => {
       await control.shutdown();
       await nc.close();
@@ -86,8 +89,13 @@ async function main() {
     const gateway = await startGateway({ config, mongodbUri: e.mongodbUri });
     stops.push(() => gateway.close());
 
+    // The one endpoint nodes reach: the node below gets its address and nothing of Temporal, NATS or MongoDB.
+    const edge = await startEdgeFromConfig(config, { mongodbUri: e.mongodbUri, log: (line) => console.error(`  [edge] ${line}`) });
+    stops.push(() => edge.stop());
+
     console.log(`Starting a GPU node with ${defaultModel} (first run fetches the model)...`);
-    const node = await startNodeProcess({ ...process.env, ...env }, ['--models', defaultModel, '--gateway', gateway.url, '--node-id', 'local-node-1']);
+    const nodeEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|NATS_|MONGODB_)/.test(k)));
+    const node = await startNodeProcess(nodeEnv, ['--models', defaultModel, '--edge', edge.address, '--node-id', 'local-node-1']);
     stops.push(async () => {
       if (node.exitCode !== null) return;
       node.kill('SIGTERM');
