@@ -114,6 +114,7 @@ async function main() {
         `    -H "Authorization: Bearer ${issued.key}" -H "Content-Type: application/json" \\`,
         `    -d '{"model":"${defaultModel}","messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":64}'`,
         '',
+        `More GPU nodes join through the edge: npx gitblock-node start --models ${defaultModel} --edge ${edge.address} --node-id <id>`,
         `Every request is a workflow req-<id> in the Temporal UI: ${e.temporalUiUrl}`,
         'Press Ctrl-C to stop.',
       ].join('\n'),
