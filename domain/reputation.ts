@@ -14,7 +14,7 @@
  * degraded ───────── RECOVERY_REQUESTS clean requests in a row ───────────────────────▶ active
  *      any ───────── SUSPEND_AFTER_VERIFICATION_FAILURES strikes, or
  *                    SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES in a row ────────▶ suspended
- * suspended ──────── operator `reinstate` (strikes cleared) ──────────────────────────▶ probation
+ * suspended ──────── operator `reinstate` (strikes and failure run cleared) ──────────▶ probation
  *      any ───────── deregistered ────────────────────────────────────────────────────▶ offline
  *  offline ───────── registered ──────────────────────────────────────────────────────▶ the state it left
  *      any ───────── operator `retire` ───────────────────────────────────────────────▶ retired (final)
@@ -309,8 +309,9 @@ function effectiveState(lifecycle: NodeLifecycle): NodeState {
 
 /**
  * One event applied to a node: the record is updated, then the lifecycle. Leaving suspension
- * clears the strikes, so a reinstated node starts over instead of being suspended again by
- * its next single failed verdict; its lifetime counts (and so its reputation) remain.
+ * clears the strikes and the run of failures that led to it (the recent window and the
+ * in-a-row counters), so a reinstated node starts over instead of being suspended again by its
+ * next single failed request or verdict; its lifetime counts (and so its reputation) remain.
  *
  * @example
  * let node: NodeStanding = { lifecycle: newNodeLifecycle(), record: newNodeRecord(now) };
@@ -321,7 +322,7 @@ export function applyNodeEvent(node: NodeStanding, event: NodeEvent): NodeStandi
   let record = recordEvent(node.record, event);
   const lifecycle = nextState(node.lifecycle, record, event);
   if (effectiveState(node.lifecycle) === 'suspended' && effectiveState(lifecycle) === 'probation') {
-    record = { ...record, strikes: 0, consecutiveVerificationFailures: 0, cleanStreak: 0, servedSinceVerificationFailure: 0 };
+    record = { ...record, strikes: 0, consecutiveVerificationFailures: 0, recent: [], cleanStreak: 0, servedSinceVerificationFailure: 0 };
   }
   return { lifecycle, record };
 }
