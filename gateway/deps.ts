@@ -8,7 +8,7 @@ import type { LiveNodes } from '../activities/live-nodes.ts';
 import type { ApiKeys } from './keys/keys.ts';
 import type { Metrics } from './metrics.ts';
 import type { RegisteredNodes } from './registered-nodes.ts';
-import type { NonceStore } from './registration/verify.ts';
+import type { NonceStore } from './registration/signed.ts';
 
 export interface GatewayDeps {
   temporal: Client;

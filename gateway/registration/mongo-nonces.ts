@@ -5,7 +5,7 @@
  */
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey } from '../../connections/mongo.ts';
-import type { NonceStore } from './verify.ts';
+import type { NonceStore } from './signed.ts';
 
 export const registrationNoncesCollection = 'registration_nonces';
 
