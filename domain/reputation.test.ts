@@ -201,6 +201,20 @@ describe('the lifecycle', () => {
     expect(node.lifecycle.state).toBe('probation');
   });
 
+  it('stamps when it was suspended, keeps the stamp while suspended, and after reinstatement', () => {
+    const before = activeNode();
+    expect(before.record.suspendedAt).toBeNull();
+    let node = run(before, [verdict(false), verdict(false)]);
+    expect(node.lifecycle.state).toBe('suspended');
+    const at = clock;
+    expect(node.record.suspendedAt).toBe(at);
+    // A late verdict, dated before the suspension, moves neither the stamp nor time back.
+    node = run(node, [{ type: 'verification', passed: false, at: t0 }, ok(), ev('deregistered'), ev('registered')]);
+    expect(node.record.suspendedAt).toBe(at);
+    node = applyNodeEvent(node, ev('reinstate'));
+    expect(node.record.suspendedAt).toBe(at);
+  });
+
   it('ignores reinstate for a node that is not suspended', () => {
     const node = applyNodeEvent(activeNode(), ev('reinstate'));
     expect(node.lifecycle.state).toBe('active');

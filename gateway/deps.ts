@@ -27,7 +27,10 @@ export interface GatewayDeps {
   controlTaskQueue: string;
   /** Keys one client address may create per hour. */
   keysPerHourPerAddress: number;
+  /** Ms since epoch; defaults to Date.now. */
   now?: () => number;
+  /** How long after a suspension an operator may reinstate the node; default REINSTATE_COOL_DOWN_MS. */
+  reinstateCoolDownMs?: number;
   /** Reads the rewards distributor (claim state for `GET /v1/rewards/<operator>`); optional. */
   chain?: PublicClient | undefined;
 }

@@ -3,13 +3,16 @@ import type { FastifyInstance } from 'fastify';
 import type { NodeDocument } from '../../activities/node-projection.ts';
 import { isDuplicateKey } from '../../connections/mongo.ts';
 import { nodeIdSchema } from '../../domain/heartbeat.ts';
+import { operatorActions } from '../../domain/operator-action.ts';
 import { workflowIds } from '../../temporal.config.ts';
 import { nodeActorWorkflow, registeredSignal } from '../../workflows/node-actor.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
+import { performOperatorAction } from '../operator-actions.ts';
 import { RegistrationError, verifyRegistration } from '../registration/verify.ts';
 
 /**
+ * The nodes' resource: their public standing, their registration and their operators' actions.
  * `POST /v1/nodes/register`: a node proves its operator key by a signed typed-data message.
  * A replayed, expired or forged registration is refused; a node id stays with the operator
  * that first registered it.
@@ -52,12 +55,21 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
 
   /** `GET /v1/nodes/<id>`: one node's standing. */
   app.get('/v1/nodes/:nodeId', { schema: { tags: ['nodes'] } }, async (request) => {
-    const { nodeId } = request.params as { nodeId: string };
-    if (!nodeIdSchema.safeParse(nodeId).success) throw new ApiError('invalid_body', `Invalid node id ${JSON.stringify(nodeId.slice(0, 80))}: 3-63 lowercase letters, digits and dashes`, 'nodeId');
+    const nodeId = nodeIdParam(request.params);
     const doc = await nodes.findOne({ _id: nodeId });
     if (!doc) throw new ApiError('not_found', `No node ${nodeId} has registered with this network`);
     return publicView(doc);
   });
+
+  /**
+   * `POST /v1/nodes/<id>/reinstate` and `/retire`: signed by the node's registered operator (see
+   * domain/operator-action.ts); the network decides whether the action may happen now.
+   */
+  for (const action of operatorActions) {
+    app.post(`/v1/nodes/:nodeId/${action}`, { schema: { tags: ['nodes'] } }, async (request) => {
+      return performOperatorAction(deps, nodeIdParam(request.params), action, request.body);
+    });
+  }
 
   app.post('/v1/nodes/register', { schema: { tags: ['nodes'] } }, async (request, reply) => {
     let verified;
@@ -102,4 +114,11 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
     }
     return reply.status(existing ? 200 : 201).send({ nodeId: verified.nodeId, status: existing ? 're-registered' : 'registered', operator: verified.operator });
   });
+}
+
+/** The `:nodeId` of a path, refused unless it is a valid node id. */
+function nodeIdParam(params: unknown): string {
+  const { nodeId } = params as { nodeId: string };
+  if (!nodeIdSchema.safeParse(nodeId).success) throw new ApiError('invalid_body', `Invalid node id ${JSON.stringify(nodeId.slice(0, 80))}: 3-63 lowercase letters, digits and dashes`, 'nodeId');
+  return nodeId;
 }

@@ -12,6 +12,7 @@ import { connectNats } from '../../connections/nats.ts';
 import { ensureTokenStream, nodesKv } from '../../connections/streams.ts';
 import { connectTemporalClient } from '../../connections/temporal.ts';
 import { buildApp } from '../../gateway/app.ts';
+import type { GatewayDeps } from '../../gateway/deps.ts';
 import { ApiKeys, type KeyPolicy } from '../../gateway/keys/keys.ts';
 import { createMetrics } from '../../gateway/metrics.ts';
 import { RegisteredNodes } from '../../gateway/registered-nodes.ts';
@@ -33,7 +34,8 @@ export interface Network {
   stop(): Promise<void>;
 }
 
-export async function startNetwork(policy: KeyPolicy): Promise<Network> {
+/** `gateway` overrides the gateway's dependencies (its clock, its cool-downs). */
+export async function startNetwork(policy: KeyPolicy, gateway: Partial<GatewayDeps> = {}): Promise<Network> {
   const s = stack();
   const target = { address: s.temporalAddress, namespace: s.temporalNamespace };
   const taskQueue = unique('control');
@@ -62,6 +64,7 @@ export async function startNetwork(policy: KeyPolicy): Promise<Network> {
     chain: chainClient(s.rpcUrl),
     controlTaskQueue: taskQueue,
     keysPerHourPerAddress: 1000,
+    ...gateway,
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const nodes: NodeProcess[] = [];
