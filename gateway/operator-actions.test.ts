@@ -17,6 +17,9 @@ import { SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES } from '../domain/reput
 import { workflowIds } from '../temporal.config.ts';
 import { startNetwork, type Network } from '../test/e2e/harness.ts';
 import { unique } from '../test/helpers.ts';
+import { runNodeCliToEnd as cli } from '../test/node-process.ts';
+import { writeKeyFile } from '../test/settlement-helpers.ts';
+import { signOperatorAction } from '../workers/node/commands/operator-action.ts';
 import { signRegistration } from '../workers/node/identity.ts';
 import { stateQuery, verificationVerdictSignal, type nodeActorWorkflow } from '../workflows/node-actor.ts';
 
@@ -27,7 +30,8 @@ let ahead = 0;
 const gatewayNow = () => Date.now() + ahead;
 const gatewaySeconds = () => Math.floor(gatewayNow() / 1000);
 
-const operator = privateKeyToAccount(generatePrivateKey());
+const operatorKey = generatePrivateKey();
+const operator = privateKeyToAccount(operatorKey);
 const stranger = privateKeyToAccount(generatePrivateKey());
 
 beforeAll(async () => {
@@ -182,5 +186,35 @@ describe('reinstating a suspended node', () => {
     // The same body again is a replay, not a second reinstatement.
     expectError(await post(nodeId, 'reinstate', body), 401, 'signature_rejected', /already used/);
     expectError(await post(nodeId, 'reinstate', await sign(nodeId, 'reinstate')), 409, 'conflict', /not suspended/);
+  });
+});
+
+describe('gitblock-node reinstate and retire', () => {
+  it('sign with the operator key file, print the outcome, and exit non-zero on a refusal', async () => {
+    const nodeId = await register();
+    const keyFile = writeKeyFile(operatorKey, 'operator.key');
+    const strangerKey = writeKeyFile(generatePrivateKey(), 'operator.key');
+
+    const refused = await cli(['reinstate', nodeId, '--gateway', net.url, '--key-file', keyFile]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`^gitblock-node: the gateway at ${net.url} answered 409: Cannot reinstate node ${nodeId}: it is probation, not suspended`));
+
+    const notYours = await cli(['retire', nodeId, '--gateway', net.url, '--key-file', strangerKey]);
+    expect(notYours.code).toBe(1);
+    expect(notYours.stderr).toMatch(/answered 403: only node .* may retire it.*\(signed with 0x[0-9a-fA-F]{40}; give the operator's key with --key-file\)/);
+    expect(await stateOf(nodeId)).toBe('probation');
+
+    const retired = await cli(['retire', nodeId, '--gateway', net.url, '--key-file', keyFile]);
+    expect(retired.stderr).toBe('');
+    expect(retired.code).toBe(0);
+    expect(retired.stdout.trim()).toBe(`node ${nodeId}: retired, now retired`);
+
+    const again = await cli(['retire', nodeId, '--gateway', net.url, '--key-file', keyFile]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/answered 409: Cannot retire node .*: it is already retired/);
+  });
+
+  it('refuse a node id the gateway would refuse, before signing anything', async () => {
+    await expect(signOperatorAction(operator, 'Bad Id', 'reinstate', chainId)).rejects.toThrow(/cannot reinstate "Bad Id": nodeId/);
   });
 });
