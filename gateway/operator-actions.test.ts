@@ -97,7 +97,7 @@ describe('operator actions are refused', () => {
     expectError(await post(nodeId, 'reinstate', { ...body, signature: `0x${'00'.repeat(64)}1b` }), 401, 'signature_rejected', /malformed/);
     // The operator's own signature, of another message: it recovers to some other key.
     const borrowed = (await sign(nodeId, 'reinstate')).signature;
-    expectError(await post(nodeId, 'reinstate', { ...body, signature: borrowed }), 403, 'forbidden', new RegExp(`only node ${nodeId}'s operator ${operator.address}`));
+    expectError(await post(nodeId, 'reinstate', { ...body, signature: borrowed }), 403, 'forbidden', new RegExp(`Only node ${nodeId}'s operator ${operator.address}`));
     // Fields changed after signing: another message, so another (meaningless) signer.
     expectError(await post(nodeId, 'reinstate', { ...body, action: { ...body.action, expiry: body.action.expiry + 1 } }), 403, 'forbidden');
     expectError(await post(nodeId, 'reinstate', await sign(nodeId, 'reinstate', { chain: chainId + 1 })), 403, 'forbidden');
@@ -201,7 +201,7 @@ describe('gitblock-node reinstate and retire', () => {
 
     const notYours = await cli(['retire', nodeId, '--gateway', net.url, '--key-file', strangerKey]);
     expect(notYours.code).toBe(1);
-    expect(notYours.stderr).toMatch(/answered 403: only node .* may retire it.*\(signed with 0x[0-9a-fA-F]{40}; give the operator's key with --key-file\)/);
+    expect(notYours.stderr).toMatch(/answered 403: Only node .* may retire it.*\(signed with 0x[0-9a-fA-F]{40}; give the operator's key with --key-file\)/);
     expect(await stateOf(nodeId)).toBe('probation');
 
     const retired = await cli(['retire', nodeId, '--gateway', net.url, '--key-file', keyFile]);

@@ -61,14 +61,14 @@ export async function performOperatorAction(deps: GatewayDeps, nodeId: string, a
   const nowMs = (deps.now ?? Date.now)();
   const { fields, signer } = await authenticate(operatorActionKind, body, { chainId: deps.chainId, now: () => Math.floor(nowMs / 1000) }, fail);
   // Signed, so a body cannot be moved to another node or turned into the other action.
-  if (fields.nodeId !== nodeId) throw new ApiError('invalid_body', `this ${action} is signed for node ${fields.nodeId}, but was posted for node ${nodeId}`, 'action.nodeId');
-  if (fields.action !== action) throw new ApiError('invalid_body', `this body is signed to ${fields.action} the node, but was posted to /${action}`, 'action.action');
+  if (fields.nodeId !== nodeId) throw new ApiError('invalid_body', `This ${action} is signed for node ${fields.nodeId}, but was posted for node ${nodeId}`, 'action.nodeId');
+  if (fields.action !== action) throw new ApiError('invalid_body', `This body is signed to ${fields.action} the node, but was posted to /${action}`, 'action.action');
 
   const registration = await deps.db.collection<{ _id: string; operator: string }>('node_registrations').findOne({ _id: nodeId });
   if (!registration) throw new ApiError('not_found', `No node ${nodeId} has registered with this network`);
   const operator = getAddress(registration.operator);
   // Do not echo the recovered address: for a tampered body it is a meaningless key.
-  if (signer !== operator) throw new ApiError('forbidden', `only node ${nodeId}'s operator ${operator} may ${action} it; this ${action} is signed by another key (or for another chain, or altered)`);
+  if (signer !== operator) throw new ApiError('forbidden', `Only node ${nodeId}'s operator ${operator} may ${action} it; this ${action} is signed by another key (or for another chain, or altered)`);
   // Consumed before the network's own checks: a refused action is spent too, so a captured body
   // cannot be held back and played once the cool-down is over.
   await consumeNonce(operatorActionKind, signer, fields, deps.nonces, fail);
