@@ -11,10 +11,12 @@ import { z } from 'zod';
 import { nodeIdSchema } from './heartbeat.ts';
 import { registrationDomain } from './registration.ts';
 
-/** A session lives at most this long; nodes renew well before (see `sessionRenewAfter`). */
-export const maxSessionLifetimeSeconds = 15 * 60;
-/** What nodes ask for: long enough to ride out a slow renewal, short enough that a leak dies soon. */
-export const defaultSessionLifetimeSeconds = 10 * 60;
+/**
+ * What nodes ask for: long enough to ride out a slow renewal, short enough that a leaked token
+ * dies soon. Half the most any signed message may live (maxRegistrationLifetimeSeconds), so
+ * clock skew between node and edge still verifies.
+ */
+export const defaultSessionLifetimeSeconds = 5 * 60;
 /** The most requests one node may say it serves at once. */
 export const maxSessionSlots = 256;
 
@@ -63,13 +65,6 @@ export function edgeSessionTypedData(chainId: number, fields: EdgeSessionFields)
       nonce: fields.nonce as Hex,
     },
   } as const;
-}
-
-/** Why a session's expiry is unacceptable at `now` (unix seconds), or undefined. */
-export function checkSessionExpiry(expiry: number, now: number): 'expired' | 'too-long-lived' | undefined {
-  if (expiry <= now) return 'expired';
-  if (expiry > now + maxSessionLifetimeSeconds) return 'too-long-lived';
-  return undefined;
 }
 
 /** When a node opens its next session: two thirds into this one, so a failed renewal has time to retry. */

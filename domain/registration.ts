@@ -75,7 +75,12 @@ export const registrationTypes = {
 export const registrationPrimaryType = 'NodeRegistration' as const;
 
 const modelIdSchema = z.string().regex(/^[a-z0-9][a-z0-9.-]{0,63}$/, 'model ids are 1-64 lowercase letters, digits, dots and dashes');
-const bytes32Schema = (what: string) => z.string().regex(/^0x[0-9a-f]{64}$/, `expected ${what} as 0x + 64 lowercase hex digits`);
+/** A bytes32 as signed: 0x + lowercase hex, so one value has one spelling (see above). */
+export const bytes32Schema = (what: string) => z.string().regex(/^0x[0-9a-f]{64}$/, `expected ${what} as 0x + 64 lowercase hex digits`);
+/** An expiry as signed: unix seconds, a plain JSON integer. */
+export const expirySchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+/** A 65-byte (r, s, v) signature. */
+export const signatureSchema = z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte signature as 0x + 130 hex digits');
 const addressSchema = z
   .string()
   .regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address')
@@ -91,7 +96,7 @@ export const registrationFieldsSchema = z
     modelHashes: z.array(bytes32Schema('a sha256')).max(registrationLimits.models),
     gpu: z.string().max(registrationLimits.gpuChars),
     version: z.string().max(registrationLimits.versionChars),
-    expiry: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+    expiry: expirySchema,
     nonce: bytes32Schema('32 random bytes'),
   })
   .superRefine((r, ctx) => {
@@ -107,7 +112,7 @@ export const registrationFieldsSchema = z
 
 export const registrationBodySchema = z.strictObject({
   registration: registrationFieldsSchema,
-  signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte signature as 0x + 130 hex digits'),
+  signature: signatureSchema,
 });
 
 /** The signed fields as they travel in JSON. */
@@ -115,8 +120,11 @@ export type RegistrationFields = z.infer<typeof registrationFieldsSchema>;
 /** The JSON body a node POSTs to the gateway. */
 export type RegistrationBody = z.infer<typeof registrationBodySchema>;
 
-/** The EIP-712 message, i.e. the JSON fields in the types the signature commits to. */
-export interface RegistrationMessage {
+/**
+ * The EIP-712 message, i.e. the JSON fields in the types the signature commits to. A type
+ * alias, not an interface, so that it fits viem's `TypedDataDefinition` (a `Record`).
+ */
+export type RegistrationMessage = {
   nodeId: string;
   operator: Address;
   models: readonly string[];
@@ -125,7 +133,7 @@ export interface RegistrationMessage {
   version: string;
   expiry: bigint;
   nonce: Hex;
-}
+};
 
 /** Converts validated JSON fields into the EIP-712 message (checksummed operator, expiry as bigint). */
 export function toRegistrationMessage(fields: RegistrationFields): RegistrationMessage {
@@ -154,7 +162,10 @@ export function registrationTypedData(chainId: number, fields: RegistrationField
   } as const;
 }
 
-/** Why an expiry is unacceptable at `now`, or undefined when it is fine. */
+/**
+ * Why an expiry is unacceptable at `now`, or undefined when it is fine. Every signed request
+ * (registrations and operator actions) lives by this window.
+ */
 export function checkRegistrationExpiry(expiry: number, now: number): 'expired' | 'too-long-lived' | undefined {
   // Exclusive: at `expiry` itself the registration is over, which is also when nonce records may go.
   if (expiry <= now) return 'expired';

@@ -14,6 +14,7 @@ import {
   RECOVERY_REQUESTS,
   reputation,
   REPUTATION_WEIGHTS,
+  SUSPEND_AFTER_CONSECUTIVE_FAILURES,
   SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES,
   SUSPEND_AFTER_VERIFICATION_FAILURES,
   VERIFICATION_FAILURE_WEIGHT,
@@ -174,6 +175,44 @@ describe('the lifecycle', () => {
     expect(node.record).toMatchObject({ strikes: 0, consecutiveVerificationFailures: 0, verificationFailures: 2 });
     // One more failed verdict does not suspend it again: the strikes were cleared.
     expect(applyNodeEvent(node, verdict(false)).lifecycle.state).toBe('probation');
+  });
+
+  it('clears the run of failed requests on reinstatement, so the next single failure does not suspend again', () => {
+    let node = run(fresh(), times(SUSPEND_AFTER_CONSECUTIVE_FAILURES, fail));
+    expect(node.lifecycle.state).toBe('suspended');
+    node = applyNodeEvent(node, ev('reinstate'));
+    expect(node.lifecycle.state).toBe('probation');
+    expect(node.record).toMatchObject({ recent: [], cleanStreak: 0, failures: SUSPEND_AFTER_CONSECUTIVE_FAILURES });
+    node = applyNodeEvent(node, fail());
+    expect(node.lifecycle.state).toBe('probation');
+    // It takes a whole new run of failures to suspend it again.
+    node = run(node, times(SUSPEND_AFTER_CONSECUTIVE_FAILURES - 2, fail));
+    expect(node.lifecycle.state).toBe('probation');
+    expect(applyNodeEvent(node, fail()).lifecycle.state).toBe('suspended');
+  });
+
+  it('clears the failed verdicts in a row on reinstatement, also when it is reinstated while offline', () => {
+    let node = run(activeNode(), [ev('deregistered'), ...times(SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES, () => verdict(false))]);
+    expect(node.lifecycle).toEqual({ state: 'offline', resumeState: 'suspended' });
+    node = applyNodeEvent(node, ev('reinstate'));
+    expect(node.lifecycle).toEqual({ state: 'offline', resumeState: 'probation' });
+    expect(node.record).toMatchObject({ strikes: 0, consecutiveVerificationFailures: 0, recent: [] });
+    node = run(node, [ev('registered'), verdict(false)]);
+    expect(node.lifecycle.state).toBe('probation');
+  });
+
+  it('stamps when it was suspended, keeps the stamp while suspended, and after reinstatement', () => {
+    const before = activeNode();
+    expect(before.record.suspendedAt).toBeNull();
+    let node = run(before, [verdict(false), verdict(false)]);
+    expect(node.lifecycle.state).toBe('suspended');
+    const at = clock;
+    expect(node.record.suspendedAt).toBe(at);
+    // A late verdict, dated before the suspension, moves neither the stamp nor time back.
+    node = run(node, [{ type: 'verification', passed: false, at: t0 }, ok(), ev('deregistered'), ev('registered')]);
+    expect(node.record.suspendedAt).toBe(at);
+    node = applyNodeEvent(node, ev('reinstate'));
+    expect(node.record.suspendedAt).toBe(at);
   });
 
   it('ignores reinstate for a node that is not suspended', () => {

@@ -14,7 +14,7 @@
  * degraded ───────── RECOVERY_REQUESTS clean requests in a row ───────────────────────▶ active
  *      any ───────── SUSPEND_AFTER_VERIFICATION_FAILURES strikes, or
  *                    SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES in a row ────────▶ suspended
- * suspended ──────── operator `reinstate` (strikes cleared) ──────────────────────────▶ probation
+ * suspended ──────── operator `reinstate` (strikes and failure run cleared) ──────────▶ probation
  *      any ───────── deregistered ────────────────────────────────────────────────────▶ offline
  *  offline ───────── registered ──────────────────────────────────────────────────────▶ the state it left
  *      any ───────── operator `retire` ───────────────────────────────────────────────▶ retired (final)
@@ -106,6 +106,12 @@ export interface NodeRecord {
   firstSeenAt: number;
   /** The latest event time seen, ms since epoch. */
   lastActivityAt: number;
+  /**
+   * When the node was last suspended, ms since epoch; null if never. Operators may ask for
+   * reinstatement only a cool-down after it. Absent from records carried over from before it
+   * was kept.
+   */
+  suspendedAt: number | null;
 }
 
 /** Where a node is in its lifecycle. */
@@ -155,6 +161,7 @@ export function newNodeRecord(at: number): NodeRecord {
     uptimeLive: 0,
     firstSeenAt: at,
     lastActivityAt: at,
+    suspendedAt: null,
   };
 }
 
@@ -303,14 +310,17 @@ export interface NodeStanding {
   record: NodeRecord;
 }
 
-function effectiveState(lifecycle: NodeLifecycle): NodeState {
+/** The state that counts: an offline node's is the one it returns to. */
+export function effectiveState(lifecycle: NodeLifecycle): NodeState {
   return lifecycle.state === 'offline' ? (lifecycle.resumeState ?? 'probation') : lifecycle.state;
 }
 
 /**
  * One event applied to a node: the record is updated, then the lifecycle. Leaving suspension
- * clears the strikes, so a reinstated node starts over instead of being suspended again by
- * its next single failed verdict; its lifetime counts (and so its reputation) remain.
+ * clears the strikes and the run of failures that led to it (the recent window and the
+ * in-a-row counters), so a reinstated node starts over instead of being suspended again by its
+ * next single failed request or verdict; its lifetime counts (and so its reputation) remain.
+ * Entering suspension stamps `suspendedAt`, which the operator's cool-down is counted from.
  *
  * @example
  * let node: NodeStanding = { lifecycle: newNodeLifecycle(), record: newNodeRecord(now) };
@@ -320,8 +330,12 @@ export function applyNodeEvent(node: NodeStanding, event: NodeEvent): NodeStandi
   if (node.lifecycle.state === 'retired') return node;
   let record = recordEvent(node.record, event);
   const lifecycle = nextState(node.lifecycle, record, event);
+  if (effectiveState(node.lifecycle) !== 'suspended' && effectiveState(lifecycle) === 'suspended') {
+    // The latest time seen rather than the event's own: a late signal must not date it back.
+    record = { ...record, suspendedAt: record.lastActivityAt };
+  }
   if (effectiveState(node.lifecycle) === 'suspended' && effectiveState(lifecycle) === 'probation') {
-    record = { ...record, strikes: 0, consecutiveVerificationFailures: 0, cleanStreak: 0, servedSinceVerificationFailure: 0 };
+    record = { ...record, strikes: 0, consecutiveVerificationFailures: 0, recent: [], cleanStreak: 0, servedSinceVerificationFailure: 0 };
   }
   return { lifecycle, record };
 }

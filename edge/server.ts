@@ -18,7 +18,7 @@ import { ensureTokenStream, nodesKv } from '../connections/streams.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
 import { registerNode } from '../gateway/registration/register.ts';
 import { MongoNonceStore } from '../gateway/registration/mongo-nonces.ts';
-import type { NonceStore } from '../gateway/registration/verify.ts';
+import type { NonceStore } from '../gateway/registration/signed.ts';
 import { taskQueues } from '../temporal.config.ts';
 import { nodeServiceHandlers } from './node-service.ts';
 import { nodeEdgeService } from './protocol.ts';

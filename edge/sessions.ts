@@ -4,10 +4,11 @@
  * Tokens live in this edge's memory: a node that reaches another edge opens a session there.
  */
 import { randomBytes } from 'node:crypto';
-import { getAddress, recoverTypedDataAddress, type Hex } from 'viem';
+import { getAddress, type TypedDataDefinition } from 'viem';
 import type { Db } from 'mongodb';
-import { checkSessionExpiry, edgeSessionBodySchema, edgeSessionTypedData, maxSessionLifetimeSeconds } from '../domain/edge-session.ts';
-import type { NonceStore } from '../gateway/registration/verify.ts';
+import { edgeSessionBodySchema, edgeSessionTypedData, type EdgeSessionBody, type EdgeSessionFields } from '../domain/edge-session.ts';
+import { registrationsCollection, type RegistrationDoc } from '../gateway/registration/register.ts';
+import { authenticate, consumeNonce, type NonceStore, type SignedFailure, type SignedKind } from '../gateway/registration/signed.ts';
 
 export interface NodeSession {
   nodeId: string;
@@ -19,7 +20,7 @@ export interface NodeSession {
   expiresAt: number;
 }
 
-export type SessionErrorCode = 'SESSION_INVALID' | 'SESSION_EXPIRED' | 'SESSION_BAD_SIGNATURE' | 'SESSION_REPLAYED' | 'SESSION_NOT_REGISTERED' | 'SESSION_UNKNOWN';
+export type SessionErrorCode = `SESSION_${SignedFailure}` | 'SESSION_NOT_REGISTERED' | 'SESSION_UNKNOWN';
 
 export class SessionError extends Error {
   override readonly name = 'SessionError';
@@ -31,12 +32,14 @@ export class SessionError extends Error {
   }
 }
 
-interface RegistrationDoc {
-  _id: string;
-  operator: string;
-  models: string[];
-  modelHashes?: Record<string, string>;
-}
+const sessionKind: SignedKind<EdgeSessionBody, EdgeSessionFields> = {
+  noun: 'session',
+  schema: edgeSessionBodySchema,
+  split: (body) => ({ fields: body.session, signature: body.signature }),
+  typedData: (chainId, fields) => edgeSessionTypedData(chainId, fields) as unknown as TypedDataDefinition,
+};
+
+const fail = (failure: SignedFailure, message: string) => new SessionError(`SESSION_${failure}`, message);
 
 export interface SessionDeps {
   db: Db;
@@ -60,34 +63,15 @@ export class SessionStore {
    * the signature holds, so a forger cannot burn an operator's nonces.
    */
   async open(body: unknown): Promise<{ token: string; session: NodeSession }> {
-    const parsed = edgeSessionBodySchema.safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new SessionError('SESSION_INVALID', `invalid session: ${issue.path.join('.') || '(body)'}: ${issue.message}`);
-    }
-    const { session: fields, signature } = parsed.data;
-    const nowSeconds = Math.floor(this.now() / 1000);
-    const expiry = checkSessionExpiry(fields.expiry, nowSeconds);
-    if (expiry === 'expired') throw new SessionError('SESSION_EXPIRED', `session expired at ${fields.expiry}, now is ${nowSeconds}: sign a fresh one`);
-    if (expiry === 'too-long-lived') throw new SessionError('SESSION_INVALID', `session expiry is more than ${maxSessionLifetimeSeconds} s away: check the node's clock`);
-    if (fields.audience !== this.deps.audience) throw new SessionError('SESSION_INVALID', `session is for ${JSON.stringify(fields.audience)}, this edge is ${JSON.stringify(this.deps.audience)}`);
-
-    let signer: string;
-    try {
-      signer = await recoverTypedDataAddress({ ...edgeSessionTypedData(this.deps.chainId, fields), signature: signature as Hex });
-    } catch {
-      throw new SessionError('SESSION_BAD_SIGNATURE', 'session signature is malformed');
-    }
+    const { fields, signer } = await authenticate(sessionKind, body, { chainId: this.deps.chainId, now: () => Math.floor(this.now() / 1000) }, fail);
     const operator = getAddress(fields.operator);
     if (signer !== operator) throw new SessionError('SESSION_BAD_SIGNATURE', `session is not signed by operator ${operator}`);
-
-    const registration = await this.deps.db.collection<RegistrationDoc>('node_registrations').findOne({ _id: fields.nodeId });
+    if (fields.audience !== this.deps.audience) throw new SessionError('SESSION_INVALID', `session is for ${JSON.stringify(fields.audience)}, this edge is ${JSON.stringify(this.deps.audience)}`);
+    const registration = await this.deps.db.collection<RegistrationDoc>(registrationsCollection).findOne({ _id: fields.nodeId });
     if (!registration || registration.operator.toLowerCase() !== operator.toLowerCase()) {
       throw new SessionError('SESSION_NOT_REGISTERED', `node ${fields.nodeId} is not registered to ${operator}: register it first`);
     }
-    if (!(await this.deps.nonces.consume(operator, fields.nonce, fields.expiry))) {
-      throw new SessionError('SESSION_REPLAYED', `session nonce ${fields.nonce} was already used: sign a fresh one`);
-    }
+    await consumeNonce(sessionKind, signer, fields, this.deps.nonces, fail);
     const session: NodeSession = {
       nodeId: fields.nodeId,
       operator,

@@ -8,7 +8,7 @@ import type { LiveNodes } from '../activities/live-nodes.ts';
 import type { ApiKeys } from './keys/keys.ts';
 import type { Metrics } from './metrics.ts';
 import type { RegisteredNodes } from './registered-nodes.ts';
-import type { NonceStore } from './registration/verify.ts';
+import type { NonceStore } from './registration/signed.ts';
 
 export interface GatewayDeps {
   temporal: Client;
@@ -27,7 +27,10 @@ export interface GatewayDeps {
   controlTaskQueue: string;
   /** Keys one client address may create per hour. */
   keysPerHourPerAddress: number;
+  /** Ms since epoch; defaults to Date.now. */
   now?: () => number;
+  /** How long after a suspension an operator may reinstate the node; default REINSTATE_COOL_DOWN_MS. */
+  reinstateCoolDownMs?: number;
   /** Reads the rewards distributor (claim state for `GET /v1/rewards/<operator>`); optional. */
   chain?: PublicClient | undefined;
 }

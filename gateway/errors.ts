@@ -9,6 +9,8 @@ const statusOf = {
   context_length_exceeded: 400,
   invalid_api_key: 401,
   registration_rejected: 401,
+  /** A signed operator action that is forged, expired or already used. */
+  signature_rejected: 401,
   forbidden: 403,
   not_found: 404,
   model_not_found: 404,

@@ -23,6 +23,7 @@ import {
 } from '@temporalio/workflow';
 import type { NodeProjectionActivities, NodeSnapshot } from '../activities/node-projection.ts';
 import type { RoutingActivities } from '../activities/routing.ts';
+import type { OperatorAction } from '../domain/operator-action.ts';
 import {
   applyNodeEvent,
   newNodeLifecycle,
@@ -70,9 +71,12 @@ export interface DeregisteredSignal {
   reason: string;
 }
 
-/** A network operator's decision (the gateway checks who may send it). */
+/**
+ * The node operator's decision, sent only by the gateway once it has checked the operator's
+ * signature and that the network allows it now (gateway/operator-actions.ts).
+ */
 export interface OperatorActionSignal {
-  action: 'reinstate' | 'retire';
+  action: OperatorAction;
   at: number;
 }
 

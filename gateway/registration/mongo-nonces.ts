@@ -1,11 +1,13 @@
 /**
- * Used registration nonces in MongoDB, shared by every gateway instance. The unique index makes
- * "first use wins" atomic across instances; the TTL index forgets a nonce once its registration
- * has expired, since the expiry check refuses it from then on anyway.
+ * Used nonces of signed requests (registrations and operator actions) in MongoDB, shared by
+ * every gateway instance. The unique index makes "first use wins" atomic across instances; the
+ * TTL index forgets a nonce once its request has expired, since the expiry check refuses it
+ * from then on anyway. One store for both kinds: nonces are 32 random bytes, so an operator's
+ * registration and action never meet by chance, and neither is valid as the other.
  */
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey } from '../../connections/mongo.ts';
-import type { NonceStore } from './verify.ts';
+import type { NonceStore } from './signed.ts';
 
 export const registrationNoncesCollection = 'registration_nonces';
 

@@ -8,7 +8,8 @@ import type { Db } from 'mongodb';
 import { isDuplicateKey } from '../../connections/mongo.ts';
 import { workflowIds } from '../../temporal.config.ts';
 import { nodeActorWorkflow, registeredSignal } from '../../workflows/node-actor.ts';
-import { verifyRegistration, type NonceStore } from './verify.ts';
+import type { NonceStore } from './signed.ts';
+import { verifyRegistration } from './verify.ts';
 
 export const registrationsCollection = 'node_registrations';
 

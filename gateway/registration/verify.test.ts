@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import { maxRegistrationLifetimeSeconds, registrationTypedData, type RegistrationBody, type RegistrationFields } from '../../domain/registration.ts';
-import { MemoryNonceStore, RegistrationError, verifyRegistration, type RegistrationErrorCode } from './verify.ts';
+import { MemoryNonceStore } from './signed.ts';
+import { RegistrationError, verifyRegistration, type RegistrationErrorCode } from './verify.ts';
 
 const chainId = 31337;
 const now = 1_800_000_000;

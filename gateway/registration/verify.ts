@@ -3,22 +3,11 @@
  * anything else looks at it, the signer must be the operator the body names, and each nonce
  * is good once, so a captured body cannot be replayed to re-register or to move rewards.
  */
-import { getAddress, recoverTypedDataAddress, type Address, type Hex } from 'viem';
-import type { z } from 'zod';
-import { checkRegistrationExpiry, maxRegistrationLifetimeSeconds, registrationBodySchema, registrationTypedData } from '../../domain/registration.ts';
+import { getAddress, type Address, type Hex } from 'viem';
+import { registrationBodySchema, registrationTypedData, type RegistrationBody } from '../../domain/registration.ts';
+import { authenticate, consumeNonce, type NonceStore, type SignedDeps, type SignedFailure, type SignedKind } from './signed.ts';
 
-/** Remembers used nonces until their registration expires; after that the expiry check refuses replays. */
-export interface NonceStore {
-  /** Records the nonce; false when this operator already used it. `expiresAt` is unix seconds. */
-  consume(operator: string, nonce: string, expiresAt: number): Promise<boolean>;
-}
-
-export type RegistrationErrorCode =
-  | 'REGISTRATION_INVALID'
-  | 'REGISTRATION_EXPIRED'
-  | 'REGISTRATION_TOO_LONG_LIVED'
-  | 'REGISTRATION_BAD_SIGNATURE'
-  | 'REGISTRATION_REPLAYED';
+export type RegistrationErrorCode = `REGISTRATION_${SignedFailure}`;
 
 const httpStatusOf: Record<RegistrationErrorCode, number> = {
   REGISTRATION_INVALID: 400,
@@ -65,12 +54,16 @@ export interface VerifiedRegistration {
   nonce: Hex;
 }
 
-export interface VerifyDeps {
-  chainId: number;
-  /** Unix seconds. */
-  now: () => number;
+export interface VerifyDeps extends SignedDeps {
   nonces: NonceStore;
 }
+
+const registrationKind = {
+  noun: 'registration',
+  schema: registrationBodySchema,
+  split: (body) => ({ fields: body.registration, signature: body.signature }),
+  typedData: registrationTypedData,
+} satisfies SignedKind<RegistrationBody, RegistrationBody['registration']>;
 
 /**
  * Validates, authenticates and consumes a registration body.
@@ -81,39 +74,14 @@ export interface VerifyDeps {
  * @throws {RegistrationError} with the code saying which check failed.
  */
 export async function verifyRegistration(body: unknown, deps: VerifyDeps): Promise<VerifiedRegistration> {
-  const parsed = registrationBodySchema.safeParse(body);
-  if (!parsed.success) {
-    throw new RegistrationError('REGISTRATION_INVALID', `invalid registration: ${describeIssues(parsed.error)}`);
-  }
-  const { registration: fields, signature } = parsed.data;
-
-  const now = deps.now();
-  switch (checkRegistrationExpiry(fields.expiry, now)) {
-    case 'expired':
-      throw new RegistrationError('REGISTRATION_EXPIRED', `registration expired at ${fields.expiry}, now is ${now}: sign a fresh one`);
-    case 'too-long-lived':
-      throw new RegistrationError(
-        'REGISTRATION_TOO_LONG_LIVED',
-        `registration expiry ${fields.expiry} is more than ${maxRegistrationLifetimeSeconds}s after now (${now}): check the node's clock`,
-      );
-  }
-
+  const fail = (failure: SignedFailure, message: string) => new RegistrationError(`REGISTRATION_${failure}`, message);
+  const { fields, signer } = await authenticate(registrationKind, body, deps, fail);
   const operator = getAddress(fields.operator);
-  let signer: Address;
-  try {
-    signer = await recoverTypedDataAddress({ ...registrationTypedData(deps.chainId, fields), signature: signature as Hex });
-  } catch {
-    // A 65-byte string that is no valid secp256k1 signature (bad v, r or s out of range).
-    throw new RegistrationError('REGISTRATION_BAD_SIGNATURE', 'registration signature is malformed');
-  }
   if (signer !== operator) {
     // Do not echo the recovered address: for a tampered body it is a meaningless key.
-    throw new RegistrationError('REGISTRATION_BAD_SIGNATURE', `registration is not signed by operator ${operator} (wrong key, chain id or altered fields)`);
+    throw fail('BAD_SIGNATURE', `registration is not signed by operator ${operator} (wrong key, chain id or altered fields)`);
   }
-
-  if (!(await deps.nonces.consume(operator, fields.nonce, fields.expiry))) {
-    throw new RegistrationError('REGISTRATION_REPLAYED', `registration nonce ${fields.nonce} was already used by ${operator}: sign a fresh one`);
-  }
+  await consumeNonce(registrationKind, operator, fields, deps.nonces, fail);
 
   return {
     nodeId: fields.nodeId,
@@ -125,41 +93,4 @@ export async function verifyRegistration(body: unknown, deps: VerifyDeps): Promi
     expiry: fields.expiry,
     nonce: fields.nonce as Hex,
   };
-}
-
-/** "registration.models.3: …; signature: …", capped so a huge garbage body gives a short answer. */
-function describeIssues(error: z.ZodError): string {
-  const maxListed = 10;
-  const parts = error.issues.slice(0, maxListed).map((i) => `${i.path.length ? i.path.join('.') : '(body)'}: ${i.message}`);
-  if (error.issues.length > maxListed) parts.push(`and ${error.issues.length - maxListed} more`);
-  return parts.join('; ');
-}
-
-/**
- * In-process nonce store, for unit tests and test doubles; the gateway uses MongoDB so that
- * every gateway instance sees every used nonce.
- */
-export class MemoryNonceStore implements NonceStore {
-  private readonly used = new Map<string, number>();
-
-  /** `now` in unix seconds; used only to forget nonces whose registration has expired. */
-  constructor(private readonly now: () => number = () => Math.floor(Date.now() / 1000)) {}
-
-  async consume(operator: string, nonce: string, expiresAt: number): Promise<boolean> {
-    this.prune();
-    // Case-folded so one address or nonce spelled two ways is still one key.
-    const key = `${operator.toLowerCase()}/${nonce.toLowerCase()}`;
-    if (this.used.has(key)) return false;
-    this.used.set(key, expiresAt);
-    return true;
-  }
-
-  get size(): number {
-    return this.used.size;
-  }
-
-  private prune(): void {
-    const now = this.now();
-    for (const [key, expiresAt] of this.used) if (expiresAt <= now) this.used.delete(key);
-  }
 }

@@ -1,12 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { NodeDocument } from '../../activities/node-projection.ts';
 import { nodeIdSchema } from '../../domain/heartbeat.ts';
+import { operatorActions } from '../../domain/operator-action.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
+import { performOperatorAction } from '../operator-actions.ts';
 import { NodeIdTakenError, registerNode } from '../registration/register.ts';
 import { RegistrationError } from '../registration/verify.ts';
 
 /**
+ * The nodes' resource: their public standing, their registration and their operators' actions.
  * `POST /v1/nodes/register`: a node proves its operator key by a signed typed-data message.
  * A replayed, expired or forged registration is refused; a node id stays with the operator
  * that first registered it.
@@ -48,12 +51,21 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
 
   /** `GET /v1/nodes/<id>`: one node's standing. */
   app.get('/v1/nodes/:nodeId', { schema: { tags: ['nodes'] } }, async (request) => {
-    const { nodeId } = request.params as { nodeId: string };
-    if (!nodeIdSchema.safeParse(nodeId).success) throw new ApiError('invalid_body', `Invalid node id ${JSON.stringify(nodeId.slice(0, 80))}: 3-63 lowercase letters, digits and dashes`, 'nodeId');
+    const nodeId = nodeIdParam(request.params);
     const doc = await nodes.findOne({ _id: nodeId });
     if (!doc) throw new ApiError('not_found', `No node ${nodeId} has registered with this network`);
     return publicView(doc);
   });
+
+  /**
+   * `POST /v1/nodes/<id>/reinstate` and `/retire`: signed by the node's registered operator (see
+   * domain/operator-action.ts); the network decides whether the action may happen now.
+   */
+  for (const action of operatorActions) {
+    app.post(`/v1/nodes/:nodeId/${action}`, { schema: { tags: ['nodes'] } }, async (request) => {
+      return performOperatorAction(deps, nodeIdParam(request.params), action, request.body);
+    });
+  }
 
   app.post('/v1/nodes/register', { schema: { tags: ['nodes'] } }, async (request, reply) => {
     let registered;
@@ -70,4 +82,11 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
     deps.registered.add(registered.nodeId);
     return reply.status(registered.status === 'registered' ? 201 : 200).send(registered);
   });
+}
+
+/** The `:nodeId` of a path, refused unless it is a valid node id. */
+function nodeIdParam(params: unknown): string {
+  const { nodeId } = params as { nodeId: string };
+  if (!nodeIdSchema.safeParse(nodeId).success) throw new ApiError('invalid_body', `Invalid node id ${JSON.stringify(nodeId.slice(0, 80))}: 3-63 lowercase letters, digits and dashes`, 'nodeId');
+  return nodeId;
 }

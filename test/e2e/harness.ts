@@ -17,6 +17,7 @@ import { connectNats } from '../../connections/nats.ts';
 import { ensureTokenStream, nodesKv } from '../../connections/streams.ts';
 import { connectTemporalClient } from '../../connections/temporal.ts';
 import { buildApp } from '../../gateway/app.ts';
+import type { GatewayDeps } from '../../gateway/deps.ts';
 import { ApiKeys, type KeyPolicy } from '../../gateway/keys/keys.ts';
 import { createMetrics } from '../../gateway/metrics.ts';
 import { RegisteredNodes } from '../../gateway/registered-nodes.ts';
@@ -63,6 +64,8 @@ export interface Network {
 export interface NetworkOptions {
   /** Operators whose active nodes verify without a record of checks (GITBLOCK_SEED_VERIFIERS). */
   seedVerifiers?: readonly string[];
+  /** Overrides of the gateway's dependencies (its clock, its cool-downs). */
+  gateway?: Partial<GatewayDeps>;
 }
 
 /** A new operator key in a file of its own, for a node's `--key-file`. */
@@ -100,6 +103,7 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
     chain: chainClient(s.rpcUrl),
     controlTaskQueue: taskQueue,
     keysPerHourPerAddress: 1000,
+    ...options.gateway,
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const edge = await startTestEdge({ db: mongo.db, controlTaskQueue: taskQueue });

@@ -8,6 +8,7 @@ import { loadConfig } from '../../config/env.ts';
 import { listModels } from '../../models/catalog.ts';
 import { gpuChoices } from './gpu.ts';
 import { modelsCommand } from './commands/models.ts';
+import { operatorActionCommand } from './commands/operator-action.ts';
 import { rewardsClaimCommand, rewardsCommand } from './commands/rewards.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
@@ -83,5 +84,21 @@ rewards
   .option('--rpc <url>', 'Ethereum JSON-RPC endpoint')
   // --gateway/--key-file may come before or after `claim`: merge them with the parent's.
   .action((_flags, command: Command) => rewardsClaimCommand(command.optsWithGlobals(), loadConfig()).catch(fail));
+
+program
+  .command('reinstate')
+  .description('ask the network to lift a node’s suspension (signed with the operator key)')
+  .argument('<nodeId>', 'the node to reinstate')
+  .option('--gateway <url>', 'the gateway to send it to')
+  .option('--key-file <path>', 'operator key file')
+  .action((nodeId: string, flags) => operatorActionCommand('reinstate', nodeId, flags, loadConfig()).catch(fail));
+
+program
+  .command('retire')
+  .description('take a node out of the network for good (signed with the operator key)')
+  .argument('<nodeId>', 'the node to retire')
+  .option('--gateway <url>', 'the gateway to send it to')
+  .option('--key-file <path>', 'operator key file')
+  .action((nodeId: string, flags) => operatorActionCommand('retire', nodeId, flags, loadConfig()).catch(fail));
 
 program.parseAsync().catch(fail);

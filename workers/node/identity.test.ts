@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryNonceStore, RegistrationError, verifyRegistration, type VerifiedRegistration } from '../../gateway/registration/verify.ts';
+import { MemoryNonceStore } from '../../gateway/registration/signed.ts';
+import { RegistrationError, verifyRegistration, type VerifiedRegistration } from '../../gateway/registration/verify.ts';
 import {
   GatewayError,
   loadOrCreateNodeId,

@@ -3,8 +3,6 @@
  * settling, settled and claimable. `gitblock-node rewards claim`: claims every claimable epoch
  * on chain with the operator key, after checking each proof against the root on chain.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   createPublicClient,
   createWalletClient,
@@ -13,14 +11,13 @@ import {
   http,
   type Address,
   type Hex,
-  type PrivateKeyAccount,
 } from 'viem';
 import { z } from 'zod';
 import type { Config } from '../../../config/env.ts';
 import { revertName, shortError } from '../../../activities/settlement-chain.ts';
 import { rewardsDistributorAbi } from '../../../contracts/artifacts/index.ts';
 import { verifyRewardClaim } from '../../../contracts/merkle.ts';
-import { loadOrCreateOperatorKey } from '../identity.ts';
+import { callGateway, gatewayUrl, operatorAccount } from './gateway.ts';
 
 export interface RewardsFlags {
   gateway?: string;
@@ -59,53 +56,12 @@ const rewardsSchema = z.object({
   ),
 });
 export type Rewards = z.infer<typeof rewardsSchema>;
-const errorSchema = z.object({ error: z.object({ message: z.string() }) });
 
 const gbt = (value: string | bigint) => `${formatUnits(BigInt(value), 18)} GBT`;
 
-function gatewayUrl(flag: string | undefined, config: Config): string {
-  const value = flag ?? config.GITBLOCK_GATEWAY_URL;
-  if (!value) throw new Error('no gateway: give --gateway URL (or set GITBLOCK_GATEWAY_URL)');
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new Error(`--gateway: not a URL: ${value}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`--gateway: expected an http(s) URL, got ${value}`);
-  return value.replace(/\/+$/, '');
-}
-
-async function operatorAccount(flag: string | undefined, config: Config): Promise<PrivateKeyAccount> {
-  const keyFile = flag ?? config.GITBLOCK_NODE_KEY_FILE ?? join(config.GITBLOCK_NODE_HOME, 'operator.key');
-  // Never create a key here: a new key has earned nothing.
-  if (!existsSync(keyFile)) throw new Error(`no operator key at ${keyFile}: start a node first (gitblock-node start) or give --key-file`);
-  return (await loadOrCreateOperatorKey(keyFile)).account;
-}
-
 /** GET /v1/rewards/<operator> from the gateway, validated. */
 export async function fetchRewards(gateway: string, operator: Address, fetchImpl: typeof fetch = fetch): Promise<Rewards> {
-  let response: Response;
-  let text: string;
-  try {
-    const signal = AbortSignal.timeout(15_000);
-    response = await fetchImpl(`${gateway}/v1/rewards/${operator}`, { headers: { accept: 'application/json' }, signal });
-    text = await response.text();
-  } catch (err) {
-    const cause = (err as { cause?: { message?: string } }).cause?.message;
-    throw new Error(`cannot reach the gateway at ${gateway}: ${cause ?? (err as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  if (!response.ok) {
-    const parsed = errorSchema.safeParse(json);
-    throw new Error(`the gateway at ${gateway} answered ${response.status}: ${parsed.success ? parsed.data.error.message : text.slice(0, 200)}`);
-  }
-  const parsed = rewardsSchema.safeParse(json);
+  const parsed = rewardsSchema.safeParse(await callGateway(gateway, `/v1/rewards/${operator}`, { fetchImpl }));
   if (!parsed.success) throw new Error(`the gateway at ${gateway} sent an unexpected rewards body: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   return parsed.data;
 }
