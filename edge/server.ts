@@ -5,6 +5,7 @@
  * token streams, cancels and heartbeats (edge/node-service.ts). Behind it, Temporal, NATS and
  * MongoDB stay on the internal network.
  */
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -41,6 +42,8 @@ export interface EdgeDeps {
   controlTaskQueue: string;
   log?: (line: string) => void;
   now?: () => number;
+  /** PEM certificate chain and key: nodes then connect with TLS (production: always). */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
 }
 
 export interface Edge {
@@ -89,7 +92,11 @@ export async function startEdge(deps: EdgeDeps): Promise<Edge> {
     }),
   );
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(deps.listen, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+    server.bindAsync(
+      deps.listen,
+      deps.tls ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: deps.tls.cert, private_key: deps.tls.key }], false) : grpc.ServerCredentials.createInsecure(),
+      (err, bound) => (err ? reject(err) : resolve(bound)),
+    ),
   );
   const host = deps.listen.slice(0, deps.listen.lastIndexOf(':'));
   return {
@@ -133,6 +140,7 @@ export async function startEdgeFromConfig(config: Config, options: { mongodbUri:
     chainId,
     audience: config.EDGE_AUDIENCE,
     controlTaskQueue: options.controlTaskQueue ?? taskQueues.control,
+    tls: config.EDGE_TLS_CERT_FILE && config.EDGE_TLS_KEY_FILE ? { cert: readFileSync(config.EDGE_TLS_CERT_FILE), key: readFileSync(config.EDGE_TLS_KEY_FILE) } : undefined,
     ...(options.log ? { log: options.log } : {}),
   });
   return {

@@ -4,15 +4,13 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMongo, type MongoHandle } from '../connections/mongo.ts';
 import { connectTemporalClient, connectWorker } from '../connections/temporal.ts';
 import { tokenSubject, type InferInput, type InferResult } from '../domain/inference.ts';
-import { startTestEdge, type TestEdge } from '../test/edge.ts';
+import { registerTestNode, startTestEdge, type TestEdge } from '../test/edge.ts';
 import { stack, unique, workflowBundle } from '../test/helpers.ts';
-import { EdgeClient, EdgeError, SessionKeeper } from '../workers/node/edge-client.ts';
-import { signRegistration } from '../workers/node/identity.ts';
+import { EdgeError, SessionKeeper } from '../workers/node/edge-client.ts';
 import { inferenceWorkflow } from '../workflows/inference.ts';
 import { sessionMetadataKey } from './protocol.ts';
 
@@ -31,14 +29,7 @@ afterAll(async () => {
   await mongo?.[Symbol.asyncDispose]();
 });
 
-async function registeredNode() {
-  const account = privateKeyToAccount(generatePrivateKey());
-  const client = new EdgeClient(edge.address);
-  const info = await client.info();
-  const nodeId = unique('sess');
-  await client.register(await signRegistration(account, { nodeId, models: ['gitblock-tiny'], modelHashes: [`0x${hash}`], gpu: 'cpu', version: 'test' }, info.chainId));
-  return { account, client, info, nodeId };
-}
+const registeredNode = () => registerTestNode(edge.address);
 
 describe('edge sessions', () => {
   it('keep a node serving across expiries: the node renews its session before it runs out', async () => {

@@ -8,13 +8,16 @@ import { connectNats } from '../connections/nats.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
 import { startEdge, type Edge } from '../edge/server.ts';
 import { MongoNonceStore } from '../gateway/registration/mongo-nonces.ts';
-import { stack } from './helpers.ts';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { EdgeClient, type EdgeTransport } from '../workers/node/edge-client.ts';
+import { signRegistration } from '../workers/node/identity.ts';
+import { stack, unique } from './helpers.ts';
 
 export interface TestEdge extends Edge {
   stop(): Promise<void>;
 }
 
-export async function startTestEdge(options: { db: Db; controlTaskQueue: string; audience?: string }): Promise<TestEdge> {
+export async function startTestEdge(options: { db: Db; controlTaskQueue: string; audience?: string; tls?: { cert: Buffer; key: Buffer } }): Promise<TestEdge> {
   const s = stack();
   const temporal = { address: s.temporalAddress, namespace: s.temporalNamespace };
   const temporalClient = await connectTemporalClient(temporal);
@@ -32,6 +35,7 @@ export async function startTestEdge(options: { db: Db; controlTaskQueue: string;
     audience: options.audience ?? 'gitblock-edge',
     controlTaskQueue: options.controlTaskQueue,
     log: (line) => console.error(line),
+    tls: options.tls,
   });
   return {
     ...edge,
@@ -41,4 +45,15 @@ export async function startTestEdge(options: { db: Db; controlTaskQueue: string;
       await temporalClient[Symbol.asyncDispose]();
     },
   };
+}
+
+/** A fresh operator with a node id registered through the edge: what an operator's node does first. */
+export async function registerTestNode(address: string, transport: EdgeTransport = { tls: false }, models = ['gitblock-tiny']) {
+  const account = privateKeyToAccount(generatePrivateKey());
+  const client = new EdgeClient(address, transport);
+  const info = await client.info();
+  const nodeId = unique('node');
+  const modelHashes = models.map(() => `0x${'ab'.repeat(32)}` as const);
+  await client.register(await signRegistration(account, { nodeId, models, modelHashes, gpu: 'cpu', version: 'test' }, info.chainId));
+  return { account, client, info, nodeId };
 }

@@ -13,6 +13,28 @@ import { edgeErrors, nodeEdgeService, sessionMetadataKey, type EdgeInfo, type No
 
 const NodeEdgeClient = grpc.makeGenericClientConstructor(nodeEdgeService, 'NodeEdge');
 
+/** How a node reaches its edge: TLS (with a CA of its own, else the system's roots), or plaintext. */
+export type EdgeTransport = { tls: false } | { tls: true; ca?: Buffer | undefined };
+
+const loopback = /^(127\.\d+\.\d+\.\d+|localhost|\[?::1\]?)$/;
+
+/**
+ * TLS unless the edge is on this machine or the operator opted out: a session token and every
+ * prompt a node serves cross this connection.
+ */
+export function edgeTransport(address: string, options: { ca?: Buffer | undefined; plaintext?: boolean | undefined }): EdgeTransport {
+  if (options.ca) return { tls: true, ca: options.ca };
+  const host = address.slice(0, address.lastIndexOf(':'));
+  if (options.plaintext || loopback.test(host)) return { tls: false };
+  return { tls: true };
+}
+
+/** The same choice as Temporal's NativeConnection takes it. */
+export function nativeTls(transport: EdgeTransport): false | true | { serverRootCACertificate: Buffer } {
+  if (!transport.tls) return false;
+  return transport.ca ? { serverRootCACertificate: transport.ca } : true;
+}
+
 /** The edge refused a call or could not be reached; `code` is the gRPC status. */
 export class EdgeError extends Error {
   override readonly name = 'EdgeError';
@@ -30,8 +52,12 @@ export class EdgeClient {
   private readonly client: grpc.Client & Record<string, unknown>;
   private token: string | undefined;
 
-  constructor(readonly address: string) {
-    this.client = new NodeEdgeClient(address, grpc.credentials.createInsecure(), {
+  constructor(
+    readonly address: string,
+    transport: EdgeTransport = { tls: false },
+  ) {
+    const credentials = transport.tls ? grpc.credentials.createSsl(transport.ca ?? null) : grpc.credentials.createInsecure();
+    this.client = new NodeEdgeClient(address, credentials, {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.keepalive_time_ms': 30_000,
     }) as grpc.Client & Record<string, unknown>;
