@@ -86,7 +86,10 @@ export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceI
   /** The request's newest task, held by this node, or a refusal saying why not. */
   const heldRequest = (session: NodeSession, requestId: string): HeldTask & { subject: string } => {
     const held = deps.tasks.request(session.nodeId, requestId);
-    if (held === 'superseded') throw new EdgeRefusal(grpc.status.FAILED_PRECONDITION, `${edgeErrors.superseded}: another attempt has taken over request ${requestId}`);
+    if (held === 'superseded') {
+      for (const t of deps.tasks.heldOf(session.nodeId, requestId)) t.supersededSeen = true;
+      throw new EdgeRefusal(grpc.status.FAILED_PRECONDITION, `${edgeErrors.superseded}: another attempt has taken over request ${requestId}`);
+    }
     if (held === 'not-held' || !held.subject) throw new EdgeRefusal(grpc.status.PERMISSION_DENIED, `${edgeErrors.notHeld}: node ${session.nodeId} holds no task of request ${requestId.slice(0, 128)}`);
     return held as HeldTask & { subject: string };
   };
@@ -143,6 +146,7 @@ export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceI
       return { streamSeq: ack.seq };
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === wrongLastSequence) {
+        task.supersededSeen = true;
         throw new EdgeRefusal(grpc.status.FAILED_PRECONDITION, `${edgeErrors.superseded}: another attempt has taken over ${task.subject}`);
       }
       throw new EdgeRefusal(grpc.status.UNAVAILABLE, `token stream unavailable: ${(err as Error).message}`);
@@ -158,6 +162,7 @@ export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceI
       const sub = deps.nc.subscribe(cancelSubject(requestId), {
         max: 1,
         callback: () => {
+          task.cancelDelivered = true;
           call.write({ cancelled: true });
           call.end();
         },

@@ -7,8 +7,8 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMongo, type MongoHandle } from '../connections/mongo.ts';
 import { connectTemporalClient, connectWorker } from '../connections/temporal.ts';
-import { tokenSubject, type InferInput, type InferResult } from '../domain/inference.ts';
-import { registerTestNode, startTestEdge, type TestEdge } from '../test/edge.ts';
+import { tokenSubject, type InferInput } from '../domain/inference.ts';
+import { inferAnswer, registerTestNode, startTestEdge, type TestEdge } from '../test/edge.ts';
 import { stack, unique, workflowBundle } from '../test/helpers.ts';
 import { EdgeError, SessionKeeper } from '../workers/node/edge-client.ts';
 import { inferenceWorkflow } from '../workflows/inference.ts';
@@ -16,7 +16,6 @@ import { sessionMetadataKey } from './protocol.ts';
 
 let mongo: MongoHandle;
 let edge: TestEdge;
-const hash = 'ab'.repeat(32);
 
 beforeAll(async () => {
   mongo = await connectMongo(stack().mongodbUri, unique('edge-sessions'));
@@ -46,19 +45,7 @@ describe('edge sessions', () => {
       () => {},
     );
     connection = await NativeConnection.connect({ address: edge.address, metadata: { [sessionMetadataKey]: await keeper.start() } });
-    const answer = (input: InferInput): InferResult => ({
-      requestId: input.requestId,
-      nodeId,
-      modelId: input.modelId,
-      modelHash: hash,
-      text: 'ok',
-      tokens: [1],
-      finishReason: 'stop',
-      usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 },
-      continuedFromTokens: 0,
-      timings: { timeToFirstTokenMs: 1, tokensPerSecond: 1, totalMs: 1 },
-    });
-    const node = await Worker.create({ connection, namespace: info.namespace, taskQueue: `node.${nodeId}`, activities: { infer: async (input: InferInput) => answer(input) } });
+    const node = await Worker.create({ connection, namespace: info.namespace, taskQueue: `node.${nodeId}`, activities: { infer: async (input: InferInput) => inferAnswer(input, nodeId) } });
     const controlQueue = unique('control');
     const control = await Worker.create({ connection: await connectWorker({ address: stack().temporalAddress, namespace: stack().temporalNamespace }), taskQueue: controlQueue, workflowBundle: await workflowBundle() });
     await using temporal = await connectTemporalClient({ address: stack().temporalAddress, namespace: stack().temporalNamespace });

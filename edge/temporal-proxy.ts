@@ -95,6 +95,9 @@ function jsonPayload(value: unknown): JsonPayload {
 const durationMs = (d: { seconds?: unknown; nanos?: number | null } | null | undefined): number =>
   d ? Number(d.seconds ?? 0) * 1000 + Math.floor((d.nanos ?? 0) / 1e6) : 10 * 60_000;
 
+/** The type a node's unverified claim of a final failure is rewritten to: an ordinary, failed-over failure. */
+export const unverifiedFailure = 'INFER_UNVERIFIED_FAILURE';
+
 /** Which field of an activity's result names the node that produced it. */
 const identityField: Record<string, string> = { infer: 'nodeId', verifyClaim: 'verifierNodeId' };
 
@@ -175,8 +178,10 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
     RecordActivityTaskHeartbeat: async (session, call) => {
       const request = ws.RecordActivityTaskHeartbeatRequest.decode(call.request);
       checkNamespace(request.namespace);
-      heldTask(session, request.taskToken);
-      return forward('RecordActivityTaskHeartbeat', call, call.request);
+      const task = heldTask(session, request.taskToken);
+      const reply = await forward('RecordActivityTaskHeartbeat', call, call.request);
+      if (ws.RecordActivityTaskHeartbeatResponse.decode(reply).cancelRequested) task.cancelDelivered = true;
+      return reply;
     },
 
     RespondActivityTaskCompleted: async (session, call) => {
@@ -203,7 +208,17 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
       const request = ws.RespondActivityTaskFailedRequest.decode(call.request);
       checkNamespace(request.namespace);
       const task = heldTask(session, request.taskToken);
-      const reply = await forward('RespondActivityTaskFailed', call, call.request);
+      const claimed = request.failure?.applicationFailureInfo;
+      // A failure that ends a request rather than failing it over is believed only when the edge
+      // saw its cause: else a node could fail every request it is sent, as "cancelled".
+      const verified = claimed?.type === 'INFER_CANCELLED' ? task.cancelDelivered : claimed?.type === 'INFER_SUPERSEDED' ? task.supersededSeen : true;
+      if (claimed && !verified) {
+        request.failure!.message = `unverified ${claimed.type} from node ${session.nodeId}: ${request.failure!.message ?? ''}`.slice(0, 1024);
+        claimed.type = unverifiedFailure;
+        claimed.nonRetryable = false;
+      }
+      request.identity = `${session.nodeId}@edge`;
+      const reply = await forward('RespondActivityTaskFailed', call, Buffer.from(ws.RespondActivityTaskFailedRequest.encode(request).finish()));
       deps.tasks.release(task, false);
       return reply;
     },

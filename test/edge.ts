@@ -2,7 +2,10 @@
  * An edge for a test file, in this process, on the test stack: its own port, this file's
  * database (where registrations are checked) and control queue (where node actors run).
  */
+import { NativeConnection } from '@temporalio/worker';
 import type { Db } from 'mongodb';
+import type { InferInput, InferResult } from '../domain/inference.ts';
+import { sessionMetadataKey } from '../edge/protocol.ts';
 import { chainClient } from '../connections/chain.ts';
 import { connectNats } from '../connections/nats.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
@@ -56,4 +59,26 @@ export async function registerTestNode(address: string, transport: EdgeTransport
   const modelHashes = models.map(() => `0x${'ab'.repeat(32)}` as const);
   await client.register(await signRegistration(account, { nodeId, models, modelHashes, gpu: 'cpu', version: 'test' }, info.chainId));
   return { account, client, info, nodeId };
+}
+
+/** A worker connection through the edge, carrying a fresh session of a registered node. */
+export async function connectThroughEdge(node: Awaited<ReturnType<typeof registerTestNode>>, address: string, lifetimeSeconds?: number): Promise<NativeConnection> {
+  const { token } = await node.client.openSession(node.account, node.info, node.nodeId, 2, lifetimeSeconds);
+  return NativeConnection.connect({ address, metadata: { [sessionMetadataKey]: token } });
+}
+
+/** A well-formed `infer` result, as an honest node would return it, for fake nodes' activities. */
+export function inferAnswer(input: InferInput, nodeId: string): InferResult {
+  return {
+    requestId: input.requestId,
+    nodeId,
+    modelId: input.modelId,
+    modelHash: 'ab'.repeat(32),
+    text: 'ok',
+    tokens: [1],
+    finishReason: 'stop',
+    usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 },
+    continuedFromTokens: 0,
+    timings: { timeToFirstTokenMs: 1, tokensPerSecond: 1, totalMs: 1 },
+  };
 }
