@@ -178,7 +178,8 @@ export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceI
       call.once('finish', unsubscribe);
     } catch (err) {
       unsubscribe();
-      call.destroy(Object.assign(new Error('refused'), toStatus(refusalOf(err), deps.log)));
+      // 'error' sends the status to the caller; destroy() would leave the stream open, unanswered.
+      call.emit('error', toStatus(refusalOf(err), deps.log));
     }
   };
 

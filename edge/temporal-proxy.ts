@@ -32,6 +32,8 @@ const methodNames: string[] = Object.keys(reflection.lookupService(serviceName).
 const forwardedHeaders = ['client-name', 'client-version'];
 
 const identity = (b: Buffer) => b;
+/** TASK_QUEUE_KIND_NORMAL: a node never polls a sticky queue. */
+const normalQueue = 1;
 
 export interface TemporalProxyDeps {
   upstream: grpc.Client;
@@ -157,8 +159,11 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
       const queue = request.taskQueue?.name ?? '';
       const allowed = queue === taskQueues.node(session.nodeId) || [...session.models.keys()].some((m) => queue === taskQueues.model(m));
       if (!allowed) throw denied(`node ${session.nodeId} may not poll ${JSON.stringify(queue)}`);
-      request.identity = `${session.nodeId}@edge`;
-      const reply = await forward('PollActivityTaskQueue', call, Buffer.from(ws.PollActivityTaskQueueRequest.encode(request).finish()));
+      // Rebuilt from the fields a poll needs, not passed through: a node's `taskQueueMetadata`
+      // (maxTasksPerSecond 0 pauses the queue for every poller), versioning or deployment options
+      // would act on the shared queue for everyone.
+      const forwarded = ws.PollActivityTaskQueueRequest.create({ namespace: request.namespace, taskQueue: { name: queue, kind: normalQueue }, identity: `${session.nodeId}@edge` });
+      const reply = await forward('PollActivityTaskQueue', call, Buffer.from(ws.PollActivityTaskQueueRequest.encode(forwarded).finish()));
       const task = ws.PollActivityTaskQueueResponse.decode(reply);
       if (task.taskToken?.length) {
         const activityType = task.activityType?.name ?? '';
@@ -179,7 +184,8 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
       const request = ws.RecordActivityTaskHeartbeatRequest.decode(call.request);
       checkNamespace(request.namespace);
       const task = heldTask(session, request.taskToken);
-      const reply = await forward('RecordActivityTaskHeartbeat', call, call.request);
+      const forwarded = ws.RecordActivityTaskHeartbeatRequest.create({ namespace: request.namespace, taskToken: request.taskToken, details: request.details ?? null, identity: `${session.nodeId}@edge` });
+      const reply = await forward('RecordActivityTaskHeartbeat', call, Buffer.from(ws.RecordActivityTaskHeartbeatRequest.encode(forwarded).finish()));
       if (ws.RecordActivityTaskHeartbeatResponse.decode(reply).cancelRequested) task.cancelDelivered = true;
       return reply;
     },
@@ -198,8 +204,8 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
         if (task.activityType === 'infer') result['timings'] = deps.tasks.measure(task);
         request.result!.payloads![0] = jsonPayload(result);
       }
-      request.identity = `${session.nodeId}@edge`;
-      const reply = await forward('RespondActivityTaskCompleted', call, Buffer.from(ws.RespondActivityTaskCompletedRequest.encode(request).finish()));
+      const forwarded = ws.RespondActivityTaskCompletedRequest.create({ namespace: request.namespace, taskToken: request.taskToken, result: request.result ?? null, identity: `${session.nodeId}@edge` });
+      const reply = await forward('RespondActivityTaskCompleted', call, Buffer.from(ws.RespondActivityTaskCompletedRequest.encode(forwarded).finish()));
       deps.tasks.release(task, true);
       return reply;
     },
@@ -217,8 +223,14 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
         claimed.type = unverifiedFailure;
         claimed.nonRetryable = false;
       }
-      request.identity = `${session.nodeId}@edge`;
-      const reply = await forward('RespondActivityTaskFailed', call, Buffer.from(ws.RespondActivityTaskFailedRequest.encode(request).finish()));
+      const forwarded = ws.RespondActivityTaskFailedRequest.create({
+        namespace: request.namespace,
+        taskToken: request.taskToken,
+        failure: request.failure ?? null,
+        lastHeartbeatDetails: request.lastHeartbeatDetails ?? null,
+        identity: `${session.nodeId}@edge`,
+      });
+      const reply = await forward('RespondActivityTaskFailed', call, Buffer.from(ws.RespondActivityTaskFailedRequest.encode(forwarded).finish()));
       deps.tasks.release(task, false);
       return reply;
     },
@@ -227,7 +239,8 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
       const request = ws.RespondActivityTaskCanceledRequest.decode(call.request);
       checkNamespace(request.namespace);
       const task = heldTask(session, request.taskToken);
-      const reply = await forward('RespondActivityTaskCanceled', call, call.request);
+      const forwarded = ws.RespondActivityTaskCanceledRequest.create({ namespace: request.namespace, taskToken: request.taskToken, details: request.details ?? null, identity: `${session.nodeId}@edge` });
+      const reply = await forward('RespondActivityTaskCanceled', call, Buffer.from(ws.RespondActivityTaskCanceledRequest.encode(forwarded).finish()));
       deps.tasks.release(task, false);
       return reply;
     },

@@ -20,10 +20,10 @@ export interface TestEdge extends Edge {
   stop(): Promise<void>;
 }
 
-export async function startTestEdge(options: { db: Db; controlTaskQueue: string; audience?: string; tls?: { cert: Buffer; key: Buffer } }): Promise<TestEdge> {
+export async function startTestEdge(options: { db: Db; controlTaskQueue: string; audience?: string; tls?: { cert: Buffer; key: Buffer }; temporalAddress?: string }): Promise<TestEdge> {
   const s = stack();
-  const temporal = { address: s.temporalAddress, namespace: s.temporalNamespace };
-  const temporalClient = await connectTemporalClient(temporal);
+  const temporal = { address: options.temporalAddress ?? s.temporalAddress, namespace: s.temporalNamespace };
+  const temporalClient = await connectTemporalClient({ address: s.temporalAddress, namespace: s.temporalNamespace });
   const nc = await connectNats(s.natsUrl, 'test-edge');
   const nonces = new MongoNonceStore(options.db);
   await nonces.ensureIndexes();
