@@ -55,9 +55,14 @@ export interface ReadDeliveredOptions {
 
 export const progressEvery = 100;
 
+/** A subject nothing was written to. */
+export function emptyDelivery(): Delivered {
+  return { tokens: [], text: '', nextSeq: 0, lastStreamSeq: 0, finished: undefined };
+}
+
 /** Everything already on a request's subject, in order. */
 export async function readDelivered(jsm: JetStreamManager, subject: string, options: ReadDeliveredOptions = {}): Promise<Delivered> {
-  const delivered: Delivered = { tokens: [], text: '', nextSeq: 0, lastStreamSeq: 0, finished: undefined };
+  const delivered = emptyDelivery();
   let from = 1;
   for (let read = 0; ; read++) {
     if (read > 0 && read % progressEvery === 0) options.onProgress?.(read);

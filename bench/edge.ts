@@ -113,7 +113,10 @@ function watchChunks(nc: NatsConnection) {
 
 /** What the node itself saw of the request being measured (requests never overlap). */
 interface NodeSide {
-  /** When the activity asked for what was already delivered: its first step. */
+  /**
+   * The activity's first step on the stream: reading what was delivered, or, on a first attempt
+   * (which has nothing to read), taking its publisher.
+   */
   readAt: number;
   /** Each chunk's round trip, publish to ack: the one hop the edge adds to every chunk. */
   publishMs: number[];
@@ -129,6 +132,7 @@ function timedStreams(streams: TaskStreams): TaskStreams {
       return streams.readDelivered(input, options);
     },
     publisher: (input) => {
+      if (Number.isNaN(nodeSide.readAt)) nodeSide.readAt = performance.now();
       const publisher = streams.publisher(input);
       return {
         publish: async (chunk, expectLastSubjectSeq) => {

@@ -54,7 +54,7 @@ export async function runInference(input: InferInput, candidates: readonly strin
   let otherFailures = 0;
   for (const { q, shared, nodeId } of queues) {
     try {
-      const result = await inferOn(q, shared)(input);
+      const result = await inferOn(q, shared)({ ...input, fresh: attempts.length === 0 });
       // Nodes are untrusted: a malformed result, or one claiming another node's name on a
       // node's own queue, counts as a failed attempt (the next one continues from the stream).
       const checked = resultSchema.safeParse(result);

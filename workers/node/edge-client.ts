@@ -60,6 +60,7 @@ export class EdgeClient {
     this.client = new NodeEdgeClient(address, credentials, {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.keepalive_time_ms': 30_000,
+      'grpc.enable_channelz': 0,
     }) as grpc.Client & Record<string, unknown>;
   }
 
