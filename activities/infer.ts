@@ -101,7 +101,8 @@ export function createInferActivities(deps: InferDeps) {
       // A retry after the answer was completely delivered (e.g. the result was lost): nothing to do.
       if (delivered.finished) return result(delivered.tokens, delivered.text, delivered.finished.reason, 0, 0, 0);
 
-      const writer = new TokenStreamWriter(deps.streams.publisher(input), deps.nodeId, delivered.nextSeq, delivered.lastStreamSeq);
+      const publisher = deps.streams.publisher(input);
+      const writer = new TokenStreamWriter(publisher, deps.nodeId, delivered.nextSeq, delivered.lastStreamSeq);
       const abort = new AbortController();
       const onCancel = () => abort.abort();
       ctx.cancellationSignal.addEventListener('abort', onCancel);
@@ -170,6 +171,7 @@ export function createInferActivities(deps: InferDeps) {
         deps.load.inFlight--;
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
         stopWatching();
+        publisher.close?.();
         ctx.heartbeat(progress());
       }
     },

@@ -101,6 +101,8 @@ function parseChunk(body: string, subject: string, streamSeq: number): z.infer<t
 export interface ChunkPublisher {
   /** Publishes one chunk; resolves to its stream sequence. */
   publish(chunk: TokenChunk, expectLastSubjectSeq: number): Promise<number>;
+  /** Releases what the publisher holds open (the edge's chunk stream), once the task is done. */
+  close?(): void;
 }
 
 /** A publisher on a JetStream client, for one request's subject. */

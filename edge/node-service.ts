@@ -153,6 +153,23 @@ export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceI
     }
   };
 
+  /** Chunks in order on one stream; each answered with its sequence or its refusal, in line. */
+  const publishStream = (call: grpc.ServerDuplexStream<unknown, PublishReply>) => {
+    let chain = Promise.resolve();
+    call.on('data', (request: unknown) => {
+      chain = chain.then(async () => {
+        try {
+          call.write(await publish(request, sessionOf(deps.sessions, call.metadata)));
+        } catch (err) {
+          const status = toStatus(refusalOf(err), deps.log);
+          call.write({ streamSeq: 0, error: { code: status.code ?? grpc.status.INTERNAL, details: status.details ?? '' } });
+        }
+      });
+    });
+    call.on('end', () => void chain.then(() => call.end()));
+    call.on('error', () => {});
+  };
+
   const watchCancel = (call: grpc.ServerWritableStream<unknown, unknown>) => {
     let unsubscribe = () => {};
     try {
@@ -200,6 +217,7 @@ export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceI
       return readDelivered(deps.jsm, heldRequest(session!, requestId).subject);
     }),
     publishChunk: unary(true, (request, session) => publish(request, session!)),
+    publishChunks: publishStream,
     watchCancel: watchCancel,
   };
 }
