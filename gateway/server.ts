@@ -5,6 +5,7 @@
 import { jetstream } from '@nats-io/jetstream';
 import type { FastifyInstance } from 'fastify';
 import { LiveNodes } from '../activities/live-nodes.ts';
+import { NodeStandings } from '../activities/node-standings.ts';
 import type { Config } from '../config/env.ts';
 import { chainClient } from '../connections/chain.ts';
 import { connectMongo } from '../connections/mongo.ts';
@@ -46,6 +47,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await nonces.ensureIndexes();
   const registered = await new RegisteredNodes(mongo.db).start();
   const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
+  const standings = await new NodeStandings(mongo.db).start();
   const app = await buildApp(
     {
       temporal,
@@ -55,6 +57,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       keys,
       liveNodes,
       registered,
+      standings,
       nonces,
       metrics: createMetrics(),
       chainId,
@@ -76,6 +79,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await app.close();
       liveNodes.stop();
       registered.stop();
+      standings.stop();
       await nc.drain().catch(() => {});
       await mongo[Symbol.asyncDispose]();
       await temporal[Symbol.asyncDispose]();

@@ -16,6 +16,7 @@ import { authenticate } from '../auth.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { TokenRelay } from '../relay.ts';
+import { servingNodes } from '../serving-nodes.ts';
 import { chatCompletionBody, completionBody, gatewayLimits, type ChatCompletionBody, type CompletionBody, type SamplingBody } from '../schemas/completions.ts';
 
 type Kind = 'chat' | 'completion';
@@ -55,7 +56,7 @@ function admit(deps: GatewayDeps, modelId: string, promptTokens: number, maxToke
       'max_tokens',
     );
   }
-  const live = deps.liveNodes.list(modelId).filter((n) => n.heartbeat.status === 'serving');
+  const live = servingNodes(deps, modelId);
   if (!live.length) throw new ApiError('no_node_available', `No node is serving ${modelId} right now; try again shortly or pick another model from GET /v1/models`);
   const contexts = live.map((n) => n.heartbeat.models.find((m) => m.id === modelId)?.contextSize ?? 0);
   const largest = Math.max(...contexts);
