@@ -17,6 +17,7 @@ import { buildApp } from './app.ts';
 import { ApiKeys, defaultKeyPolicy } from './keys/keys.ts';
 import { createMetrics } from './metrics.ts';
 import { RegisteredNodes } from './registered-nodes.ts';
+import { startReconciler } from './reservations.ts';
 import { MongoNonceStore } from './registration/mongo-nonces.ts';
 
 export interface Gateway {
@@ -71,11 +72,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Expired registration nonces and old rate-limit windows go even where TTL indexes do not.
   const pruning = setInterval(() => void Promise.all([nonces.prune(), keys.prune()]).catch(() => {}), 60_000);
   pruning.unref();
+  // Settles the reservations of requests whose gateway died before it could (any gateway may: each settles once).
+  const reconciler = startReconciler({ keys, temporal, db: mongo.db }, { log: (err) => app.log.warn({ err }, 'reservation reconciler round failed') });
   return {
     app,
     url,
     async close() {
       clearInterval(pruning);
+      reconciler.stop();
       await app.close();
       liveNodes.stop();
       registered.stop();
