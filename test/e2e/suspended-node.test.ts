@@ -3,6 +3,7 @@
  * refuses its polls (its own queue and the model's shared one it keeps polling), a task its
  * long poll brings back anyway goes to another node, and the gateway stops advertising it.
  */
+import protoModule from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodesCollection, type NodeDocument } from '../../activities/node-projection.ts';
 import { tokenSubject, type InferInput } from '../../domain/inference.ts';
@@ -80,7 +81,7 @@ describe('a suspended node', () => {
     // Waiting for a node, not started by the suspended one. Its long poll, open since before the
     // suspension, did bring the task back: the edge failed it back to Temporal (attempt 2 waits).
     const [pending] = described.raw.pendingActivities ?? [];
-    expect(String(pending?.state)).toBe('PENDING_ACTIVITY_STATE_SCHEDULED');
+    expect(pending?.state).toBe(protoModule.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED);
     if ((pending?.attempt ?? 1) > 1) expect(pending?.lastFailure?.applicationFailureInfo?.type).toBe('NODE_BARRED');
 
     // An honest node joins: it takes the waiting request.
