@@ -307,7 +307,10 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
 
     reply.hijack();
     const raw = reply.raw;
-    raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-gitblock-request-id': p.requestId, 'x-accel-buffering': 'no' });
+    // No Connection header of our own: Node keeps the socket alive unless the client said
+    // `Connection: close`, and then closes it right after the last chunk. Forcing keep-alive
+    // held such a socket open until the keep-alive timeout, long after [DONE].
+    raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-gitblock-request-id': p.requestId, 'x-accel-buffering': 'no' });
     const send = (payload: unknown) => void (raw.destroyed || raw.write(`data: ${JSON.stringify(payload)}\n\n`));
     const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
     // Past the hijack no error handler can answer: every path below ends the response itself.
