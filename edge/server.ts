@@ -19,6 +19,7 @@ import { ensureTokenStream, nodesKv } from '../connections/streams.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
 import { registerNode } from '../gateway/registration/register.ts';
 import { MongoNonceStore } from '../gateway/registration/mongo-nonces.ts';
+import { NodeStandings } from '../activities/node-standings.ts';
 import type { NonceStore } from '../gateway/registration/signed.ts';
 import { taskQueues } from '../temporal.config.ts';
 import { nodeServiceHandlers } from './node-service.ts';
@@ -40,6 +41,8 @@ export interface EdgeDeps {
   /** The name sessions are signed for; one per network edge. */
   audience: string;
   controlTaskQueue: string;
+  /** How often the edge re-reads which nodes are suspended or retired; default nodeStandingsRefreshMs. */
+  standingsRefreshMs?: number;
   log?: (line: string) => void;
   now?: () => number;
   /** PEM certificate chain and key: nodes then connect with TLS (production: always). */
@@ -51,6 +54,8 @@ export interface Edge {
   address: string;
   sessions: SessionStore;
   tasks: TaskLedger;
+  /** The cached standings the edge refuses suspended and retired nodes' polls by. */
+  standings: NodeStandings;
   close(): Promise<void>;
 }
 
@@ -72,12 +77,13 @@ export async function startEdge(deps: EdgeDeps): Promise<Edge> {
   const kv = await nodesKv(deps.nc);
   const sessions = new SessionStore({ db: deps.db, chainId: deps.chainId, audience: deps.audience, nonces: deps.nonces, ...(deps.now ? { now: deps.now } : {}) });
   const tasks = new TaskLedger();
+  const standings = await new NodeStandings(deps.db).start(deps.standingsRefreshMs);
   const upstream = new grpc.Client(deps.temporal.address, grpc.credentials.createInsecure(), {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.max_send_message_length': 16 * 1024 * 1024,
   });
   const server = new grpc.Server(serverOptions);
-  server.addService(workflowServiceDefinition(), workflowServiceHandlers({ upstream, namespace: deps.temporal.namespace, sessions, tasks, log }));
+  server.addService(workflowServiceDefinition(), workflowServiceHandlers({ upstream, namespace: deps.temporal.namespace, sessions, tasks, standings, log }));
   server.addService(
     nodeEdgeService,
     nodeServiceHandlers({
@@ -105,7 +111,9 @@ export async function startEdge(deps: EdgeDeps): Promise<Edge> {
     address: `${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
     sessions,
     tasks,
+    standings,
     async close() {
+      standings.stop();
       // Open polls end with the server; nodes reconnect to another edge or wait for this one.
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), 2_000);

@@ -5,6 +5,7 @@
 import { jetstream } from '@nats-io/jetstream';
 import type { FastifyInstance } from 'fastify';
 import { LiveNodes } from '../activities/live-nodes.ts';
+import { NodeStandings } from '../activities/node-standings.ts';
 import type { Config } from '../config/env.ts';
 import { chainClient } from '../connections/chain.ts';
 import { connectMongo } from '../connections/mongo.ts';
@@ -16,6 +17,7 @@ import { buildApp } from './app.ts';
 import { ApiKeys, defaultKeyPolicy } from './keys/keys.ts';
 import { createMetrics } from './metrics.ts';
 import { RegisteredNodes } from './registered-nodes.ts';
+import { startReconciler } from './reservations.ts';
 import { MongoNonceStore } from './registration/mongo-nonces.ts';
 
 export interface Gateway {
@@ -46,6 +48,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await nonces.ensureIndexes();
   const registered = await new RegisteredNodes(mongo.db).start();
   const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
+  const standings = await new NodeStandings(mongo.db).start();
   const app = await buildApp(
     {
       temporal,
@@ -55,6 +58,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       keys,
       liveNodes,
       registered,
+      standings,
       nonces,
       metrics: createMetrics(),
       chainId,
@@ -68,14 +72,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Expired registration nonces and old rate-limit windows go even where TTL indexes do not.
   const pruning = setInterval(() => void Promise.all([nonces.prune(), keys.prune()]).catch(() => {}), 60_000);
   pruning.unref();
+  // Settles the reservations of requests whose gateway died before it could (any gateway may: each settles once).
+  const reconciler = startReconciler({ keys, temporal, db: mongo.db }, { log: (err) => app.log.warn({ err }, 'reservation reconciler round failed') });
   return {
     app,
     url,
     async close() {
       clearInterval(pruning);
+      reconciler.stop();
       await app.close();
       liveNodes.stop();
       registered.stop();
+      standings.stop();
       await nc.drain().catch(() => {});
       await mongo[Symbol.asyncDispose]();
       await temporal[Symbol.asyncDispose]();
