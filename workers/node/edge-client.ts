@@ -165,6 +165,8 @@ export class EdgeClient {
       });
       return opened;
     };
+    // Opened now, while the prompt is evaluated, so the first token does not wait for it.
+    stream = open();
     return {
       publish: (chunk, expectLastSubjectSeq) =>
         new Promise<number>((resolve, reject) => {
