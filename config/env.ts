@@ -46,6 +46,8 @@ export const configSchema = z.object({
   GITBLOCK_MODEL_DIR: z.string().min(1).default(join(homedir(), '.cache', 'gitblock', 'models')),
   /** Where the stack's tools (Temporal CLI, FerretDB, nats-server) are installed. */
   GITBLOCK_TOOLS_DIR: z.string().min(1).default(join(homedir(), '.cache', 'gitblock', 'bin')),
+  /** The model `npm start`'s own node serves (the tests choose the tiny fixture). */
+  GITBLOCK_START_MODEL: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'a model id such as smollm2-135m').default('smollm2-135m'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   // gitblock-node settings; its command-line flags take precedence, and it validates them all
   // together (workers/node/options.ts), so here they are plain optional strings.

@@ -3,7 +3,6 @@
  * gateway, and one GPU node serving the default small model. Prints the API address, a
  * ready-to-paste curl with a fresh key, and the Temporal UI. Ctrl-C stops everything.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config/env.ts';
 import { connectMongo } from '../connections/mongo.ts';
@@ -18,30 +17,15 @@ import { ensureSettlementSchedule } from '../workers/settlement-schedule.ts';
 import { settlementChainFromConfig } from '../activities/settlement-chain.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
 import { ensureLocalDeployment } from './local-deployment.ts';
+import { LocalNode } from './local-node.ts';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 
 const nodeBin = fileURLToPath(new URL('../bin/gitblock-node.mjs', import.meta.url));
-const defaultModel = 'smollm2-135m';
-
-function startNodeProcess(env: NodeJS.ProcessEnv, args: string[]): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    // Its own process group: Ctrl-C reaches only this launcher, which then drains the node with one SIGTERM.
-    const child = spawn(process.execPath, [nodeBin, 'start', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let output = '';
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      for (const line of chunk.toString().split('\n')) if (line.trim()) console.log(`  [node] ${line}`);
-      if (/serving .* through the edge/.test(output)) resolve(child);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`the GPU node exited (${code}) before serving`)));
-  });
-}
-
 async function main() {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const base = loadConfig();
+  // Listening from the start: a Ctrl-C during startup stops what started instead of orphaning it.
+  const signalled = untilSignal();
   const stack = await startStack({ dataDir: base.GITBLOCK_DATA_DIR, ports: 'default', mongodbUri: base.MONGODB_URI });
   const stops: (() => Promise<void>)[] = [() => stack.stop()];
   const stopAll = async () => {
@@ -93,14 +77,11 @@ async function main() {
     const edge = await startEdgeFromConfig(config, { mongodbUri: e.mongodbUri, log: (line) => console.error(`  [edge] ${line}`) });
     stops.push(() => edge.stop());
 
-    console.log(`Starting a GPU node with ${defaultModel} (first run fetches the model)...`);
+    const model = config.GITBLOCK_START_MODEL;
+    console.log(`Starting a GPU node with ${model} (first run fetches the model)...`);
     const nodeEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|NATS_|MONGODB_)/.test(k)));
-    const node = await startNodeProcess(nodeEnv, ['--models', defaultModel, '--edge', edge.address, '--node-id', 'local-node-1']);
-    stops.push(async () => {
-      if (node.exitCode !== null) return;
-      node.kill('SIGTERM');
-      await new Promise((r) => node.once('exit', r));
-    });
+    const node = await LocalNode.start({ bin: nodeBin, env: nodeEnv, args: ['--models', model, '--edge', edge.address, '--node-id', 'local-node-1'], say: (line) => console.log(line) });
+    stops.push(() => node.stop());
 
     const issued = (await (await fetch(`${gateway.url}/v1/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ label: 'npm start' }) })).json()) as { key: string };
     printEndpoints(stack);
@@ -112,9 +93,9 @@ async function main() {
         'Try it:',
         `  curl -s ${gateway.url}/v1/chat/completions \\`,
         `    -H "Authorization: Bearer ${issued.key}" -H "Content-Type: application/json" \\`,
-        `    -d '{"model":"${defaultModel}","messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":64}'`,
+        `    -d '{"model":"${model}","messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":64}'`,
         '',
-        `More GPU nodes join through the edge: npx gitblock-node start --models ${defaultModel} --edge ${edge.address} --node-id <id>`,
+        `More GPU nodes join through the edge: npx gitblock-node start --models ${model} --edge ${edge.address} --node-id <id>`,
         `Every request is a workflow req-<id> in the Temporal UI: ${e.temporalUiUrl}`,
         'Press Ctrl-C to stop.',
       ].join('\n'),
@@ -123,7 +104,7 @@ async function main() {
     await stopAll();
     throw err;
   }
-  await untilSignal();
+  await signalled;
   console.log('Stopping...');
   await stopAll();
 }
