@@ -25,6 +25,8 @@ function fail(err: unknown): never {
   process.exit(1);
 }
 
+const gatewayHelp = 'the gateway (default GITBLOCK_GATEWAY_URL, else http://127.0.0.1:GATEWAY_PORT, 8080)';
+
 const program = new Command('gitblock-node')
   .description('Run a GitBlock node: serve open models with llama.cpp and earn GBT')
   .version('0.1.0')
@@ -54,10 +56,11 @@ program
 
 program
   .command('status')
-  .description("this node's identity and its live state on the network")
-  .option('--nats <url>', 'NATS URL')
+  .description("this operator's nodes as the network sees them: registered operator, state, liveness")
+  .option('--gateway <url>', gatewayHelp)
   .option('--key-file <path>', 'operator key file')
-  .option('--node-id <id>', 'node id')
+  .option('--node-id <id>', 'show this node, whoever operates it')
+  .option('--json', 'print JSON')
   .action((flags) => statusCommand(flags, loadConfig()).catch(fail));
 
 program
@@ -71,7 +74,7 @@ program
 const rewards = program
   .command('rewards')
   .description("this operator's GBT: accrued, settled and claimable")
-  .option('--gateway <url>', 'the gateway to ask')
+  .option('--gateway <url>', gatewayHelp)
   .option('--key-file <path>', 'operator key file')
   .option('--json', 'print JSON')
   .action((flags) => rewardsCommand(flags, loadConfig()).catch(fail));
@@ -79,7 +82,7 @@ const rewards = program
 rewards
   .command('claim')
   .description('claim every claimable epoch on chain with the operator key (pays the gas)')
-  .option('--gateway <url>', 'the gateway to ask for proofs')
+  .option('--gateway <url>', gatewayHelp)
   .option('--key-file <path>', 'operator key file')
   .option('--rpc <url>', 'Ethereum JSON-RPC endpoint')
   // --gateway/--key-file may come before or after `claim`: merge them with the parent's.
@@ -89,7 +92,7 @@ program
   .command('reinstate')
   .description('ask the network to lift a node’s suspension (signed with the operator key)')
   .argument('<nodeId>', 'the node to reinstate')
-  .option('--gateway <url>', 'the gateway to send it to')
+  .option('--gateway <url>', gatewayHelp)
   .option('--key-file <path>', 'operator key file')
   .action((nodeId: string, flags) => operatorActionCommand('reinstate', nodeId, flags, loadConfig()).catch(fail));
 
@@ -97,7 +100,7 @@ program
   .command('retire')
   .description('take a node out of the network for good (signed with the operator key)')
   .argument('<nodeId>', 'the node to retire')
-  .option('--gateway <url>', 'the gateway to send it to')
+  .option('--gateway <url>', gatewayHelp)
   .option('--key-file <path>', 'operator key file')
   .action((nodeId: string, flags) => operatorActionCommand('retire', nodeId, flags, loadConfig()).catch(fail));
 
