@@ -12,6 +12,7 @@ import { connectNats } from '../connections/nats.ts';
 import { ensureTokenStream, nodesKv } from '../connections/streams.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
 import { taskQueues } from '../temporal.config.ts';
+import { bindPreferring } from '../stack/ports.ts';
 import { buildApp } from './app.ts';
 import { ApiKeys, defaultKeyPolicy } from './keys/keys.ts';
 import { createMetrics } from './metrics.ts';
@@ -30,6 +31,12 @@ export interface GatewayOptions {
   port?: number;
   controlTaskQueue?: string;
   logger?: boolean;
+  /**
+   * When the port is taken, listen on one the OS picks instead of failing: for `npm start`,
+   * which prints where it listens. A production gateway keeps its configured port or fails.
+   */
+  portFallback?: boolean;
+  say?: (line: string) => void;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
@@ -64,21 +71,28 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     { logger: options.logger ?? false },
   );
-  const url = await app.listen({ host: config.GATEWAY_HOST, port: options.port ?? config.GATEWAY_PORT });
+  const close = async () => {
+    clearInterval(pruning);
+    await app.close();
+    liveNodes.stop();
+    registered.stop();
+    await nc.drain().catch(() => {});
+    await mongo[Symbol.asyncDispose]();
+    await temporal[Symbol.asyncDispose]();
+  };
   // Expired registration nonces and old rate-limit windows go even where TTL indexes do not.
   const pruning = setInterval(() => void Promise.all([nonces.prune(), keys.prune()]).catch(() => {}), 60_000);
   pruning.unref();
-  return {
-    app,
-    url,
-    async close() {
-      clearInterval(pruning);
-      await app.close();
-      liveNodes.stop();
-      registered.stop();
-      await nc.drain().catch(() => {});
-      await mongo[Symbol.asyncDispose]();
-      await temporal[Symbol.asyncDispose]();
-    },
-  };
+  const listen = (port: number) => app.listen({ host: config.GATEWAY_HOST, port });
+  const port = options.port ?? config.GATEWAY_PORT;
+  let url: string;
+  try {
+    url = options.portFallback ? await bindPreferring(port, listen, (line) => options.say?.(`gateway: ${line}`)) : await listen(port);
+  } catch (err) {
+    // The connections made above would otherwise keep the process alive after the failure.
+    await close().catch(() => {});
+    throw err;
+  }
+  return { app, url, close };
 }
+

@@ -9,7 +9,7 @@ import { connectMongo } from '../connections/mongo.ts';
 import { connectNats } from '../connections/nats.ts';
 import { startGateway } from '../gateway/server.ts';
 import { printEndpoints, untilSignal } from '../stack/console.ts';
-import { preferPort } from '../stack/ports.ts';
+import { bindPreferring } from '../stack/ports.ts';
 import { startStack } from '../stack/stack.ts';
 import { startControlWorker } from '../workers/control.ts';
 import { startEdgeFromConfig } from '../edge/server.ts';
@@ -37,8 +37,6 @@ async function main() {
   });
   try {
     const e = stack.endpoints;
-    const gatewayPort = await preferPort(base.GATEWAY_PORT);
-    const edgePort = await preferPort(base.EDGE_PORT);
     // The endpoints of the stack just started, overriding defaults for every component.
     // The rewards contracts on the local anvil (deployed once, then reused) and their settler.
     const local = base.GITBLOCK_DEPLOYMENT_FILE ? undefined : await ensureLocalDeployment(e.rpcUrl, base.GITBLOCK_DATA_DIR);
@@ -47,8 +45,6 @@ async function main() {
       NATS_URL: e.natsUrl,
       CHAIN_RPC_URL: e.rpcUrl,
       MONGODB_URI: e.mongodbUri,
-      GATEWAY_PORT: String(gatewayPort),
-      EDGE_PORT: String(edgePort),
       GITBLOCK_DEPLOYMENT_FILE: base.GITBLOCK_DEPLOYMENT_FILE ?? local?.deploymentFile,
       GITBLOCK_SETTLER_KEY_FILE: base.GITBLOCK_SETTLER_KEY_FILE ?? local?.settlerKeyFile,
     };
@@ -70,11 +66,17 @@ async function main() {
     const scheduler = await connectTemporalClient(temporalTarget);
     await ensureSettlementSchedule(scheduler, { schedule }).finally(() => scheduler[Symbol.asyncDispose]());
 
-    const gateway = await startGateway({ config, mongodbUri: e.mongodbUri });
+    // The preferred ports, bound at once, else ports the OS picks: never checked first, since
+    // another network starting on this machine could take a port between check and bind.
+    const gateway = await startGateway({ config, mongodbUri: e.mongodbUri, portFallback: true, say: (line) => console.log(line) });
     stops.push(() => gateway.close());
 
     // The one endpoint nodes reach: the node below gets its address and nothing of Temporal, NATS or MongoDB.
-    const edge = await startEdgeFromConfig(config, { mongodbUri: e.mongodbUri, log: (line) => console.error(`  [edge] ${line}`) });
+    const edge = await bindPreferring(
+      config.EDGE_PORT,
+      (port) => startEdgeFromConfig({ ...config, EDGE_PORT: port }, { mongodbUri: e.mongodbUri, log: (line) => console.error(`  [edge] ${line}`) }),
+      (line) => console.log(`edge: ${line}`),
+    );
     stops.push(() => edge.stop());
 
     const model = config.GITBLOCK_START_MODEL;
@@ -107,6 +109,9 @@ async function main() {
   await signalled;
   console.log('Stopping...');
   await stopAll();
+  // Everything was stopped in order; a connection left by a failed bind attempt (the edge's
+  // connections outlive a bind that fails) must not keep the launcher running.
+  process.exit(0);
 }
 
 main().catch((err: unknown) => {
