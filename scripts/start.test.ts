@@ -4,9 +4,10 @@
  * gateway and edge ports are taken by another process, as by a second network on the machine.
  */
 import { createServer, type Server } from 'node:net';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { portIsFree } from '../stack/ports.ts';
 import { processAlive, startLauncher, type Launcher } from '../test/launcher.ts';
+import { runNodeCliToEnd as cli } from '../test/node-process.ts';
 
 describe('npm start', () => {
   let launcher: Launcher | undefined;
@@ -14,6 +15,10 @@ describe('npm start', () => {
   afterAll(async () => {
     await launcher?.dispose();
     for (const server of held) server.close();
+  });
+  afterEach(async () => {
+    await launcher?.dispose();
+    launcher = undefined;
   });
 
   async function holdPort(): Promise<number> {
@@ -51,4 +56,42 @@ describe('npm start', () => {
     expect(processAlive(second)).toBe(false);
     for (const port of ports) expect({ port, free: await portIsFree(port) }).toEqual({ port, free: true });
   }, 360_000);
+
+  // The README's recipe, as written there: serve, settle, claim, see the balance.
+  it('runs the whole reward cycle in minutes with --epoch: serve, settle, claim, balance', async () => {
+    launcher = startLauncher(['--epoch', '1m']);
+    await launcher.waitFor(/GitBlock network is up/, 240_000);
+    expect(launcher.output()).toMatch(/^Epochs of 1 min: epoch \d+ ends at \S+Z, and each settles 15 s after its end\.$/m);
+    const operator = (await launcher.waitFor(/faucet: gave operator (0x[0-9a-fA-F]{40}) 10 ETH for gas/, 30_000))[1]!;
+    const api = (await launcher.waitFor(/OpenAI-compatible API: (http:\/\/127\.0\.0\.1:\d+)\/v1/))[1]!;
+    const key = (await launcher.waitFor(/Bearer (\S+)"/))[1]!;
+    const rpc = (await launcher.waitFor(/Chain \(anvil\)\s+(http:\/\/127\.0\.0\.1:\d+)/))[1]!;
+
+    const answer = await fetch(`${api}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gitblock-tiny', messages: [{ role: 'user', content: 'What is the capital of France?' }], max_tokens: 16 }),
+    });
+    expect(answer.status).toBe(200);
+
+    // The commands as an operator runs them on this machine: its key, this network's gateway and chain.
+    const env = { GITBLOCK_NODE_HOME: launcher.nodeHome, GITBLOCK_GATEWAY_URL: api, CHAIN_RPC_URL: rpc };
+    const deadline = Date.now() + 180_000;
+    let rewards: { operator: string; claimable: string } | undefined;
+    while (Date.now() < deadline) {
+      const shown = await cli(['rewards', '--json'], env);
+      expect(shown.stderr).toBe('');
+      rewards = JSON.parse(shown.stdout) as { operator: string; claimable: string };
+      if (BigInt(rewards.claimable) > 0n) break;
+      await new Promise((r) => setTimeout(r, 5_000));
+    }
+    expect(rewards!.operator).toBe(operator);
+    expect(BigInt(rewards!.claimable)).toBeGreaterThan(0n);
+
+    const claimed = await cli(['rewards', 'claim'], env);
+    expect(claimed.stderr).toBe('');
+    expect(claimed.code).toBe(0);
+    expect(claimed.stdout).toMatch(/^epoch \d+: claimed [\d.]+ GBT in tx 0x[0-9a-f]{64}$/m);
+    expect(claimed.stdout).toMatch(new RegExp(`^balance [\\d.]+ GBT at ${operator} \\(GBT token 0x[0-9a-fA-F]{40}\\)$`, 'm'));
+  }, 600_000);
 });

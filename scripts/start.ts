@@ -4,6 +4,7 @@
  * ready-to-paste curl with a fresh key, and the Temporal UI. Ctrl-C stops everything.
  */
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/env.ts';
 import { connectMongo } from '../connections/mongo.ts';
 import { connectNats } from '../connections/nats.ts';
@@ -17,12 +18,43 @@ import { ensureSettlementSchedule } from '../workers/settlement-schedule.ts';
 import { settlementChainFromConfig } from '../activities/settlement-chain.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
 import { ensureLocalDeployment } from './local-deployment.ts';
+import { describeEpochLength, localEpochSchedule, parseEpochLength } from './local-epochs.ts';
+import { LocalFaucet } from './local-faucet.ts';
 import { LocalNode } from './local-node.ts';
+import { epochAt, epochWindow, type EpochSchedule } from '../domain/emission.ts';
+import { settlementDelaySeconds } from '../workers/settlement-schedule.ts';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 
 const nodeBin = fileURLToPath(new URL('../bin/gitblock-node.mjs', import.meta.url));
+
+/** `npm start [-- --epoch 2m]`. */
+function parseStartArgs(args: string[]): { epochSeconds?: number } {
+  const { values } = parseArgs({ args, options: { epoch: { type: 'string' } }, strict: true, allowPositionals: false });
+  return values.epoch === undefined ? {} : { epochSeconds: parseEpochLength(values.epoch) };
+}
+
+/** One line: how long epochs are, when the current one ends and when it settles. */
+function describeEpochs(schedule: EpochSchedule): string {
+  const now = Date.now();
+  const current = epochAt(now, schedule);
+  const delay = settlementDelaySeconds(schedule.epochSeconds);
+  const end = new Date(epochWindow(Math.max(current, 0), schedule).endMs).toISOString().replace('.000Z', 'Z');
+  return `Epochs of ${describeEpochLength(schedule.epochSeconds)}: epoch ${current} ends at ${end}, and each settles ${describeEpochLength(delay)} after its end.`;
+}
+
+async function untilModelListed(gatewayUrl: string, model: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const listed = (await (await fetch(`${gatewayUrl}/v1/models`)).json().catch(() => ({}))) as { data?: { id: string }[] };
+    if (listed.data?.some((m) => m.id === model)) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  console.log(`(the gateway does not list ${model} yet; requests may answer 503 until it sees the node's heartbeat)`);
+}
+
 async function main() {
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  const args = parseStartArgs(process.argv.slice(2));
   const base = loadConfig();
   // Listening from the start: a Ctrl-C during startup stops what started instead of orphaning it.
   const signalled = untilSignal();
@@ -54,15 +86,18 @@ async function main() {
 
     const mongo = await connectMongo(e.mongodbUri, config.MONGODB_DB);
     const nc = await connectNats(config, 'gitblock-control');
-    const schedule = { genesis: config.GITBLOCK_GENESIS, epochSeconds: config.GITBLOCK_EPOCH_SECONDS };
-    const temporalTarget = { address: e.temporalAddress, namespace: e.temporalNamespace };
-    const control = await startControlWorker({ temporal: temporalTarget, db: mongo.db, nc, seedVerifiers: config.GITBLOCK_SEED_VERIFIERS, settlement: { schedule, chain } });
     stops.push(async () => {
-      await control.shutdown();
       await nc.close();
       await mongo[Symbol.asyncDispose]();
     });
-    // The weekly settlement Schedule, created or brought up to date.
+    const schedule = await localEpochSchedule({ dataDir: base.GITBLOCK_DATA_DIR, db: mongo.db, config, epochSeconds: args.epochSeconds });
+    // Operators who register here get gas money, so their claims go through (anvil only).
+    const faucet = await LocalFaucet.start({ db: mongo.db, rpcUrl: e.rpcUrl, say: (line) => console.log(line) });
+    stops.push(() => faucet.stop());
+    const temporalTarget = { address: e.temporalAddress, namespace: e.temporalNamespace };
+    const control = await startControlWorker({ temporal: temporalTarget, db: mongo.db, nc, seedVerifiers: config.GITBLOCK_SEED_VERIFIERS, settlement: { schedule, chain } });
+    stops.push(() => control.shutdown());
+    // The settlement Schedule, created or brought up to date.
     const scheduler = await connectTemporalClient(temporalTarget);
     await ensureSettlementSchedule(scheduler, { schedule }).finally(() => scheduler[Symbol.asyncDispose]());
 
@@ -84,9 +119,13 @@ async function main() {
     const nodeEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|NATS_|MONGODB_)/.test(k)));
     const node = await LocalNode.start({ bin: nodeBin, env: nodeEnv, args: ['--models', model, '--edge', edge.address, '--node-id', 'local-node-1'], say: (line) => console.log(line) });
     stops.push(() => node.stop());
+    // "Up" means the printed curl works: the gateway has seen the node's registration and heartbeat.
+    await untilModelListed(gateway.url, model, 30_000);
 
     const issued = (await (await fetch(`${gateway.url}/v1/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ label: 'npm start' }) })).json()) as { key: string };
     printEndpoints(stack);
+    const gatewayFlag = gateway.url === 'http://127.0.0.1:8080' ? '' : ` --gateway ${gateway.url}`;
+    const rpcFlag = e.rpcUrl === 'http://127.0.0.1:8545' ? '' : ` --rpc ${e.rpcUrl}`;
     console.log(
       [
         '',
@@ -99,6 +138,8 @@ async function main() {
         '',
         `More GPU nodes join through the edge: npx gitblock-node start --models ${model} --edge ${edge.address} --node-id <id>`,
         `Every request is a workflow req-<id> in the Temporal UI: ${e.temporalUiUrl}`,
+        describeEpochs(schedule),
+        `This machine's operator: npx gitblock-node status${gatewayFlag}; its GBT: npx gitblock-node rewards${gatewayFlag}, then npx gitblock-node rewards claim${gatewayFlag}${rpcFlag}`,
         'Press Ctrl-C to stop.',
       ].join('\n'),
     );
