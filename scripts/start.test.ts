@@ -3,7 +3,10 @@
  * within seconds, even after the node was killed by a signal (which once hung the stop). Its
  * gateway and edge ports are taken by another process, as by a second network on the machine.
  */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { portIsFree } from '../stack/ports.ts';
 import { processAlive, startLauncher, type Launcher } from '../test/launcher.ts';
@@ -65,7 +68,6 @@ describe('npm start', () => {
     const operator = (await launcher.waitFor(/faucet: gave operator (0x[0-9a-fA-F]{40}) 10 ETH for gas/, 30_000))[1]!;
     const api = (await launcher.waitFor(/OpenAI-compatible API: (http:\/\/127\.0\.0\.1:\d+)\/v1/))[1]!;
     const key = (await launcher.waitFor(/Bearer (\S+)"/))[1]!;
-    const rpc = (await launcher.waitFor(/Chain \(anvil\)\s+(http:\/\/127\.0\.0\.1:\d+)/))[1]!;
 
     const answer = await fetch(`${api}/v1/chat/completions`, {
       method: 'POST',
@@ -74,8 +76,9 @@ describe('npm start', () => {
     });
     expect(answer.status).toBe(200);
 
-    // The commands as an operator runs them on this machine: its key, this network's gateway and chain.
-    const env = { GITBLOCK_NODE_HOME: launcher.nodeHome, GITBLOCK_GATEWAY_URL: api, CHAIN_RPC_URL: rpc };
+    // The commands as the README gives them, without flags: this machine's operator key, and the
+    // network npm start wrote to <data dir>/endpoints.json (here on ports other than the defaults).
+    const env = { GITBLOCK_NODE_HOME: launcher.nodeHome, GITBLOCK_DATA_DIR: launcher.dataDir };
     const deadline = Date.now() + 180_000;
     let rewards: { operator: string; claimable: string } | undefined;
     while (Date.now() < deadline) {
@@ -93,5 +96,24 @@ describe('npm start', () => {
     expect(claimed.code).toBe(0);
     expect(claimed.stdout).toMatch(/^epoch \d+: claimed [\d.]+ GBT in tx 0x[0-9a-f]{64}$/m);
     expect(claimed.stdout).toMatch(new RegExp(`^balance [\\d.]+ GBT at ${operator} \\(GBT token 0x[0-9a-fA-F]{40}\\)$`, 'm'));
+
+    // By hand, `npm run settle -- --last` finds this network's Temporal and its 1-minute epochs.
+    const settled = await runToEnd(process.execPath, ['--import', 'tsx', 'workers/settle.ts', '--last'], env);
+    expect(settled.stderr).toBe('');
+    expect(settled.code).toBe(0);
+    expect(settled.stdout).toMatch(/^epoch \d+: settled/m);
+
+    launcher.child.kill('SIGINT');
+    expect(await launcher.exited).toBe(0);
+    expect(existsSync(join(launcher.dataDir, 'endpoints.json'))).toBe(false);
   }, 600_000);
 });
+
+function runToEnd(command: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+}

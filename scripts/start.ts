@@ -6,6 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/env.ts';
+import { localNetworkFile, removeLocalNetwork, writeLocalNetwork } from '../config/local-network.ts';
 import { connectMongo } from '../connections/mongo.ts';
 import { connectNats } from '../connections/nats.ts';
 import { startGateway } from '../gateway/server.ts';
@@ -124,8 +125,10 @@ async function main() {
 
     const issued = (await (await fetch(`${gateway.url}/v1/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ label: 'npm start' }) })).json()) as { key: string };
     printEndpoints(stack);
-    const gatewayFlag = gateway.url === 'http://127.0.0.1:8080' ? '' : ` --gateway ${gateway.url}`;
-    const rpcFlag = e.rpcUrl === 'http://127.0.0.1:8545' ? '' : ` --rpc ${e.rpcUrl}`;
+    // This checkout's commands (gitblock-node, npm run settle) find this network from here.
+    const network = { pid: process.pid, gatewayUrl: gateway.url, edge: edge.address, temporalAddress: e.temporalAddress, temporalNamespace: e.temporalNamespace, rpcUrl: e.rpcUrl, ...schedule };
+    writeLocalNetwork(base.GITBLOCK_DATA_DIR, network);
+    stops.push(async () => removeLocalNetwork(base.GITBLOCK_DATA_DIR, process.pid));
     console.log(
       [
         '',
@@ -139,7 +142,8 @@ async function main() {
         `More GPU nodes join through the edge: npx gitblock-node start --models ${model} --edge ${edge.address} --node-id <id>`,
         `Every request is a workflow req-<id> in the Temporal UI: ${e.temporalUiUrl}`,
         describeEpochs(schedule),
-        `This machine's operator: npx gitblock-node status${gatewayFlag}; its GBT: npx gitblock-node rewards${gatewayFlag}, then npx gitblock-node rewards claim${gatewayFlag}${rpcFlag}`,
+        `This machine's operator: npx gitblock-node status; its GBT: npx gitblock-node rewards, then npx gitblock-node rewards claim; settle by hand: npm run settle -- --last`,
+        `(this checkout's commands reach this network through ${localNetworkFile(base.GITBLOCK_DATA_DIR)} while it runs)`,
         'Press Ctrl-C to stop.',
       ].join('\n'),
     );

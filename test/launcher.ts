@@ -112,12 +112,4 @@ export function startLauncher(args: string[] = [], env: Record<string, string> =
   };
 }
 
-/** True while a process with this id exists. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export { processRunning as processAlive } from '../config/local-network.ts';

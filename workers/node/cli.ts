@@ -4,7 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
-import { loadConfig } from '../../config/env.ts';
+import { loadLocalConfig as loadConfig } from '../../config/env.ts';
 import { listModels } from '../../models/catalog.ts';
 import { gpuChoices } from './gpu.ts';
 import { modelsCommand } from './commands/models.ts';
@@ -25,7 +25,7 @@ function fail(err: unknown): never {
   process.exit(1);
 }
 
-const gatewayHelp = 'the gateway (default GITBLOCK_GATEWAY_URL, else http://127.0.0.1:GATEWAY_PORT, 8080)';
+const gatewayHelp = "the gateway (default GITBLOCK_GATEWAY_URL, else this checkout's running npm start, else http://127.0.0.1:GATEWAY_PORT, 8080)";
 
 const program = new Command('gitblock-node')
   .description('Run a GitBlock node: serve open models with llama.cpp and earn GBT')
