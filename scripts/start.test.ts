@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { defaultEpochSchedule, epochAt } from '../domain/emission.ts';
 import { portIsFree } from '../stack/ports.ts';
 import { processAlive, startLauncher, type Launcher } from '../test/launcher.ts';
 import { runNodeCliToEnd as cli } from '../test/node-process.ts';
@@ -49,6 +50,18 @@ describe('npm start', () => {
     const second = Number((await launcher.waitFor(/\[node\] process (\d+)/, 10_000, before))[1]);
     expect(second).not.toBe(first);
     await launcher.waitFor(/serving .* through the edge/, 60_000, before);
+
+    // A refused settlement by hand: one line from settle, and one line (no stack) in npm start's terminal.
+    const current = epochAt(Date.now(), defaultEpochSchedule);
+    const mark = launcher.output().length;
+    const refused = await runToEnd(process.execPath, ['--import', 'tsx', 'workers/settle.ts', '--epoch', String(current)], { GITBLOCK_DATA_DIR: launcher.dataDir });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`^settle: settle-${current} failed: epoch ${current} runs until \\S+; it can be settled after that \\(EPOCH_NOT_OVER\\)\n$`));
+    await launcher.waitFor(/EPOCH_NOT_OVER/, 10_000, mark);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const logged = launcher.output().slice(mark);
+    expect(logged).not.toMatch(/^\s+at /m);
+    for (const line of logged.split('\n').filter((l) => l.includes('EPOCH_NOT_OVER'))) expect(line).toMatch(/^\[temporal\] WARN .*: epoch \d+ runs until \S+; it can be settled after that \(EPOCH_NOT_OVER\)$/);
 
     const ports = launcher.ports().filter((p) => p !== gatewayPort && p !== edgePort);
     expect(ports.length).toBeGreaterThanOrEqual(7);

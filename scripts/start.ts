@@ -24,7 +24,8 @@ import { LocalFaucet } from './local-faucet.ts';
 import { LocalNode } from './local-node.ts';
 import { epochAt, epochWindow, type EpochSchedule } from '../domain/emission.ts';
 import { settlementDelaySeconds } from '../workers/settlement-schedule.ts';
-import { Runtime, DefaultLogger } from '@temporalio/worker';
+import { Runtime } from '@temporalio/worker';
+import { oneLineLogger } from '../workers/one-line-log.ts';
 
 const nodeBin = fileURLToPath(new URL('../bin/gitblock-node.mjs', import.meta.url));
 
@@ -54,7 +55,7 @@ async function untilModelListed(gatewayUrl: string, model: string, timeoutMs: nu
 }
 
 async function main() {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: oneLineLogger('WARN') });
   const args = parseStartArgs(process.argv.slice(2));
   const base = loadConfig();
   // Listening from the start: a Ctrl-C during startup stops what started instead of orphaning it.
