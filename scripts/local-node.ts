@@ -6,6 +6,22 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { getModel } from '../models/catalog.ts';
+
+/**
+ * Tokens per sequence for the local demo's node: its requests are a chat question or two, and a
+ * model's full trained context (8,192 for SmolLM2, × 4 sequences) held 1.1 GiB for nothing.
+ */
+export const LOCAL_CONTEXT_SIZE = 2048;
+
+/**
+ * The arguments after `start` for `npm start`'s node. The context is sized for the demo unless
+ * the operator chose one (GITBLOCK_NODE_CONTEXT_SIZE), which a flag would override.
+ */
+export function localNodeArgs(options: { model: string; edge: string; nodeId: string; contextSizeChosen: boolean }): string[] {
+  const context = options.contextSizeChosen ? [] : ['--context-size', String(Math.min(LOCAL_CONTEXT_SIZE, getModel(options.model).contextLength))];
+  return ['--models', options.model, '--edge', options.edge, '--node-id', options.nodeId, ...context];
+}
 
 export interface LocalNodeOptions {
   /** `bin/gitblock-node.mjs`. */
@@ -35,6 +51,8 @@ interface Run {
 const servingLine = /serving .* through the edge/;
 
 export class LocalNode {
+  /** What the node reported it computes on, e.g. `cpu, 3.1 GiB free` or `cuda (NVIDIA H200), …`. */
+  compute: string | undefined;
   private run: Run;
   private stopping = false;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -93,6 +111,8 @@ export class LocalNode {
       createInterface({ input: stream }).on('line', (line) => {
         if (line.trim()) this.options.say(`  [node] ${line}`);
         if (servingLine.test(line)) served();
+        const compute = /^Compute: (.+)$/.exec(line.trim());
+        if (compute) this.compute = compute[1];
       });
     }
     if (child.pid !== undefined) this.options.say(`  [node] process ${child.pid}`);

@@ -43,6 +43,11 @@ describe('npm start', () => {
     expect(new URL(api).port).not.toBe(String(gatewayPort));
     expect((await fetch(`${api}/v1/nodes`)).status).toBe(200);
     const first = Number((await launcher.waitFor(/\[node\] process (\d+)/))[1]);
+    // What it runs on, said plainly (no "GPU node" on a CPU), with a context sized for the demo.
+    expect(launcher.output()).toMatch(/^Starting a node with gitblock-tiny, on a GPU if it finds one, else the CPU/m);
+    expect(launcher.output()).toMatch(/^ {2}\[node\] Compute: cpu, [\d.]+ GiB free$/m);
+    expect(launcher.output()).toMatch(/^ {2}\[node\] Loaded gitblock-tiny: 2 × 2048 tokens/m);
+    expect(launcher.output()).toMatch(/^Node local-node-1 serves gitblock-tiny on cpu, [\d.]+ GiB free\.$/m);
 
     const before = launcher.output().length;
     process.kill(first, 'SIGKILL');

@@ -21,7 +21,7 @@ import { connectTemporalClient } from '../connections/temporal.ts';
 import { ensureLocalDeployment } from './local-deployment.ts';
 import { describeEpochLength, localEpochSchedule, parseEpochLength } from './local-epochs.ts';
 import { LocalFaucet } from './local-faucet.ts';
-import { LocalNode } from './local-node.ts';
+import { LocalNode, localNodeArgs } from './local-node.ts';
 import { epochAt, epochWindow, type EpochSchedule } from '../domain/emission.ts';
 import { settlementDelaySeconds } from '../workers/settlement-schedule.ts';
 import { Runtime } from '@temporalio/worker';
@@ -117,9 +117,10 @@ async function main() {
     stops.push(() => edge.stop());
 
     const model = config.GITBLOCK_START_MODEL;
-    console.log(`Starting a GPU node with ${model} (first run fetches the model)...`);
+    console.log(`Starting a node with ${model}, on a GPU if it finds one, else the CPU (first run fetches the model)...`);
     const nodeEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|NATS_|MONGODB_)/.test(k)));
-    const node = await LocalNode.start({ bin: nodeBin, env: nodeEnv, args: ['--models', model, '--edge', edge.address, '--node-id', 'local-node-1'], say: (line) => console.log(line) });
+    const nodeArgs = localNodeArgs({ model, edge: edge.address, nodeId: 'local-node-1', contextSizeChosen: config.GITBLOCK_NODE_CONTEXT_SIZE !== undefined });
+    const node = await LocalNode.start({ bin: nodeBin, env: nodeEnv, args: nodeArgs, say: (line) => console.log(line) });
     stops.push(() => node.stop());
     // "Up" means the printed curl works: the gateway has seen the node's registration and heartbeat.
     await untilModelListed(gateway.url, model, 30_000);
@@ -140,7 +141,8 @@ async function main() {
         `    -H "Authorization: Bearer ${issued.key}" -H "Content-Type: application/json" \\`,
         `    -d '{"model":"${model}","messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":64}'`,
         '',
-        `More GPU nodes join through the edge: npx gitblock-node start --models ${model} --edge ${edge.address} --node-id <id>`,
+        `Node local-node-1 serves ${model} on ${node.compute ?? 'the compute it found'}.`,
+        `More nodes join through the edge: npx gitblock-node start --models ${model} --edge ${edge.address} --node-id <id>`,
         `Every request is a workflow req-<id> in the Temporal UI: ${e.temporalUiUrl}`,
         describeEpochs(schedule),
         `This machine's operator: npx gitblock-node status; its GBT: npx gitblock-node rewards, then npx gitblock-node rewards claim; settle by hand: npm run settle -- --last`,
