@@ -10,7 +10,7 @@ import type { Token } from 'node-llama-cpp';
 import { inferErrors, type InferInput, type InferProgress, type InferResult } from '../domain/inference.ts';
 import { inferInputSchema } from '../domain/inference-schema.ts';
 import { EngineError, type ModelEngine } from '../workers/node/engine.ts';
-import { StreamSupersededError, TokenStreamWriter, type TaskStreams } from './token-stream.ts';
+import { emptyDelivery, StreamSupersededError, TokenStreamWriter, type TaskStreams } from './token-stream.ts';
 
 /** Live counters the node heartbeats to the router. */
 export class NodeLoad {
@@ -80,7 +80,8 @@ export function createInferActivities(deps: InferDeps) {
 
       // Reading a long stream takes many round trips, all before the ticker's first beat.
       ctx.heartbeat();
-      const delivered = await deps.streams.readDelivered(input, { onProgress: () => ctx.heartbeat() });
+      // A first attempt has nothing to continue from: skip a round trip before the first token.
+      const delivered = input.fresh && ctx.info.attempt === 1 ? emptyDelivery() : await deps.streams.readDelivered(input, { onProgress: () => ctx.heartbeat() });
       const result = (tokens: number[], text: string, finishReason: InferResult['finishReason'], newTokens: number, generationMs: number, ttft: number): InferResult => ({
         requestId: input.requestId,
         nodeId: deps.nodeId,
@@ -100,7 +101,8 @@ export function createInferActivities(deps: InferDeps) {
       // A retry after the answer was completely delivered (e.g. the result was lost): nothing to do.
       if (delivered.finished) return result(delivered.tokens, delivered.text, delivered.finished.reason, 0, 0, 0);
 
-      const writer = new TokenStreamWriter(deps.streams.publisher(input), deps.nodeId, delivered.nextSeq, delivered.lastStreamSeq);
+      const publisher = deps.streams.publisher(input);
+      const writer = new TokenStreamWriter(publisher, deps.nodeId, delivered.nextSeq, delivered.lastStreamSeq);
       const abort = new AbortController();
       const onCancel = () => abort.abort();
       ctx.cancellationSignal.addEventListener('abort', onCancel);
@@ -169,6 +171,7 @@ export function createInferActivities(deps: InferDeps) {
         deps.load.inFlight--;
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
         stopWatching();
+        publisher.close?.();
         ctx.heartbeat(progress());
       }
     },

@@ -6,7 +6,7 @@
  */
 import type { Db } from 'mongodb';
 import { isDuplicateKey } from '../connections/mongo.ts';
-import type { NodeRecord, NodeState, PeerMedians } from '../domain/reputation.ts';
+import type { NodeRecord, NodeState, OnlineState, PeerMedians } from '../domain/reputation.ts';
 
 /** The collection the node actors project into. */
 export const nodesCollection = 'nodes';
@@ -17,6 +17,11 @@ export interface NodeSnapshot {
   operator: string;
   models: string[];
   state: NodeState;
+  /**
+   * While offline, the state the node returns to on registering again (so a suspended node that
+   * shut down is still known to be suspended); otherwise null. Absent from older actors' snapshots.
+   */
+  resumeState?: OnlineState | null | undefined;
   reputation: number;
   record: NodeRecord;
   /** Strictly increasing across the actor's life (continue-as-new included): the newest write wins. */
@@ -31,6 +36,8 @@ export interface NodeDocument {
   operator: string;
   models: string[];
   state: NodeState;
+  /** See NodeSnapshot.resumeState; absent from documents written before it was projected. */
+  resumeState?: OnlineState | null;
   reputation: number;
   record: NodeRecord;
   version: number;
@@ -70,6 +77,7 @@ export function createNodeProjectionActivities(db: Db) {
         operator: snapshot.operator,
         models: snapshot.models,
         state: snapshot.state,
+        resumeState: snapshot.resumeState ?? null,
         reputation: snapshot.reputation,
         record: snapshot.record,
         version: snapshot.version,

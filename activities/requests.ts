@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from 'mongodb';
 import { isDuplicateKey } from '../connections/mongo.ts';
 import { accrualAmount } from '../domain/rewards.ts';
-import type { NodeState } from '../domain/routing.ts';
+import type { NodeState } from '../domain/reputation.ts';
 import type { SamplingRecord } from '../domain/sampling.ts';
 import { getModel } from '../models/catalog.ts';
 

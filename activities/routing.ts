@@ -6,7 +6,8 @@
  */
 import type { Db } from 'mongodb';
 import type { NodeRecord } from '../domain/reputation.ts';
-import { rankCandidates, type Candidate, type NodeState, type RouteDecision } from '../domain/routing.ts';
+import type { NodeState } from '../domain/reputation.ts';
+import { rankCandidates, type Candidate, type RouteDecision } from '../domain/routing.ts';
 import { verifierIneligibility, verifierPolicy, type VerifierPolicy } from '../domain/verifiers.ts';
 import { getModel } from '../models/catalog.ts';
 import type { LiveNodes } from './live-nodes.ts';

@@ -55,9 +55,14 @@ export interface ReadDeliveredOptions {
 
 export const progressEvery = 100;
 
+/** A subject nothing was written to. */
+export function emptyDelivery(): Delivered {
+  return { tokens: [], text: '', nextSeq: 0, lastStreamSeq: 0, finished: undefined };
+}
+
 /** Everything already on a request's subject, in order. */
 export async function readDelivered(jsm: JetStreamManager, subject: string, options: ReadDeliveredOptions = {}): Promise<Delivered> {
-  const delivered: Delivered = { tokens: [], text: '', nextSeq: 0, lastStreamSeq: 0, finished: undefined };
+  const delivered = emptyDelivery();
   let from = 1;
   for (let read = 0; ; read++) {
     if (read > 0 && read % progressEvery === 0) options.onProgress?.(read);
@@ -96,6 +101,8 @@ function parseChunk(body: string, subject: string, streamSeq: number): z.infer<t
 export interface ChunkPublisher {
   /** Publishes one chunk; resolves to its stream sequence. */
   publish(chunk: TokenChunk, expectLastSubjectSeq: number): Promise<number>;
+  /** Releases what the publisher holds open (the edge's chunk stream), once the task is done. */
+  close?(): void;
 }
 
 /** A publisher on a JetStream client, for one request's subject. */

@@ -8,7 +8,8 @@
  *   npx tsx bench/router.ts [--iterations 200] [--warmup 50] [--seed 1]
  */
 import { performance } from 'node:perf_hooks';
-import { type Candidate, type NodeState, rankCandidates } from '../domain/routing.ts';
+import type { NodeState } from '../domain/reputation.ts';
+import { type Candidate, rankCandidates } from '../domain/routing.ts';
 import { intFlag, median, percentile } from './harness.ts';
 
 const iterations = intFlag('iterations', 200);

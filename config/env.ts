@@ -41,6 +41,9 @@ export const configSchema = z.object({
   EDGE_PORT: port.default(7443),
   /** The name node sessions are signed for: one per network, so a session cannot be used at another's edge. */
   EDGE_AUDIENCE: z.string().min(1).max(128).default('gitblock-edge'),
+  /** PEM files of the edge's TLS certificate chain and key; without them it listens in plaintext (local only). */
+  EDGE_TLS_CERT_FILE: z.string().min(1).optional(),
+  EDGE_TLS_KEY_FILE: z.string().min(1).optional(),
   /** Where the local stack keeps its data and logs (gitignored). */
   GITBLOCK_DATA_DIR: z.string().min(1).default('.data'),
   /** Where GGUF models are cached: outside any clone, so every checkout and CI run shares them. */
@@ -55,6 +58,8 @@ export const configSchema = z.object({
   GITBLOCK_GATEWAY_URL: z.string().optional(),
   /** host:port of the edge a node joins through (`gitblock-node start --edge`). */
   GITBLOCK_EDGE: z.string().optional(),
+  /** PEM file of the CA that signed the edge's certificate, when it is not one the system trusts. */
+  GITBLOCK_EDGE_CA: z.string().optional(),
   GITBLOCK_NODE_MODELS: z.string().optional(),
   GITBLOCK_NODE_GPU: z.string().optional(),
   GITBLOCK_NODE_MAX_PARALLEL: z.string().optional(),
@@ -92,6 +97,10 @@ export const configSchema = z.object({
     .default([]),
 }).superRefine((env, ctx) => {
   // Credentials half given, or given twice, would connect as nobody or as the wrong one.
+  if ((env.EDGE_TLS_CERT_FILE === undefined) !== (env.EDGE_TLS_KEY_FILE === undefined)) {
+    const missing = env.EDGE_TLS_CERT_FILE === undefined ? 'EDGE_TLS_CERT_FILE' : 'EDGE_TLS_KEY_FILE';
+    ctx.addIssue({ code: 'custom', path: [missing], message: 'EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE go together: set both or neither' });
+  }
   if ((env.NATS_USER === undefined) !== (env.NATS_PASSWORD === undefined)) {
     const missing = env.NATS_USER === undefined ? 'NATS_USER' : 'NATS_PASSWORD';
     ctx.addIssue({ code: 'custom', path: [missing], message: 'NATS_USER and NATS_PASSWORD go together: set both or neither' });

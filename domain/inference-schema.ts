@@ -34,6 +34,7 @@ export const inferInputSchema = z
     prompt: z.string().max(limits.contentChars).optional(),
     sampling: samplingSchema,
     subject: z.string().regex(/^gitblock\.tokens\.[\w-]{1,64}$/),
+    fresh: z.boolean().optional(),
   })
   .refine((i) => (i.messages === undefined) !== (i.prompt === undefined), 'give exactly one of messages or prompt');
 

@@ -29,6 +29,12 @@ export interface InferInput {
   sampling: Sampling;
   /** The NATS subject the tokens are streamed to (a JetStream subject, see tokenSubject). */
   subject: string;
+  /**
+   * Set by the workflow on its first attempt: nothing can have been delivered yet, so the node
+   * skips reading the stream before its first token (fencing still refuses a stream that is not
+   * empty). A retry or a failover leaves it unset and continues from what was delivered.
+   */
+  fresh?: boolean | undefined;
 }
 
 export type FinishReason = 'stop' | 'length';

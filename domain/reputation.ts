@@ -20,12 +20,18 @@
  *      any ───────── operator `retire` ───────────────────────────────────────────────▶ retired (final)
  * ```
  *
+ * Availability and honesty are judged apart. A failed request (a crash, a timeout, an attempt
+ * superseded by a failover) is a matter of availability: it lowers the success rate, so the
+ * reputation and the share of traffic the router gives the node, and may degrade it, but never
+ * suspends it; an honest node whose machine restarts twenty times is still honest. Only failed
+ * spot checks (wrong answers) suspend.
+ *
  * While offline, late outcomes and verdicts still count (they are about requests served
  * before it left), and the transitions they cause apply to the state it will come back to:
  * a node cannot shed a suspension by deregistering and registering again.
  */
 
-/** Every lifecycle state. Only `probation`, `active` and `degraded` nodes may be routed to. */
+/** Every lifecycle state. Only `probation`, `active` and `degraded` nodes may be routed to (see {@link isRoutable}). */
 export type NodeState = 'probation' | 'active' | 'degraded' | 'suspended' | 'offline' | 'retired';
 
 /** The states a node can be in while registered, i.e. where an offline node returns to. */
@@ -33,6 +39,15 @@ export type OnlineState = 'probation' | 'active' | 'degraded' | 'suspended';
 
 /** The states the router may send requests to. */
 export const routableStates: readonly NodeState[] = ['probation', 'active', 'degraded'];
+
+/**
+ * Whether a node in this state may be given work: the one rule the router, the edge (which
+ * refuses a suspended or retired node's polls) and the gateway's advertised capacity follow.
+ * A state this code does not know is not routable.
+ */
+export function isRoutable(state: string | undefined): boolean {
+  return state !== undefined && (routableStates as readonly string[]).includes(state);
+}
 
 /** Successful requests, with no verification failure among them, that end probation. */
 export const PROBATION_REQUESTS = 20;
@@ -48,11 +63,6 @@ export const SUSPEND_AFTER_VERIFICATION_FAILURES = 3;
 export const SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES = 2;
 /** Weight of the newest sample in the latency and throughput moving averages. */
 export const EMA_ALPHA = 0.2;
-/**
- * Requests failed in a row (stalls, crashes, timeouts) that suspend a node: a node that keeps
- * taking work and never finishing it costs users a failover each time.
- */
-export const SUSPEND_AFTER_CONSECUTIVE_FAILURES = 5;
 /**
  * How many passed spot checks one failed check outweighs. Checks sample only a share of the
  * requests, so one caught lie stands for several uncaught ones: lying must cost far more
@@ -236,14 +246,10 @@ export function recordEvent(record: NodeRecord, event: NodeEvent): NodeRecord {
   }
 }
 
-/** Failed requests at the end of the recent window, i.e. in a row. */
-export function trailingFailures(record: NodeRecord): number {
-  let n = 0;
-  for (let i = record.recent.length - 1; i >= 0 && record.recent[i] === 0; i--) n++;
-  return n;
-}
-
-/** Whether the record has earned a suspension. */
+/**
+ * Whether the record has earned a suspension: failed spot checks only. Failed requests never
+ * count here (see the lifecycle above).
+ */
 export function shouldSuspend(record: NodeRecord): boolean {
   return (
     record.strikes >= SUSPEND_AFTER_VERIFICATION_FAILURES ||
@@ -255,7 +261,6 @@ export function shouldSuspend(record: NodeRecord): boolean {
 function nextOnlineState(state: OnlineState, record: NodeRecord, event: NodeEvent): OnlineState {
   if (state === 'suspended') return event.type === 'reinstate' ? 'probation' : 'suspended';
   if (event.type === 'verification' && !event.passed && shouldSuspend(record)) return 'suspended';
-  if (event.type === 'request' && !event.ok && trailingFailures(record) >= SUSPEND_AFTER_CONSECUTIVE_FAILURES) return 'suspended';
   switch (state) {
     case 'probation':
       if (

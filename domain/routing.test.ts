@@ -52,6 +52,9 @@ describe('rankCandidates: hard filters', () => {
   const cases: [string, Candidate, Partial<RouteRequest>, RegExp][] = [
     ['suspended', node('n-suspended', { state: 'suspended' }), {}, /suspended/],
     ['offline', node('n-offline', { state: 'offline' }), {}, /offline/],
+    ['retired', node('n-retired', { state: 'retired' }), {}, /node is retired/],
+    // A state this code does not know is not a licence to route (a broken or newer projection).
+    ['unknown state', node('n-unknown', { state: 'banished' as never }), {}, /node is banished/],
     ['draining', node('n-draining', { status: 'draining' }), {}, /draining/],
     ['no free slots', node('n-full', { freeSlots: 0, inFlight: 4 }), {}, /no free slots \(4\/4 in flight\)/],
     ['negative free slots', node('n-negative', { freeSlots: -1 }), {}, /no free slots/],

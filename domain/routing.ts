@@ -13,9 +13,7 @@
  */
 import type { Heartbeat } from './heartbeat.ts';
 import type { ChatMessage } from './inference.ts';
-
-/** A node's lifecycle state, as the node actor projects it into MongoDB. */
-export type NodeState = 'probation' | 'active' | 'degraded' | 'suspended' | 'offline';
+import { isRoutable, type NodeState } from './reputation.ts';
 
 /**
  * One node that serves the requested model, as the route activity assembles it. One
@@ -25,7 +23,7 @@ export interface Candidate {
   nodeId: string;
   /** The operator's 0x address (any case). */
   operator: string;
-  /** From the node actor's projection in MongoDB; a node with no record is 'probation'. */
+  /** From the node actor's projection in MongoDB; a node with no record is 'probation'. Only {@link isRoutable} states pass. */
   state: NodeState;
   /** From the heartbeat. */
   status: Heartbeat['status'];
@@ -134,8 +132,7 @@ const insertionLimit = 64;
 const pass = 0;
 const rExcludedNode = 1;
 const rExcludedOperator = 2;
-const rSuspended = 3;
-const rOffline = 4;
+const rState = 3;
 const rDraining = 5;
 const rStale = 6;
 const rModelHash = 7;
@@ -211,8 +208,7 @@ function latencyTerm(ms: number | undefined): number {
 }
 
 function statePenalty(state: NodeState): number {
-  // Anything not known-good (including a state string this code does not know) is treated as
-  // probation: it gets traffic, a little less of it.
+  // Only routable states get here: active has no penalty, degraded the larger one.
   return state === 'active' ? 0 : state === 'degraded' ? degradedPenalty : probationPenalty;
 }
 
@@ -243,8 +239,8 @@ interface FilterContext {
 function rejectCode(c: Candidate, f: FilterContext): number {
   if (f.excludeNodes !== undefined && f.excludeNodes.has(c.nodeId)) return rExcludedNode;
   if (f.excludeOperators !== undefined && f.excludeOperators.has(c.operator.toLowerCase())) return rExcludedOperator;
-  if (c.state === 'suspended') return rSuspended;
-  if (c.state === 'offline') return rOffline;
+  // The lifecycle's own rule (suspended, offline, retired, or a state this code does not know).
+  if (!isRoutable(c.state)) return rState;
   if (c.status !== 'serving') return rDraining;
   if (!(c.heartbeatAgeMs <= f.stalenessMs)) return rStale;
   // The fast path compares as is; only a mismatch pays for normalising (0x, case).
@@ -262,10 +258,8 @@ function describeRejection(code: number, c: Candidate, request: RouteRequest, f:
       return 'node excluded by the request';
     case rExcludedOperator:
       return `operator ${c.operator} excluded by the request`;
-    case rSuspended:
-      return 'node is suspended';
-    case rOffline:
-      return 'node is offline';
+    case rState:
+      return `node is ${String(c.state).slice(0, 32)}`;
     case rDraining:
       return `node is ${c.status}`;
     case rStale:
@@ -304,9 +298,9 @@ function resolveLimit(limit: number | undefined): number {
  * Ranks the candidates for one request: drops those that must not get it (hard filters, each
  * with a reason) and returns the best `limit`, best first, with a short reason each.
  *
- * Hard filters, in order: excluded node, excluded operator (case-insensitive), suspended or
- * offline, draining, heartbeat older than `stalenessMs`, a model file other than the pinned
- * `expectedModelHash`, a context smaller than promptTokens + maxTokens (admission: a node
+ * Hard filters, in order: excluded node, excluded operator (case-insensitive), a state that is
+ * not routable (suspended, offline, retired; see `isRoutable`), draining, heartbeat older than
+ * `stalenessMs`, a model file other than the pinned `expectedModelHash`, a context smaller than promptTokens + maxTokens (admission: a node
  * must never run out of context mid-answer), no free slot.
  *
  * Deterministic: the same candidates and request give the same decision whatever the input

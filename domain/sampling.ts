@@ -11,7 +11,7 @@
  * probation (r = 0.5), f = 0.1: 99.5% within 100. One caught lie raises r to 1, and
  * SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES (2) in a row suspends the node.
  */
-import type { NodeState } from './routing.ts';
+import type { NodeState } from './reputation.ts';
 
 export const samplingPolicy = {
   probation: 0.5,
@@ -37,7 +37,7 @@ export interface SamplingRecord {
 export function spotCheckRate(state: NodeState | undefined, record: SamplingRecord | undefined): number {
   const p = samplingPolicy;
   if (!record || state === undefined || state === 'probation') return p.probation;
-  if (state === 'suspended' || state === 'offline') return 1;
+  if (state === 'suspended' || state === 'offline' || state === 'retired') return 1;
   if (record.consecutiveVerificationFailures > 0) return p.afterFailure;
   if (record.verificationFailures > 0 && (record.passesSinceFailure ?? 0) < p.cleanChecksToRelax) return p.afterFailure;
   if (state === 'degraded') return p.degraded;

@@ -86,7 +86,10 @@ export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceI
   /** The request's newest task, held by this node, or a refusal saying why not. */
   const heldRequest = (session: NodeSession, requestId: string): HeldTask & { subject: string } => {
     const held = deps.tasks.request(session.nodeId, requestId);
-    if (held === 'superseded') throw new EdgeRefusal(grpc.status.FAILED_PRECONDITION, `${edgeErrors.superseded}: another attempt has taken over request ${requestId}`);
+    if (held === 'superseded') {
+      for (const t of deps.tasks.heldOf(session.nodeId, requestId)) t.supersededSeen = true;
+      throw new EdgeRefusal(grpc.status.FAILED_PRECONDITION, `${edgeErrors.superseded}: another attempt has taken over request ${requestId}`);
+    }
     if (held === 'not-held' || !held.subject) throw new EdgeRefusal(grpc.status.PERMISSION_DENIED, `${edgeErrors.notHeld}: node ${session.nodeId} holds no task of request ${requestId.slice(0, 128)}`);
     return held as HeldTask & { subject: string };
   };
@@ -143,10 +146,28 @@ export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceI
       return { streamSeq: ack.seq };
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === wrongLastSequence) {
+        task.supersededSeen = true;
         throw new EdgeRefusal(grpc.status.FAILED_PRECONDITION, `${edgeErrors.superseded}: another attempt has taken over ${task.subject}`);
       }
       throw new EdgeRefusal(grpc.status.UNAVAILABLE, `token stream unavailable: ${(err as Error).message}`);
     }
+  };
+
+  /** Chunks in order on one stream; each answered with its sequence or its refusal, in line. */
+  const publishStream = (call: grpc.ServerDuplexStream<unknown, PublishReply>) => {
+    let chain = Promise.resolve();
+    call.on('data', (request: unknown) => {
+      chain = chain.then(async () => {
+        try {
+          call.write(await publish(request, sessionOf(deps.sessions, call.metadata)));
+        } catch (err) {
+          const status = toStatus(refusalOf(err), deps.log);
+          call.write({ streamSeq: 0, error: { code: status.code ?? grpc.status.INTERNAL, details: status.details ?? '' } });
+        }
+      });
+    });
+    call.on('end', () => void chain.then(() => call.end()));
+    call.on('error', () => {});
   };
 
   const watchCancel = (call: grpc.ServerWritableStream<unknown, unknown>) => {
@@ -158,6 +179,7 @@ export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceI
       const sub = deps.nc.subscribe(cancelSubject(requestId), {
         max: 1,
         callback: () => {
+          task.cancelDelivered = true;
           call.write({ cancelled: true });
           call.end();
         },
@@ -173,7 +195,8 @@ export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceI
       call.once('finish', unsubscribe);
     } catch (err) {
       unsubscribe();
-      call.destroy(Object.assign(new Error('refused'), toStatus(refusalOf(err), deps.log)));
+      // 'error' sends the status to the caller; destroy() would leave the stream open, unanswered.
+      call.emit('error', toStatus(refusalOf(err), deps.log));
     }
   };
 
@@ -194,6 +217,7 @@ export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceI
       return readDelivered(deps.jsm, heldRequest(session!, requestId).subject);
     }),
     publishChunk: unary(true, (request, session) => publish(request, session!)),
+    publishChunks: publishStream,
     watchCancel: watchCancel,
   };
 }

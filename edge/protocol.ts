@@ -56,6 +56,8 @@ export interface PublishRequest {
 
 export interface PublishReply {
   streamSeq: number;
+  /** On the chunk stream, a refused chunk is answered in line (the stream stays open). */
+  error?: { code: number; details: string } | undefined;
 }
 
 export interface TaskRef {
@@ -73,10 +75,10 @@ const json = {
   deserialize: (bytes: Buffer): unknown => (bytes.length ? JSON.parse(bytes.toString('utf8')) : {}),
 };
 
-function method<Req, Res>(name: string, responseStream = false): MethodDefinition<Req, Res> {
+function method<Req, Res>(name: string, responseStream = false, requestStream = false): MethodDefinition<Req, Res> {
   return {
     path: `/${edgeServiceName}/${name}`,
-    requestStream: false,
+    requestStream,
     responseStream,
     requestSerialize: json.serialize,
     requestDeserialize: json.deserialize as (b: Buffer) => Req,
@@ -94,6 +96,8 @@ export const nodeEdgeService = {
   offline: method<Empty, Empty>('Offline'),
   readDelivered: method<TaskRef, Delivered>('ReadDelivered'),
   publishChunk: method<PublishRequest, PublishReply>('PublishChunk'),
+  /** One stream per task for all its chunks, answered in order: no call set-up per chunk. */
+  publishChunks: method<PublishRequest, PublishReply>('PublishChunks', true, true),
   watchCancel: method<TaskRef, CancelEvent>('WatchCancel', true),
 } satisfies ServiceDefinition;
 

@@ -5,6 +5,7 @@
  * token streams, cancels and heartbeats (edge/node-service.ts). Behind it, Temporal, NATS and
  * MongoDB stay on the internal network.
  */
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -18,6 +19,7 @@ import { ensureTokenStream, nodesKv } from '../connections/streams.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
 import { registerNode } from '../gateway/registration/register.ts';
 import { MongoNonceStore } from '../gateway/registration/mongo-nonces.ts';
+import { NodeStandings } from '../activities/node-standings.ts';
 import type { NonceStore } from '../gateway/registration/signed.ts';
 import { taskQueues } from '../temporal.config.ts';
 import { nodeServiceHandlers } from './node-service.ts';
@@ -39,8 +41,12 @@ export interface EdgeDeps {
   /** The name sessions are signed for; one per network edge. */
   audience: string;
   controlTaskQueue: string;
+  /** How often the edge re-reads which nodes are suspended or retired; default nodeStandingsRefreshMs. */
+  standingsRefreshMs?: number;
   log?: (line: string) => void;
   now?: () => number;
+  /** PEM certificate chain and key: nodes then connect with TLS (production: always). */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
 }
 
 export interface Edge {
@@ -48,6 +54,8 @@ export interface Edge {
   address: string;
   sessions: SessionStore;
   tasks: TaskLedger;
+  /** The cached standings the edge refuses suspended and retired nodes' polls by. */
+  standings: NodeStandings;
   close(): Promise<void>;
 }
 
@@ -59,6 +67,8 @@ const serverOptions: grpc.ServerOptions = {
   'grpc.keepalive_timeout_ms': 10_000,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+  // Per-call bookkeeping nobody reads here, on the path of every chunk (bench/edge.ts profile).
+  'grpc.enable_channelz': 0,
 };
 
 export async function startEdge(deps: EdgeDeps): Promise<Edge> {
@@ -67,12 +77,13 @@ export async function startEdge(deps: EdgeDeps): Promise<Edge> {
   const kv = await nodesKv(deps.nc);
   const sessions = new SessionStore({ db: deps.db, chainId: deps.chainId, audience: deps.audience, nonces: deps.nonces, ...(deps.now ? { now: deps.now } : {}) });
   const tasks = new TaskLedger();
+  const standings = await new NodeStandings(deps.db).start(deps.standingsRefreshMs);
   const upstream = new grpc.Client(deps.temporal.address, grpc.credentials.createInsecure(), {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.max_send_message_length': 16 * 1024 * 1024,
   });
   const server = new grpc.Server(serverOptions);
-  server.addService(workflowServiceDefinition(), workflowServiceHandlers({ upstream, namespace: deps.temporal.namespace, sessions, tasks, log }));
+  server.addService(workflowServiceDefinition(), workflowServiceHandlers({ upstream, namespace: deps.temporal.namespace, sessions, tasks, standings, log }));
   server.addService(
     nodeEdgeService,
     nodeServiceHandlers({
@@ -89,14 +100,20 @@ export async function startEdge(deps: EdgeDeps): Promise<Edge> {
     }),
   );
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(deps.listen, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+    server.bindAsync(
+      deps.listen,
+      deps.tls ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: deps.tls.cert, private_key: deps.tls.key }], false) : grpc.ServerCredentials.createInsecure(),
+      (err, bound) => (err ? reject(err) : resolve(bound)),
+    ),
   );
   const host = deps.listen.slice(0, deps.listen.lastIndexOf(':'));
   return {
     address: `${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
     sessions,
     tasks,
+    standings,
     async close() {
+      standings.stop();
       // Open polls end with the server; nodes reconnect to another edge or wait for this one.
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), 2_000);
@@ -133,6 +150,7 @@ export async function startEdgeFromConfig(config: Config, options: { mongodbUri:
     chainId,
     audience: config.EDGE_AUDIENCE,
     controlTaskQueue: options.controlTaskQueue ?? taskQueues.control,
+    tls: config.EDGE_TLS_CERT_FILE && config.EDGE_TLS_KEY_FILE ? { cert: readFileSync(config.EDGE_TLS_CERT_FILE), key: readFileSync(config.EDGE_TLS_KEY_FILE) } : undefined,
     ...(options.log ? { log: options.log } : {}),
   });
   return {

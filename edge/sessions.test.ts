@@ -4,21 +4,18 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMongo, type MongoHandle } from '../connections/mongo.ts';
 import { connectTemporalClient, connectWorker } from '../connections/temporal.ts';
-import { tokenSubject, type InferInput, type InferResult } from '../domain/inference.ts';
-import { startTestEdge, type TestEdge } from '../test/edge.ts';
+import { tokenSubject, type InferInput } from '../domain/inference.ts';
+import { inferAnswer, registerTestNode, startTestEdge, type TestEdge } from '../test/edge.ts';
 import { stack, unique, workflowBundle } from '../test/helpers.ts';
-import { EdgeClient, EdgeError, SessionKeeper } from '../workers/node/edge-client.ts';
-import { signRegistration } from '../workers/node/identity.ts';
+import { EdgeError, SessionKeeper } from '../workers/node/edge-client.ts';
 import { inferenceWorkflow } from '../workflows/inference.ts';
 import { sessionMetadataKey } from './protocol.ts';
 
 let mongo: MongoHandle;
 let edge: TestEdge;
-const hash = 'ab'.repeat(32);
 
 beforeAll(async () => {
   mongo = await connectMongo(stack().mongodbUri, unique('edge-sessions'));
@@ -31,14 +28,7 @@ afterAll(async () => {
   await mongo?.[Symbol.asyncDispose]();
 });
 
-async function registeredNode() {
-  const account = privateKeyToAccount(generatePrivateKey());
-  const client = new EdgeClient(edge.address);
-  const info = await client.info();
-  const nodeId = unique('sess');
-  await client.register(await signRegistration(account, { nodeId, models: ['gitblock-tiny'], modelHashes: [`0x${hash}`], gpu: 'cpu', version: 'test' }, info.chainId));
-  return { account, client, info, nodeId };
-}
+const registeredNode = () => registerTestNode(edge.address);
 
 describe('edge sessions', () => {
   it('keep a node serving across expiries: the node renews its session before it runs out', async () => {
@@ -55,19 +45,7 @@ describe('edge sessions', () => {
       () => {},
     );
     connection = await NativeConnection.connect({ address: edge.address, metadata: { [sessionMetadataKey]: await keeper.start() } });
-    const answer = (input: InferInput): InferResult => ({
-      requestId: input.requestId,
-      nodeId,
-      modelId: input.modelId,
-      modelHash: hash,
-      text: 'ok',
-      tokens: [1],
-      finishReason: 'stop',
-      usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 },
-      continuedFromTokens: 0,
-      timings: { timeToFirstTokenMs: 1, tokensPerSecond: 1, totalMs: 1 },
-    });
-    const node = await Worker.create({ connection, namespace: info.namespace, taskQueue: `node.${nodeId}`, activities: { infer: async (input: InferInput) => answer(input) } });
+    const node = await Worker.create({ connection, namespace: info.namespace, taskQueue: `node.${nodeId}`, activities: { infer: async (input: InferInput) => inferAnswer(input, nodeId) } });
     const controlQueue = unique('control');
     const control = await Worker.create({ connection: await connectWorker({ address: stack().temporalAddress, namespace: stack().temporalNamespace }), taskQueue: controlQueue, workflowBundle: await workflowBundle() });
     await using temporal = await connectTemporalClient({ address: stack().temporalAddress, namespace: stack().temporalNamespace });

@@ -90,7 +90,6 @@ export class SessionStore {
     const session = token ? this.sessions.get(token) : undefined;
     if (!session) throw new SessionError('SESSION_UNKNOWN', 'no session: open one with a signed EdgeSession');
     if (session.expiresAt <= this.now()) {
-      this.sessions.delete(token!);
       throw new SessionError('SESSION_EXPIRED', 'session expired: open a new one');
     }
     return session;
@@ -98,6 +97,7 @@ export class SessionStore {
 
   private prune(): void {
     const now = this.now();
-    for (const [token, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(token);
+    // Kept a minute past expiry, so a late call hears "expired" rather than "no session".
+    for (const [token, s] of this.sessions) if (s.expiresAt + 60_000 <= now) this.sessions.delete(token);
   }
 }

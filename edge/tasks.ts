@@ -21,6 +21,10 @@ export interface HeldTask {
   firstChunkAt?: number | undefined;
   lastChunkAt?: number | undefined;
   tokensPublished: number;
+  /** The edge told the node its request was cancelled (a cancel message, or Temporal's cancel on a heartbeat). */
+  cancelDelivered?: boolean | undefined;
+  /** The edge refused one of its publishes because another attempt had taken over. */
+  supersededSeen?: boolean | undefined;
 }
 
 export interface MeasuredTimings {
@@ -78,8 +82,12 @@ export class TaskLedger {
     const key = this.newest.get(requestId);
     const held = key ? this.tasks.get(key) : undefined;
     if (held && held.nodeId === nodeId && held.expiresAt > this.now()) return held;
-    for (const t of this.tasks.values()) if (t.nodeId === nodeId && t.requestId === requestId) return 'superseded';
-    return 'not-held';
+    return this.heldOf(nodeId, requestId).length ? 'superseded' : 'not-held';
+  }
+
+  /** Every task of a request that the node holds, the newest or not. */
+  heldOf(nodeId: string, requestId: string): HeldTask[] {
+    return [...this.tasks.values()].filter((t) => t.nodeId === nodeId && t.requestId === requestId);
   }
 
   recordChunk(task: HeldTask, tokens: number): void {

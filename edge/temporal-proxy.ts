@@ -3,7 +3,10 @@
  * to GPU nodes' ordinary activity workers and forwards to the real frontend only the calls an
  * activity worker makes, each checked against the caller's session:
  *
- * - `PollActivityTaskQueue` on `node.<its id>` or `model.<m>` for a model it registered;
+ * - `PollActivityTaskQueue` on `node.<its id>` or `model.<m>` for a model it registered, unless
+ *   the node is suspended or retired (then PERMISSION_DENIED saying how to reinstate it; a task
+ *   a poll brought back after the node was barred is failed back to Temporal at once, so another
+ *   node takes it);
  * - `RecordActivityTaskHeartbeat`, `RespondActivityTask{Completed,Failed,Canceled}` for task
  *   tokens this edge handed to that node; a completion must name the node itself (`nodeId`
  *   of `infer`, `verifierNodeId` of `verifyClaim`), and its timings are replaced by what the
@@ -17,6 +20,7 @@
 import * as grpc from '@grpc/grpc-js';
 import protoModule from '@temporalio/proto';
 import { createRequire } from 'node:module';
+import type { NodeStandings } from '../activities/node-standings.ts';
 import type { TaskLedger, HeldTask } from './tasks.ts';
 import { SessionError, type NodeSession, type SessionStore } from './sessions.ts';
 import { sessionMetadataKey } from './protocol.ts';
@@ -32,12 +36,16 @@ const methodNames: string[] = Object.keys(reflection.lookupService(serviceName).
 const forwardedHeaders = ['client-name', 'client-version'];
 
 const identity = (b: Buffer) => b;
+/** TASK_QUEUE_KIND_NORMAL: a node never polls a sticky queue. */
+const normalQueue = 1;
 
 export interface TemporalProxyDeps {
   upstream: grpc.Client;
   namespace: string;
   sessions: SessionStore;
   tasks: TaskLedger;
+  /** Which nodes are suspended or retired (cached, see NodeStandings): they get no work. */
+  standings: Pick<NodeStandings, 'barred'>;
   log?: (line: string) => void;
 }
 
@@ -54,6 +62,18 @@ export class EdgeRefusal extends Error {
 }
 
 const denied = (message: string) => new EdgeRefusal(grpc.status.PERMISSION_DENIED, message);
+
+/** The refusal a barred node's worker sees, and its operator reads in the node's log. */
+export function barredRefusal(nodeId: string, why: 'suspended' | 'retired'): EdgeRefusal {
+  return denied(
+    why === 'suspended'
+      ? `node ${nodeId} is suspended (failed spot checks) and gets no work; its operator may lift the suspension with \`gitblock-node reinstate ${nodeId}\` (POST /v1/nodes/${nodeId}/reinstate, signed with the operator key) once the cool-down has passed, then restart the node`
+      : `node ${nodeId} is retired and gets no work; register a new node id to serve again`,
+  );
+}
+
+/** The type of the failure the edge reports for a task it took back from a barred node. */
+export const nodeBarredFailureType = 'NODE_BARRED';
 
 /** The session a call carries, or an UNAUTHENTICATED refusal. */
 export function sessionOf(sessions: SessionStore, metadata: grpc.Metadata): NodeSession {
@@ -95,6 +115,9 @@ function jsonPayload(value: unknown): JsonPayload {
 const durationMs = (d: { seconds?: unknown; nanos?: number | null } | null | undefined): number =>
   d ? Number(d.seconds ?? 0) * 1000 + Math.floor((d.nanos ?? 0) / 1e6) : 10 * 60_000;
 
+/** The type a node's unverified claim of a final failure is rewritten to: an ordinary, failed-over failure. */
+export const unverifiedFailure = 'INFER_UNVERIFIED_FAILURE';
+
 /** Which field of an activity's result names the node that produced it. */
 const identityField: Record<string, string> = { infer: 'nodeId', verifyClaim: 'verifierNodeId' };
 
@@ -128,6 +151,22 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
       call.once('cancelled', onCancel);
     });
 
+  /** Fails a task the node must not run, so Temporal retries it at once (on another node). */
+  const giveBack = async (call: Call, taskToken: Uint8Array, message: string): Promise<void> => {
+    const failed = ws.RespondActivityTaskFailedRequest.encode({
+      namespace: deps.namespace,
+      taskToken,
+      identity: 'edge',
+      failure: { message, source: 'gitblock-edge', applicationFailureInfo: { type: nodeBarredFailureType, nonRetryable: false } },
+    }).finish();
+    try {
+      await forward('RespondActivityTaskFailed', call, Buffer.from(failed));
+    } catch (err) {
+      // The task then times out on its heartbeat and is retried all the same, only later.
+      deps.log?.(`edge: could not give back a barred node's task: ${(err as Error).message}`);
+    }
+  };
+
   const checkNamespace = (namespace: string | null | undefined) => {
     if (namespace !== deps.namespace) throw denied(`namespace ${JSON.stringify(namespace)} is not this network's`);
   };
@@ -154,9 +193,24 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
       const queue = request.taskQueue?.name ?? '';
       const allowed = queue === taskQueues.node(session.nodeId) || [...session.models.keys()].some((m) => queue === taskQueues.model(m));
       if (!allowed) throw denied(`node ${session.nodeId} may not poll ${JSON.stringify(queue)}`);
-      request.identity = `${session.nodeId}@edge`;
-      const reply = await forward('PollActivityTaskQueue', call, Buffer.from(ws.PollActivityTaskQueueRequest.encode(request).finish()));
+      // A suspended node still polls the model's shared queue, where the router's filter does
+      // not reach: this is where it stops getting work.
+      const barred = deps.standings.barred(session.nodeId);
+      if (barred) throw barredRefusal(session.nodeId, barred);
+      // Rebuilt from the fields a poll needs, not passed through: a node's `taskQueueMetadata`
+      // (maxTasksPerSecond 0 pauses the queue for every poller), versioning or deployment options
+      // would act on the shared queue for everyone.
+      const forwarded = ws.PollActivityTaskQueueRequest.create({ namespace: request.namespace, taskQueue: { name: queue, kind: normalQueue }, identity: `${session.nodeId}@edge` });
+      const reply = await forward('PollActivityTaskQueue', call, Buffer.from(ws.PollActivityTaskQueueRequest.encode(forwarded).finish()));
       const task = ws.PollActivityTaskQueueResponse.decode(reply);
+      // A long poll may have been waiting since before the suspension: what it brings back is
+      // failed back to Temporal on the node's behalf (retryable, so the request goes on elsewhere)
+      // rather than handed over.
+      const barredNow = task.taskToken?.length ? deps.standings.barred(session.nodeId) : undefined;
+      if (barredNow) {
+        await giveBack(call, task.taskToken!, `node ${session.nodeId} is ${barredNow}; the edge took the task back`);
+        throw barredRefusal(session.nodeId, barredNow);
+      }
       if (task.taskToken?.length) {
         const activityType = task.activityType?.name ?? '';
         const input = activityType === 'infer' ? (payloadJson(task.input?.payloads?.[0]) as { requestId?: unknown; subject?: unknown } | undefined) : undefined;
@@ -175,8 +229,11 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
     RecordActivityTaskHeartbeat: async (session, call) => {
       const request = ws.RecordActivityTaskHeartbeatRequest.decode(call.request);
       checkNamespace(request.namespace);
-      heldTask(session, request.taskToken);
-      return forward('RecordActivityTaskHeartbeat', call, call.request);
+      const task = heldTask(session, request.taskToken);
+      const forwarded = ws.RecordActivityTaskHeartbeatRequest.create({ namespace: request.namespace, taskToken: request.taskToken, details: request.details ?? null, identity: `${session.nodeId}@edge` });
+      const reply = await forward('RecordActivityTaskHeartbeat', call, Buffer.from(ws.RecordActivityTaskHeartbeatRequest.encode(forwarded).finish()));
+      if (ws.RecordActivityTaskHeartbeatResponse.decode(reply).cancelRequested) task.cancelDelivered = true;
+      return reply;
     },
 
     RespondActivityTaskCompleted: async (session, call) => {
@@ -193,8 +250,8 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
         if (task.activityType === 'infer') result['timings'] = deps.tasks.measure(task);
         request.result!.payloads![0] = jsonPayload(result);
       }
-      request.identity = `${session.nodeId}@edge`;
-      const reply = await forward('RespondActivityTaskCompleted', call, Buffer.from(ws.RespondActivityTaskCompletedRequest.encode(request).finish()));
+      const forwarded = ws.RespondActivityTaskCompletedRequest.create({ namespace: request.namespace, taskToken: request.taskToken, result: request.result ?? null, identity: `${session.nodeId}@edge` });
+      const reply = await forward('RespondActivityTaskCompleted', call, Buffer.from(ws.RespondActivityTaskCompletedRequest.encode(forwarded).finish()));
       deps.tasks.release(task, true);
       return reply;
     },
@@ -203,7 +260,23 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
       const request = ws.RespondActivityTaskFailedRequest.decode(call.request);
       checkNamespace(request.namespace);
       const task = heldTask(session, request.taskToken);
-      const reply = await forward('RespondActivityTaskFailed', call, call.request);
+      const claimed = request.failure?.applicationFailureInfo;
+      // A failure that ends a request rather than failing it over is believed only when the edge
+      // saw its cause: else a node could fail every request it is sent, as "cancelled".
+      const verified = claimed?.type === 'INFER_CANCELLED' ? task.cancelDelivered : claimed?.type === 'INFER_SUPERSEDED' ? task.supersededSeen : true;
+      if (claimed && !verified) {
+        request.failure!.message = `unverified ${claimed.type} from node ${session.nodeId}: ${request.failure!.message ?? ''}`.slice(0, 1024);
+        claimed.type = unverifiedFailure;
+        claimed.nonRetryable = false;
+      }
+      const forwarded = ws.RespondActivityTaskFailedRequest.create({
+        namespace: request.namespace,
+        taskToken: request.taskToken,
+        failure: request.failure ?? null,
+        lastHeartbeatDetails: request.lastHeartbeatDetails ?? null,
+        identity: `${session.nodeId}@edge`,
+      });
+      const reply = await forward('RespondActivityTaskFailed', call, Buffer.from(ws.RespondActivityTaskFailedRequest.encode(forwarded).finish()));
       deps.tasks.release(task, false);
       return reply;
     },
@@ -212,7 +285,8 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
       const request = ws.RespondActivityTaskCanceledRequest.decode(call.request);
       checkNamespace(request.namespace);
       const task = heldTask(session, request.taskToken);
-      const reply = await forward('RespondActivityTaskCanceled', call, call.request);
+      const forwarded = ws.RespondActivityTaskCanceledRequest.create({ namespace: request.namespace, taskToken: request.taskToken, details: request.details ?? null, identity: `${session.nodeId}@edge` });
+      const reply = await forward('RespondActivityTaskCanceled', call, Buffer.from(ws.RespondActivityTaskCanceledRequest.encode(forwarded).finish()));
       deps.tasks.release(task, false);
       return reply;
     },

@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
 import type { PublicClient } from 'viem';
 import type { LiveNodes } from '../activities/live-nodes.ts';
+import type { NodeStandings } from '../activities/node-standings.ts';
 import type { ApiKeys } from './keys/keys.ts';
 import type { Metrics } from './metrics.ts';
 import type { RegisteredNodes } from './registered-nodes.ts';
@@ -19,6 +20,8 @@ export interface GatewayDeps {
   /** Live heartbeats, restricted to registered nodes (see RegisteredNodes). */
   liveNodes: LiveNodes;
   registered: RegisteredNodes;
+  /** Each node's projected state, cached: what is advertised counts only routable nodes (see serving-nodes.ts). */
+  standings: NodeStandings;
   nonces: NonceStore;
   metrics: Metrics;
   /** The chain nodes register for (EIP-712 domain) and rewards settle on. */

@@ -2,7 +2,19 @@
  * Every error the API returns, in OpenAI's shape: `{ error: { message, type, param, code } }`.
  * Stable codes map to HTTP status here and nowhere else; a 5xx never shows internals.
  */
+import { JetStreamError } from '@nats-io/jetstream';
+import { ClosedConnectionError, ConnectionError, DrainingConnectionError, NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
+import { ServiceError } from '@temporalio/client';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import {
+  MongoClientClosedError,
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoOperationTimeoutError,
+  MongoServerClosedError,
+  MongoSystemError,
+  MongoTopologyClosedError,
+} from 'mongodb';
 
 const statusOf = {
   invalid_body: 400,
@@ -49,9 +61,59 @@ export class ApiError extends Error {
   }
 }
 
+/** What `Retry-After` says when a dependency is away: long enough for a restart or failover, short enough to matter. */
+export const upstreamRetryAfterSeconds = 5;
+
+/** The dependencies a client may be told are away; named in the message, nothing more. */
+export type Upstream = 'MongoDB' | 'NATS' | 'Temporal';
+
+/** The 503 a client sees when a dependency is away: retryable, and says when. */
+export function unavailable(what: Upstream): ApiError {
+  return new ApiError('upstream_unavailable', `The gateway cannot reach ${what} right now; retry in a few seconds`, null, {
+    'retry-after': String(upstreamRetryAfterSeconds),
+  });
+}
+
+/**
+ * Which dependency an error says is unreachable, or undefined when it is something else (a
+ * duplicate key, a refused argument, a bug), which stays what it is.
+ */
+export function unreachable(err: unknown): Upstream | undefined {
+  if (
+    err instanceof MongoNetworkError ||
+    err instanceof MongoSystemError || // server selection
+    err instanceof MongoOperationTimeoutError ||
+    err instanceof MongoTopologyClosedError ||
+    err instanceof MongoClientClosedError ||
+    err instanceof MongoServerClosedError ||
+    err instanceof MongoNotConnectedError
+  ) {
+    return 'MongoDB';
+  }
+  if (
+    err instanceof ClosedConnectionError ||
+    err instanceof DrainingConnectionError ||
+    err instanceof ConnectionError ||
+    err instanceof NoRespondersError ||
+    err instanceof TimeoutError ||
+    err instanceof RequestError ||
+    err instanceof JetStreamError
+  ) {
+    return 'NATS';
+  }
+  // The Temporal client wraps the gRPC error: UNAVAILABLE (14) and DEADLINE_EXCEEDED (4) mean unreachable.
+  if (err instanceof ServiceError) {
+    const code = (err.cause as { code?: unknown } | undefined)?.code;
+    if (code === 14 || code === 4) return 'Temporal';
+  }
+  return undefined;
+}
+
 /** Fastify's own errors (schema validation, body limits, bad JSON) in the same shape. */
 export function toApiError(error: FastifyError | Error): ApiError {
   if (error instanceof ApiError) return error;
+  const away = unreachable(error);
+  if (away) return unavailable(away);
   const fe = error as FastifyError;
   if (fe.validation) {
     const first = fe.validation[0];

@@ -5,6 +5,7 @@
 import { jetstream } from '@nats-io/jetstream';
 import type { FastifyInstance } from 'fastify';
 import { LiveNodes } from '../activities/live-nodes.ts';
+import { NodeStandings } from '../activities/node-standings.ts';
 import type { Config } from '../config/env.ts';
 import { chainClient } from '../connections/chain.ts';
 import { connectMongo } from '../connections/mongo.ts';
@@ -17,6 +18,7 @@ import { buildApp } from './app.ts';
 import { ApiKeys, defaultKeyPolicy } from './keys/keys.ts';
 import { createMetrics } from './metrics.ts';
 import { RegisteredNodes } from './registered-nodes.ts';
+import { startReconciler } from './reservations.ts';
 import { MongoNonceStore } from './registration/mongo-nonces.ts';
 
 export interface Gateway {
@@ -53,6 +55,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await nonces.ensureIndexes();
   const registered = await new RegisteredNodes(mongo.db).start();
   const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
+  const standings = await new NodeStandings(mongo.db).start();
   const app = await buildApp(
     {
       temporal,
@@ -62,6 +65,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       keys,
       liveNodes,
       registered,
+      standings,
       nonces,
       metrics: createMetrics(),
       chainId,
@@ -71,11 +75,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     { logger: options.logger ?? false },
   );
+  let reconciler: { stop(): void } | undefined;
   const close = async () => {
     clearInterval(pruning);
+    reconciler?.stop();
     await app.close();
     liveNodes.stop();
     registered.stop();
+    standings.stop();
     await nc.drain().catch(() => {});
     await mongo[Symbol.asyncDispose]();
     await temporal[Symbol.asyncDispose]();
@@ -93,6 +100,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await close().catch(() => {});
     throw err;
   }
+  // Settles the reservations of requests whose gateway died before it could (any gateway may: each settles once).
+  reconciler = startReconciler({ keys, temporal, db: mongo.db }, { log: (err) => app.log.warn({ err }, 'reservation reconciler round failed') });
   return { app, url, close };
 }
 

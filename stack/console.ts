@@ -30,3 +30,26 @@ export function untilSignal(): Promise<NodeJS.Signals> {
     process.on('SIGTERM', handler);
   });
 }
+
+/**
+ * Runs one long-lived process (`npm run gateway`, `npm run edge`): starts it, and on
+ * SIGINT/SIGTERM closes it and exits 0 (1 if closing fails); a second signal exits at once.
+ * A failure to start prints one line, `<name>: <reason>`, and exits 1.
+ */
+export function runService(name: string, start: () => Promise<{ close(): Promise<void> }>): void {
+  const fail = (what: string, err: unknown) => {
+    process.stderr.write(`${name}: ${what}${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  };
+  start().then((service) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      console.log(`${signal}: closing...`);
+      service.close().then(() => process.exit(0), (err: unknown) => fail('close failed: ', err));
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  }, (err: unknown) => fail('', err));
+}

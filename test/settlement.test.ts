@@ -17,6 +17,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiveNodes } from '../activities/live-nodes.ts';
+import { NodeStandings } from '../activities/node-standings.ts';
 import { createLedgerActivities } from '../activities/ledger.ts';
 import type { SettlementChain } from '../activities/settlement-chain.ts';
 import { createSettlementActivities, proofsCollection, epochsCollection } from '../activities/settlement.ts';
@@ -110,6 +111,7 @@ async function gateway(db: Db): Promise<{ app: FastifyInstance; url: string }> {
   const keys = new ApiKeys(db, { requestsPerMinute: 10, tokensPerDay: 1000 });
   const liveNodes = new LiveNodes(await nodesKv(nc));
   const registered = await new RegisteredNodes(db).start();
+  const standings = await new NodeStandings(db).start();
   const app = await buildApp({
     temporal,
     nc,
@@ -118,6 +120,7 @@ async function gateway(db: Db): Promise<{ app: FastifyInstance; url: string }> {
     keys,
     liveNodes,
     registered,
+    standings,
     nonces: new MongoNonceStore(db),
     metrics: createMetrics(),
     chainId: 31337,
@@ -130,6 +133,7 @@ async function gateway(db: Db): Promise<{ app: FastifyInstance; url: string }> {
     await app.close();
     liveNodes.stop();
     registered.stop();
+    standings.stop();
   });
   return { app, url };
 }

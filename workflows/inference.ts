@@ -34,8 +34,11 @@ function inferOn(taskQueue: string, shared: boolean) {
   }).infer;
 }
 
-/** Errors that no other node can fix: stop failing over. */
-const final = new Set<string>([inferErrors.badInput, inferErrors.superseded, 'INFER_CANCELLED']);
+/**
+ * Errors that no other node can fix: stop failing over. The edge lets a node claim these only
+ * when it saw their cause (it delivered the cancel, or refused a superseded publish).
+ */
+const final = new Set<string>([inferErrors.superseded, 'INFER_CANCELLED']);
 
 export async function runInference(input: InferInput, candidates: readonly string[]): Promise<InferenceOutcome> {
   const attempts: InferAttempt[] = [];
@@ -45,9 +48,13 @@ export async function runInference(input: InferInput, candidates: readonly strin
   ];
   const resultSchema = inferResultSchema(input);
   let lastError: unknown;
+  // A node saying the input is bad (say, a prompt longer than its context) is one node's word:
+  // the next may serve it. Only when every attempt says so is it the client's mistake.
+  let badInput: ApplicationFailure | undefined;
+  let otherFailures = 0;
   for (const { q, shared, nodeId } of queues) {
     try {
-      const result = await inferOn(q, shared)(input);
+      const result = await inferOn(q, shared)({ ...input, fresh: attempts.length === 0 });
       // Nodes are untrusted: a malformed result, or one claiming another node's name on a
       // node's own queue, counts as a failed attempt (the next one continues from the stream).
       const checked = resultSchema.safeParse(result);
@@ -60,6 +67,7 @@ export async function runInference(input: InferInput, candidates: readonly strin
         attempts.push({ taskQueue: q, outcome: 'failed', error: `invalid result: ${invalid}` });
         log.warn('inference result rejected, failing over', { taskQueue: q, error: invalid });
         lastError = new Error(`invalid result from ${q}: ${invalid}`);
+        otherFailures++;
         continue;
       }
       attempts.push({ taskQueue: q, outcome: 'ok' });
@@ -68,11 +76,14 @@ export async function runInference(input: InferInput, candidates: readonly strin
       if (isCancellation(err)) throw err;
       const cause = err instanceof ActivityFailure ? err.cause : undefined;
       if (cause instanceof ApplicationFailure && cause.type && final.has(cause.type)) throw cause;
+      if (cause instanceof ApplicationFailure && cause.type === inferErrors.badInput) badInput = cause;
+      else otherFailures++;
       attempts.push({ taskQueue: q, outcome: cause instanceof TimeoutFailure ? 'timeout' : 'failed', error: (cause ?? err as Error)?.message });
       log.warn('inference attempt failed, failing over', { taskQueue: q, error: (cause ?? (err as Error))?.message });
       lastError = err;
     }
   }
+  if (badInput && otherFailures === 0) throw badInput;
   throw ApplicationFailure.nonRetryable(
     `no node could serve ${input.modelId}: ${attempts.map((a) => `${a.taskQueue} ${a.outcome}`).join(', ')}`,
     'NO_NODE_AVAILABLE',

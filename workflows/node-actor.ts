@@ -316,6 +316,7 @@ export async function nodeActorWorkflow(input: NodeActorInput): Promise<NodeActo
       operator: v.operator,
       models: v.models,
       state: v.state,
+      resumeState: v.resumeState,
       reputation: v.reputation,
       record: v.record,
       version,

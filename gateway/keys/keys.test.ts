@@ -243,6 +243,42 @@ describe('the daily token quota', () => {
     expect((await keys.usage(id)).usedTokens).toBe(1000 - 600 + admitted * 100);
   });
 
+  it("settles a request's reservation exactly once, however many settlers race, and lists it until then", async () => {
+    const { keys, id, clock } = await setup({ requestsPerMinute: 60, tokensPerDay: 1000 });
+    const requestId = unique('req');
+    const reservation = await keys.reserveTokens(id, 400, { requestId, promptTokens: 30 });
+    expect(reservation).toEqual({ ok: true, remaining: 600, day: '2026-11-25' });
+    clock.t += 60_000;
+    const open = await keys.unsettledReservations(new Date(clock.t));
+    expect(open.filter((r) => r.requestId === requestId)).toEqual([{ keyId: id, requestId, reserved: 400, day: '2026-11-25', promptTokens: 30, at: new Date(start) }]);
+    // Not yet old enough for a scan that looks before its time.
+    expect((await keys.unsettledReservations(new Date(start))).some((r) => r.requestId === requestId)).toBe(false);
+
+    // The gateway and two reconcilers at once: one settlement, one refund.
+    const settled = await Promise.all([100, 100, 100].map((actual) => keys.settleReservation({ keyId: id, requestId, reserved: 400, day: '2026-11-25' }, actual)));
+    expect(settled.filter(Boolean)).toHaveLength(1);
+    expect((await keys.usage(id)).usedTokens).toBe(100);
+    expect(await keys.settleReservation({ keyId: id, requestId, reserved: 400, day: '2026-11-25' }, 0)).toBe(false);
+    expect((await keys.usage(id)).usedTokens).toBe(100);
+    expect((await keys.unsettledReservations(new Date(clock.t))).some((r) => r.requestId === requestId)).toBe(false);
+  });
+
+  it('finishes a settlement whose settler died between its claim and its ledger entry, once', async () => {
+    const { keys, id, clock } = await setup({ requestsPerMinute: 60, tokensPerDay: 1000 });
+    const requestId = unique('req');
+    await keys.reserveTokens(id, 500, { requestId, promptTokens: 10 });
+    // The claim alone, as a settler that died right after inserting it leaves it.
+    await mongo.db.collection('api_key_settlements').insertOne({ _id: requestId as never, keyId: id, day: '2026-11-25', reserved: 500, actual: 200, claimedAt: new Date(clock.t), applied: false });
+    expect((await keys.usage(id)).usedTokens).toBe(500);
+    clock.t += 60_000;
+    expect(await keys.unsettledReservations(new Date(clock.t))).toEqual([]);
+    expect((await keys.usage(id)).usedTokens).toBe(200);
+    // Again: already applied, nothing more.
+    await mongo.db.collection('api_key_settlements').updateOne({ _id: requestId as never }, { $set: { applied: false } });
+    await keys.unsettledReservations(new Date(clock.t));
+    expect((await keys.usage(id)).usedTokens).toBe(200);
+  });
+
   it('resets at the next UTC midnight, and a reservation made before midnight settles on its own day', async () => {
     const { keys, id, clock } = await setup({ requestsPerMinute: 60, tokensPerDay: 1000 });
     clock.t = Date.UTC(2026, 10, 25, 23, 59, 59, 999);

@@ -22,6 +22,8 @@ export const apiKeysCollection = 'api_keys';
 export const apiKeyRequestsCollection = 'api_key_requests';
 /** The daily token ledger: one document per reservation or settlement, each holding the running total. */
 export const apiKeyTokensCollection = 'api_key_tokens';
+/** One document per settled request reservation: inserting it is the claim that makes settling happen once. */
+export const apiKeySettlementsCollection = 'api_key_settlements';
 
 /** A key's limits. Snapshotted into the key at issue, so changing the defaults later never changes a key already out there. */
 export interface KeyPolicy {
@@ -63,6 +65,23 @@ export type TokenReservation =
   /** `day` is the UTC day charged; pass it to `settleTokens` so a request that spans midnight settles on the day it reserved. */
   | { ok: true; remaining: number; day: string }
   | { ok: false; remaining: number; resetAt: Date };
+
+/**
+ * A reservation made for one request: what the ledger entry records so that whoever settles it
+ * (the gateway that made it, or the reconciler when that gateway died) can, exactly once.
+ */
+export interface RequestReservation {
+  keyId: string;
+  requestId: string;
+  /** Tokens reserved. */
+  reserved: number;
+  /** The UTC day charged. */
+  day: string;
+  /** The prompt estimate: what a request cut off with nothing else known is charged. */
+  promptTokens: number;
+  /** When it was reserved. */
+  at: Date;
+}
 
 /** A key's consumption right now. */
 export interface KeyUsage {
@@ -182,6 +201,30 @@ interface TokenEntryDoc {
   /** This entry's change as applied: + for a reservation or overrun, - for a refund (clamped at a total of zero). */
   delta: number;
   expiresAt: Date;
+  /** For a request's reservation or settlement: the request id, and which of the two. */
+  ref?: string;
+  kind?: 'reserve' | 'settle';
+  /** On a request's reservation: the reserved amount, the prompt estimate and when. */
+  reserved?: number;
+  promptTokens?: number;
+  at?: Date;
+  /**
+   * Set on a request's reservation once it is settled. Only a hint that keeps the reconciler's
+   * scan short (FerretDB cannot update it atomically); the settlement claim is the truth.
+   */
+  settled?: boolean;
+}
+
+interface SettlementDoc {
+  /** The request id: one settlement per reservation, by the primary key. */
+  _id: string;
+  keyId: string;
+  day: string;
+  reserved: number;
+  actual: number;
+  claimedAt: Date;
+  /** False between the claim and the ledger entry: a claim left so is finished by the reconciler. */
+  applied: boolean;
 }
 
 const notImplementedCode = 238;
@@ -250,6 +293,7 @@ export class ApiKeys {
   private readonly keys: Collection<ApiKeyDoc>;
   private readonly requests: Collection<RequestSlotDoc>;
   private readonly tokens: Collection<TokenEntryDoc>;
+  private readonly settlements: Collection<SettlementDoc>;
   private readonly policies = new BoundedMap<string, KeyPolicy>();
   /** `<keyId>:<window>` → the highest request slot this process knows is taken. */
   private readonly takenSlots = new BoundedMap<string, number>();
@@ -271,6 +315,7 @@ export class ApiKeys {
     this.keys = db.collection<ApiKeyDoc>(apiKeysCollection);
     this.requests = db.collection<RequestSlotDoc>(apiKeyRequestsCollection);
     this.tokens = db.collection<TokenEntryDoc>(apiKeyTokensCollection);
+    this.settlements = db.collection<SettlementDoc>(apiKeySettlementsCollection);
   }
 
   /** Creates the indexes; call once at gateway start. Idempotent. */
@@ -281,6 +326,9 @@ export class ApiKeys {
     // lives in `_id`, which every MongoDB-wire server enforces.
     await this.requests.createIndex({ keyId: 1, window: 1 }, { name: 'key_window' });
     await this.tokens.createIndex({ keyId: 1, day: 1, seq: -1 }, { name: 'key_day_seq' });
+    // The reconciler's scan for request reservations not yet settled, and lookups by request.
+    await this.tokens.createIndex({ kind: 1, settled: 1, at: 1 }, { name: 'kind_settled_at' });
+    await this.tokens.createIndex({ ref: 1 }, { name: 'ref' });
     const ttl = { expireAfterSeconds: 0, name: 'expires_at_ttl' };
     for (const createTtlIndex of [() => this.requests.createIndex({ expiresAt: 1 }, ttl), () => this.tokens.createIndex({ expiresAt: 1 }, ttl)]) {
       try {
@@ -374,12 +422,15 @@ export class ApiKeys {
    * before any work starts, or refuses without reserving anything. Concurrent reservations
    * never overbook: see `appendTokens`.
    */
-  async reserveTokens(id: string, tokens: number): Promise<TokenReservation> {
+  async reserveTokens(id: string, tokens: number, request?: { requestId: string; promptTokens: number }): Promise<TokenReservation> {
     assertTokens('tokens', tokens);
     const { tokensPerDay: quota } = await this.policyOf(id);
     const now = this.now();
     const day = utcDay(now);
-    const used = await this.appendTokens(id, day, (current) => (current + tokens <= quota ? current + tokens : undefined));
+    // A request's reservation carries its id in the same insert, so there is never a charge
+    // that nothing can find and settle (see `unsettledReservations`).
+    const ref = request ? { ref: request.requestId, kind: 'reserve' as const, reserved: tokens, promptTokens: request.promptTokens, at: new Date(now) } : {};
+    const used = await this.appendTokens(id, day, (current) => (current + tokens <= quota ? current + tokens : undefined), ref);
     if (used.appended) return { ok: true, remaining: Math.max(0, quota - used.total), day };
     return { ok: false, remaining: Math.max(0, quota - used.total), resetAt: nextUtcMidnight(now) };
   }
@@ -398,6 +449,65 @@ export class ApiKeys {
     const result =
       delta === 0 ? await this.tokenTotal(id, day) : (await this.appendTokens(id, day, (current) => Math.max(0, current + delta))).total;
     return { remaining: Math.max(0, quota - result) };
+  }
+
+  /**
+   * Settles one request's reservation, exactly once whoever calls and however often: the first
+   * caller claims it by inserting its settlement (`_id` = request id), then appends the ledger
+   * entry; every later caller finds the claim and changes nothing. Returns false for those.
+   *
+   * @example
+   * await keys.settleReservation({ keyId, requestId, reserved, day }, usage.totalTokens);
+   */
+  async settleReservation(reservation: Pick<RequestReservation, 'keyId' | 'requestId' | 'reserved' | 'day'>, actual: number): Promise<boolean> {
+    const { keyId, requestId, reserved, day } = reservation;
+    assertTokens('reserved', reserved);
+    assertTokens('actual', actual);
+    try {
+      await this.settlements.insertOne({ _id: requestId, keyId, day, reserved, actual, claimedAt: new Date(this.now()), applied: false });
+    } catch (err) {
+      if (isDuplicateKey(err)) return false;
+      throw err;
+    }
+    await this.applySettlement({ _id: requestId, keyId, day, reserved, actual });
+    return true;
+  }
+
+  /**
+   * Request reservations made before `before` and not yet settled (oldest first, at most
+   * `limit`): what the reconciler looks at. One whose settlement was claimed but never applied
+   * (the settler died in between) and whose claim is older than `before` is finished here.
+   */
+  async unsettledReservations(before: Date, limit = 500): Promise<RequestReservation[]> {
+    const entries = await this.tokens
+      .find({ kind: 'reserve', settled: { $ne: true }, at: { $lt: before } }, { sort: { at: 1 }, limit })
+      .toArray();
+    if (!entries.length) return [];
+    const claims = new Map((await this.settlements.find({ _id: { $in: entries.map((e) => e.ref!) } }).toArray()).map((c) => [c._id, c]));
+    const open: RequestReservation[] = [];
+    for (const entry of entries) {
+      const claim = claims.get(entry.ref!);
+      if (!claim) {
+        open.push({ keyId: entry.keyId, requestId: entry.ref!, reserved: entry.reserved ?? entry.delta, day: entry.day, promptTokens: entry.promptTokens ?? 0, at: entry.at! });
+      } else if (!claim.applied && claim.claimedAt < before) {
+        await this.applySettlement(claim);
+      } else if (claim.applied) {
+        await this.tokens.updateMany({ ref: claim._id, kind: 'reserve' }, { $set: { settled: true } });
+      }
+    }
+    return open;
+  }
+
+  /**
+   * Appends a claimed settlement's ledger entry unless it is already there (a settler that died
+   * after the append but before marking the claim applied), then marks it applied.
+   */
+  private async applySettlement(claim: Pick<SettlementDoc, '_id' | 'keyId' | 'day' | 'reserved' | 'actual'>): Promise<void> {
+    const delta = claim.actual - claim.reserved;
+    const done = delta === 0 || (await this.tokens.findOne({ ref: claim._id, kind: 'settle' }, { projection: { _id: 1 } })) !== null;
+    if (!done) await this.appendTokens(claim.keyId, claim.day, (current) => Math.max(0, current + delta), { ref: claim._id, kind: 'settle' });
+    await this.settlements.updateOne({ _id: claim._id }, { $set: { applied: true } });
+    await this.tokens.updateMany({ ref: claim._id, kind: 'reserve' }, { $set: { settled: true } });
   }
 
   /**
@@ -444,7 +554,9 @@ export class ApiKeys {
       this.requests.deleteMany({ expiresAt: { $lte: now } }),
       this.tokens.deleteMany({ expiresAt: { $lte: now } }),
     ]);
-    return requests.deletedCount + tokens.deletedCount;
+    // A settlement claim matters only while its reservation's ledger exists.
+    const settlements = await this.settlements.deleteMany({ claimedAt: { $lte: new Date(now.getTime() - 2 * dayMs - tokenLedgerRetentionMs) } });
+    return requests.deletedCount + tokens.deletedCount + settlements.deletedCount;
   }
 
   private async policyOf(id: string): Promise<KeyPolicy> {
@@ -484,6 +596,7 @@ export class ApiKeys {
     id: string,
     day: string,
     next: (current: number) => number | undefined,
+    extra: Pick<TokenEntryDoc, 'ref' | 'kind' | 'reserved' | 'promptTokens' | 'at'> = {},
   ): Promise<{ appended: boolean; total: number }> {
     // The ledger lives a day past its own, measured from the day rather than from `now`, so
     // a late settlement cannot keep an old day alive.
@@ -499,7 +612,7 @@ export class ApiKeys {
       } else {
         const seq = last.seq + 1;
         try {
-          await this.tokens.insertOne({ _id: `${tail}:${seq}`, keyId: id, day, seq, used: total, delta: total - last.used, expiresAt });
+          await this.tokens.insertOne({ _id: `${tail}:${seq}`, keyId: id, day, seq, used: total, delta: total - last.used, expiresAt, ...extra });
           this.ledgerTails.set(tail, { seq, used: total });
           return { appended: true, total };
         } catch (err) {

@@ -16,6 +16,9 @@ import { authenticate } from '../auth.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { TokenRelay } from '../relay.ts';
+import { chargeFor } from '../reservations.ts';
+import { upstream } from '../upstream.ts';
+import { servingNodes } from '../serving-nodes.ts';
 import { chatCompletionBody, completionBody, gatewayLimits, type ChatCompletionBody, type CompletionBody, type SamplingBody } from '../schemas/completions.ts';
 
 type Kind = 'chat' | 'completion';
@@ -55,7 +58,7 @@ function admit(deps: GatewayDeps, modelId: string, promptTokens: number, maxToke
       'max_tokens',
     );
   }
-  const live = deps.liveNodes.list(modelId).filter((n) => n.heartbeat.status === 'serving');
+  const live = servingNodes(deps, modelId);
   if (!live.length) throw new ApiError('no_node_available', `No node is serving ${modelId} right now; try again shortly or pick another model from GET /v1/models`);
   const contexts = live.map((n) => n.heartbeat.models.find((m) => m.id === modelId)?.contextSize ?? 0);
   const largest = Math.max(...contexts);
@@ -107,8 +110,8 @@ interface Prepared {
   kind: Kind;
 }
 
-async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind): Promise<Prepared> {
-  const key = await authenticate(deps, request);
+async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind, requestId: string): Promise<Prepared> {
+  const key = await upstream('MongoDB', () => authenticate(deps, request));
   const body = request.body as ChatCompletionBody | CompletionBody;
   let modelId: string;
   try {
@@ -123,14 +126,15 @@ async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind): 
   admit(deps, modelId, promptTokens, sampling.maxTokens);
 
   const reserved = promptTokens + sampling.maxTokens;
-  const quota = await deps.keys.reserveTokens(key.id, reserved);
+  // Carries the request id, so that were this gateway to die (or the deadline to pass while the
+  // write still lands) the reconciler finds the reservation and settles it (reservations.ts).
+  const quota = await upstream('MongoDB', () => deps.keys.reserveTokens(key.id, reserved, { requestId, promptTokens }));
   if (!quota.ok) {
     throw new ApiError(
       'insufficient_quota',
       `This request could use up to ${reserved} tokens, but the key's daily quota has ${quota.remaining} left; it resets at ${new Date(quota.resetAt).toISOString()}`,
     );
   }
-  const requestId = randomBytes(12).toString('hex');
   return {
     requestId,
     keyId: key.id,
@@ -174,26 +178,57 @@ interface Progress {
 type Settle = (outcome?: RequestOutcome) => Promise<void>;
 
 async function handle(deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply, kind: Kind) {
-  const p = await prepare(deps, request, kind);
+  // Named first, so every answer, a refusal included, carries the id to quote.
+  const requestId = randomBytes(12).toString('hex');
+  void reply.header('x-gitblock-request-id', requestId);
+  const p = await prepare(deps, request, kind, requestId);
   // From here the key's quota holds p.reserved. It is settled exactly once, on every path: the
   // answering paths settle before they answer (so the client's next request sees the refund),
-  // and the finally settles whatever else happened.
+  // and the finally settles whatever else happened. Should this process die first, or MongoDB
+  // be away now, the reconciler settles it from the workflow's end (reservations.ts).
   const progress: Progress = { cancelled: false, relayedTokens: 0 };
-  // A failed request costs nothing; a cancelled one its prompt and what it was sent, or
-  // cancelling just before the end would be a way around the quota.
+  const reservation = { keyId: p.keyId, requestId: p.requestId, reserved: p.reserved, day: p.day, promptTokens: p.input.promptTokensEstimate };
   const charge = (outcome?: RequestOutcome) =>
-    outcome ? outcome.result.usage.totalTokens : progress.cancelled ? Math.min(p.reserved, p.input.promptTokensEstimate + progress.relayedTokens) : 0;
+    chargeFor(reservation, outcome ? { kind: 'completed', outcome } : progress.cancelled ? { kind: 'cancelled', relayedTokens: progress.relayedTokens } : { kind: 'failed' });
   let settled: Promise<void> | undefined;
   const settle: Settle = (outcome) =>
-    (settled ??= deps.keys.settleTokens(p.keyId, p.reserved, charge(outcome), p.day).then(
+    (settled ??= upstream('MongoDB', () => deps.keys.settleReservation(reservation, charge(outcome))).then(
       () => {},
-      (err: unknown) => request.log.warn({ err, keyId: p.keyId }, 'quota settle failed'),
+      (err: unknown) => request.log.warn({ err, keyId: p.keyId, requestId: p.requestId }, 'quota settle failed; the reconciler will settle it'),
     ));
   try {
     return await serve(deps, request, reply, kind, p, settle, progress);
   } finally {
     await settle();
   }
+}
+
+/**
+ * Everything a request needs before its workflow may start, each bounded (upstream.ts): NATS
+ * reachable (the answer streams through it, and the nodes publish to it), the request record,
+ * and for a stream its relay, subscribed before the workflow starts as the design asks. A
+ * failure here leaves no record behind in `routing`: it is marked failed.
+ */
+async function open(deps: GatewayDeps, p: Prepared): Promise<TokenRelay | undefined> {
+  await upstream('NATS', () => deps.nc.flush());
+  const requests = deps.db.collection<{ _id: string }>('requests');
+  await upstream('MongoDB', () =>
+    requests.insertOne({ _id: p.requestId, keyId: p.keyId, modelId: p.input.modelId, kind: p.kind, stream: p.stream, status: 'routing', createdAt: new Date() } as never),
+  );
+  try {
+    return p.stream ? await upstream('NATS', () => TokenRelay.open(deps.js, p.input.subject)) : undefined;
+  } catch (err) {
+    await markFailed(deps, p.requestId, err);
+    throw err;
+  }
+}
+
+/** A request that never started ends as failed, with why; best effort (MongoDB may be what is away). */
+async function markFailed(deps: GatewayDeps, requestId: string, err: unknown): Promise<void> {
+  const error = err instanceof ApiError ? err.message : 'the gateway could not start it';
+  await upstream('MongoDB', () =>
+    deps.db.collection<{ _id: string }>('requests').updateOne({ _id: requestId, status: 'routing' }, { $set: { status: 'failed', error, updatedAt: new Date() } }),
+  ).catch(() => {});
 }
 
 async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply, kind: Kind, p: Prepared, settle: Settle, progress: Progress) {
@@ -203,16 +238,20 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
   const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
   const model = p.input.modelId;
 
-  await deps.db.collection('requests').insertOne({ _id: p.requestId as never, keyId: p.keyId, modelId: model, kind, stream: p.stream, status: 'routing', createdAt: new Date() });
-  // Subscribe before the workflow starts, as the design asks; the stream keeps chunks regardless.
-  const relay = p.stream ? await TokenRelay.open(deps.js, p.input.subject) : undefined;
+  const relay = await open(deps, p);
   let drain: NodeJS.Timeout | undefined;
   try {
-    const handleWf = await deps.temporal.workflow.start(requestWorkflow, {
-      taskQueue: deps.controlTaskQueue,
-      workflowId: workflowIds.request(p.requestId),
-      args: [p.input],
-      workflowExecutionTimeout: timeouts.requestExecution,
+    const handleWf = await upstream('Temporal', () =>
+      deps.temporal.workflow.start(requestWorkflow, {
+        taskQueue: deps.controlTaskQueue,
+        workflowId: workflowIds.request(p.requestId),
+        args: [p.input],
+        workflowExecutionTimeout: timeouts.requestExecution,
+      }),
+    ).catch(async (err: unknown) => {
+      // Were the start to land after the deadline, the workflow records its own outcome over this.
+      await markFailed(deps, p.requestId, err);
+      throw err;
     });
 
     let finished = false;
@@ -226,7 +265,13 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
       void handleWf
         .cancel()
         .catch(() => {})
-        .finally(() => deps.nc.publish(cancelSubject(p.requestId)));
+        .finally(() => {
+          try {
+            deps.nc.publish(cancelSubject(p.requestId));
+          } catch {
+            // NATS away: the workflow's cancellation still reaches the node through its heartbeat.
+          }
+        });
       deps.metrics.requests.inc({ model, outcome: 'cancelled' });
     });
     const result = handleWf.result();
@@ -262,7 +307,10 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
 
     reply.hijack();
     const raw = reply.raw;
-    raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-gitblock-request-id': p.requestId, 'x-accel-buffering': 'no' });
+    // No Connection header of our own: Node keeps the socket alive unless the client said
+    // `Connection: close`, and then closes it right after the last chunk. Forcing keep-alive
+    // held such a socket open until the keep-alive timeout, long after [DONE].
+    raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-gitblock-request-id': p.requestId, 'x-accel-buffering': 'no' });
     const send = (payload: unknown) => void (raw.destroyed || raw.write(`data: ${JSON.stringify(payload)}\n\n`));
     const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
     // Past the hijack no error handler can answer: every path below ends the response itself.

@@ -1,11 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { listModels } from '../../models/catalog.ts';
 import type { GatewayDeps } from '../deps.ts';
+import { servingNodes } from '../serving-nodes.ts';
 
-/** `GET /v1/models`: models with at least one live node, with their live capacity. */
+/** `GET /v1/models`: models with at least one node able to serve now, with their live capacity. */
 export function modelRoutes(app: FastifyInstance, deps: GatewayDeps) {
   app.get('/v1/models', { schema: { tags: ['inference'] } }, async () => {
-    const live = deps.liveNodes.list().filter((n) => n.heartbeat.status === 'serving');
+    const live = servingNodes(deps);
     deps.metrics.liveNodes.set(live.length);
     const data = listModels().flatMap((model) => {
       const serving = live.filter((n) => n.heartbeat.models.some((m) => m.id === model.id));

@@ -3,6 +3,7 @@
  * processes running the fixture model, through Temporal, NATS and MongoDB.
  */
 import { Collection, type Document } from 'mongodb';
+import { request as httpRequest } from 'node:http';
 import OpenAI from 'openai';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -158,6 +159,31 @@ describe('the gateway with the official openai client', () => {
     }
     expect(used).toBeGreaterThan(0);
     expect(used).toBeLessThan(800);
+  });
+
+  it('closes the socket right after the last chunk when the client sent Connection: close', async () => {
+    const { doneAt, closedAt, headers } = await new Promise<{ doneAt: number; closedAt: number; headers: Record<string, unknown> }>((resolve, reject) => {
+      let doneAt = 0;
+      let body = '';
+      const req = httpRequest(`${net.url}/v1/chat/completions`, {
+        method: 'POST',
+        agent: false,
+        headers: { connection: 'close', 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      });
+      req.on('response', (res) => {
+        res.on('data', (d: Buffer) => {
+          body += d.toString();
+          if (!doneAt && body.includes('data: [DONE]')) doneAt = Date.now();
+        });
+        res.resume();
+        req.socket?.once('close', () => resolve({ doneAt, closedAt: Date.now(), headers: res.headers }));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify({ model: 'gitblock-tiny', messages: ask, max_tokens: 8, stream: true }));
+    });
+    expect(doneAt).toBeGreaterThan(0);
+    expect(headers['connection']).toBe('close');
+    expect(closedAt - doneAt).toBeLessThan(1_000);
   });
 
   it('lists live models with their capacity', async () => {

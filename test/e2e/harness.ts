@@ -11,6 +11,7 @@ import { expect } from 'vitest';
 import { nodesCollection, type NodeDocument } from '../../activities/node-projection.ts';
 import { createRequestActivities } from '../../activities/requests.ts';
 import { LiveNodes } from '../../activities/live-nodes.ts';
+import { NodeStandings } from '../../activities/node-standings.ts';
 import { chainClient } from '../../connections/chain.ts';
 import { connectMongo, type MongoHandle } from '../../connections/mongo.ts';
 import { connectNats } from '../../connections/nats.ts';
@@ -41,8 +42,12 @@ export interface Network {
   nc: NatsConnection;
   temporal: Awaited<ReturnType<typeof connectTemporalClient>>;
   control: ControlWorker;
+  /** The control worker's task queue, where request and node workflows run. */
+  controlTaskQueue: string;
   edge: TestEdge;
   keys: ApiKeys;
+  /** The gateway's cached view of node states (what it advertises by). */
+  standings: NodeStandings;
   nodes: NodeProcess[];
   startNode(name: string, extra?: string[]): Promise<NodeProcess>;
   /** The operator a node registered under. */
@@ -89,6 +94,7 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
   await nonces.ensureIndexes();
   const registered = await new RegisteredNodes(mongo.db).start();
   const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
+  const standings = await new NodeStandings(mongo.db).start();
   const app = await buildApp({
     temporal,
     nc,
@@ -97,6 +103,7 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
     keys,
     liveNodes,
     registered,
+    standings,
     nonces,
     metrics: createMetrics(),
     chainId: await chainClient(s.rpcUrl).getChainId(),
@@ -120,8 +127,10 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
     nc,
     temporal,
     control,
+    controlTaskQueue: taskQueue,
     edge,
     keys,
+    standings,
     nodes,
     async startNode(name, extra = []) {
       const node = await startNodeProcess({ nodeId: unique(name), edge: edge.address, extraArgs: extra });
@@ -170,6 +179,7 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
       await app.close();
       liveNodes.stop();
       registered.stop();
+      standings.stop();
       await control.shutdown();
       await mongo.db.dropDatabase().catch(() => {});
       await mongo[Symbol.asyncDispose]();

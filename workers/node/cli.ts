@@ -40,6 +40,8 @@ program
   .option('--models <ids>', `comma-separated model ids (${listModels().map((m) => m.id).join(', ')})`)
   .addOption(new Option('--gpu <backend>', 'compute backend').choices(gpuChoices))
   .option('--edge <host:port>', "the network's edge: the one address this node talks to (default 127.0.0.1:7443)")
+  .option('--edge-ca <file>', "PEM of the CA that signed the edge's TLS certificate (default: the system's roots)")
+  .option('--edge-plaintext', 'no TLS to an edge on another machine (a private network you trust)')
   .option('--max-parallel <n>', 'requests served at once (default 4)')
   .option('--model-dir <dir>', 'where model files are cached')
   .option('--model-file <id=path...>', "use your own GGUF for a model id (repeatable)")

@@ -9,9 +9,31 @@ import type { LocalAccount } from 'viem';
 import { StreamSupersededError, type ChunkPublisher, type Delivered, type TaskStreams } from '../../activities/token-stream.ts';
 import { defaultSessionLifetimeSeconds, edgeSessionFieldsSchema, edgeSessionTypedData, sessionRenewAfterMs, type EdgeSessionBody } from '../../domain/edge-session.ts';
 import type { RegistrationBody } from '../../domain/registration.ts';
-import { edgeErrors, nodeEdgeService, sessionMetadataKey, type EdgeInfo, type NodeReport, type PublishRequest, type RegisterReply, type SessionReply } from '../../edge/protocol.ts';
+import { edgeErrors, nodeEdgeService, sessionMetadataKey, type EdgeInfo, type NodeReport, type PublishReply, type PublishRequest, type RegisterReply, type SessionReply } from '../../edge/protocol.ts';
 
 const NodeEdgeClient = grpc.makeGenericClientConstructor(nodeEdgeService, 'NodeEdge');
+
+/** How a node reaches its edge: TLS (with a CA of its own, else the system's roots), or plaintext. */
+export type EdgeTransport = { tls: false } | { tls: true; ca?: Buffer | undefined };
+
+const loopback = /^(127\.\d+\.\d+\.\d+|localhost|\[?::1\]?)$/;
+
+/**
+ * TLS unless the edge is on this machine or the operator opted out: a session token and every
+ * prompt a node serves cross this connection.
+ */
+export function edgeTransport(address: string, options: { ca?: Buffer | undefined; plaintext?: boolean | undefined }): EdgeTransport {
+  if (options.ca) return { tls: true, ca: options.ca };
+  const host = address.slice(0, address.lastIndexOf(':'));
+  if (options.plaintext || loopback.test(host)) return { tls: false };
+  return { tls: true };
+}
+
+/** The same choice as Temporal's NativeConnection takes it. */
+export function nativeTls(transport: EdgeTransport): false | true | { serverRootCACertificate: Buffer } {
+  if (!transport.tls) return false;
+  return transport.ca ? { serverRootCACertificate: transport.ca } : true;
+}
 
 /** The edge refused a call or could not be reached; `code` is the gRPC status. */
 export class EdgeError extends Error {
@@ -30,10 +52,15 @@ export class EdgeClient {
   private readonly client: grpc.Client & Record<string, unknown>;
   private token: string | undefined;
 
-  constructor(readonly address: string) {
-    this.client = new NodeEdgeClient(address, grpc.credentials.createInsecure(), {
+  constructor(
+    readonly address: string,
+    transport: EdgeTransport = { tls: false },
+  ) {
+    const credentials = transport.tls ? grpc.credentials.createSsl(transport.ca ?? null) : grpc.credentials.createInsecure();
+    this.client = new NodeEdgeClient(address, credentials, {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.keepalive_time_ms': 30_000,
+      'grpc.enable_channelz': 0,
     }) as grpc.Client & Record<string, unknown>;
   }
 
@@ -91,17 +118,7 @@ export class EdgeClient {
   streams(): TaskStreams {
     return {
       readDelivered: (input) => this.call<{ requestId: string }, Delivered>('readDelivered', { requestId: input.requestId }, 60_000),
-      publisher: (input): ChunkPublisher => ({
-        publish: async (chunk, expectLastSubjectSeq) => {
-          const request: PublishRequest = { requestId: input.requestId, seq: chunk.seq, tokens: chunk.tokens, text: chunk.text, finish: chunk.finish, expectLastSubjectSeq };
-          try {
-            return (await this.call<PublishRequest, { streamSeq: number }>('publishChunk', request)).streamSeq;
-          } catch (err) {
-            if (err instanceof EdgeError && err.message.startsWith(edgeErrors.superseded)) throw new StreamSupersededError(err.message);
-            throw err;
-          }
-        },
-      }),
+      publisher: (input): ChunkPublisher => this.chunkStream(input.requestId),
       watchCancel: (input, onCancel) => {
         const metadata = new grpc.Metadata();
         if (this.token) metadata.set(sessionMetadataKey, this.token);
@@ -112,6 +129,68 @@ export class EdgeClient {
         // A refused or broken watch is not fatal: cancellation still arrives with the next heartbeat.
         stream.on('error', () => {});
         return () => stream.cancel();
+      },
+    };
+  }
+
+  /**
+   * One stream per task for its chunks (a call per chunk cost measurable tokens/s, bench/edge.ts).
+   * Chunks are answered in order; a refused one rejects its publish, and the stream goes on.
+   */
+  private chunkStream(requestId: string): ChunkPublisher {
+    type Pending = { resolve: (seq: number) => void; reject: (err: Error) => void };
+    let stream: grpc.ClientDuplexStream<PublishRequest, PublishReply> | undefined;
+    let pending: Pending[] = [];
+    const broken = (err: Error) => {
+      for (const p of pending) p.reject(err);
+      pending = [];
+      stream = undefined;
+    };
+    const open = () => {
+      const metadata = new grpc.Metadata();
+      if (this.token) metadata.set(sessionMetadataKey, this.token);
+      const opened = (this.client['publishChunks'] as (md: grpc.Metadata) => grpc.ClientDuplexStream<PublishRequest, PublishReply>).call(this.client, metadata);
+      opened.on('data', (reply: PublishReply) => {
+        const next = pending.shift();
+        if (!next) return;
+        if (!reply.error) next.resolve(reply.streamSeq);
+        else if (reply.error.details.startsWith(edgeErrors.superseded)) next.reject(new StreamSupersededError(reply.error.details));
+        else next.reject(new EdgeError(reply.error.code, reply.error.details));
+      });
+      opened.on('error', (err: grpc.ServiceError) => {
+        if (stream === opened) broken(new EdgeError(err.code, `cannot publish through the edge at ${this.address}: ${err.details}`));
+      });
+      opened.on('end', () => {
+        if (stream === opened) broken(new EdgeError(grpc.status.UNAVAILABLE, `the edge at ${this.address} closed the chunk stream`));
+      });
+      return opened;
+    };
+    return {
+      publish: (chunk, expectLastSubjectSeq) =>
+        new Promise<number>((resolve, reject) => {
+          stream ??= open();
+          const current = stream;
+          // An edge that stops answering must not hold the task for ever: give up on this stream.
+          const timer = setTimeout(() => {
+            if (stream === current) broken(new EdgeError(grpc.status.DEADLINE_EXCEEDED, `the edge at ${this.address} did not acknowledge a chunk within 15 s`));
+            current.cancel();
+          }, 15_000);
+          pending.push({
+            resolve: (seq) => {
+              clearTimeout(timer);
+              resolve(seq);
+            },
+            reject: (err) => {
+              clearTimeout(timer);
+              reject(err);
+            },
+          });
+          current.write({ requestId, seq: chunk.seq, tokens: chunk.tokens, text: chunk.text, finish: chunk.finish, expectLastSubjectSeq });
+        }),
+      close: () => {
+        const closing = stream;
+        stream = undefined;
+        closing?.end();
       },
     };
   }

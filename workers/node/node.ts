@@ -13,7 +13,8 @@ import { generateImpostorModel } from '../../models/fixture/tiny-llama.ts';
 import { ModelEngine } from './engine.ts';
 import { describeMisfit, ModelDoesNotFitError, planFit, type FitPlan } from './fit.ts';
 import { detectCompute, memoryState, type ComputeInfo } from './gpu.ts';
-import { EdgeClient, SessionKeeper } from './edge-client.ts';
+import { readFileSync } from 'node:fs';
+import { EdgeClient, edgeTransport, nativeTls, SessionKeeper } from './edge-client.ts';
 import { HeartbeatPublisher } from './heartbeat.ts';
 import { loadOrCreateNodeId, loadOrCreateOperatorKey, signRegistration } from './identity.ts';
 import { printProgressTo, resolveModelFile } from './model-files.ts';
@@ -77,7 +78,9 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
   const plans = await checkFit(compute, files, options);
 
   const engines = new Map<string, ModelEngine>();
-  const edge = new EdgeClient(options.edge);
+  const transport = edgeTransport(options.edge, { ca: options.edgeCa ? readEdgeCa(options.edgeCa) : undefined, plaintext: options.edgePlaintext });
+  if (!transport.tls && options.edgePlaintext) log(`Warning: talking to the edge ${options.edge} without TLS (--edge-plaintext): anyone on the way can read prompts and the session.`);
+  const edge = new EdgeClient(options.edge, transport);
   let keeper: SessionKeeper | undefined;
   let connection: NativeConnection | undefined;
   try {
@@ -119,7 +122,7 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
       log,
     );
     const token = await keeper.start();
-    connection = await NativeConnection.connect({ address: options.edge, metadata: { [sessionMetadataKey]: token } });
+    connection = await NativeConnection.connect({ address: options.edge, tls: nativeTls(transport), metadata: { [sessionMetadataKey]: token } });
 
     let impostor: ModelEngine | undefined;
     if (options.faults.impostor) {
@@ -188,6 +191,14 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
     await connection?.close().catch(() => {});
     edge.close();
     throw err;
+  }
+}
+
+function readEdgeCa(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new Error(`--edge-ca ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
 }
 

@@ -34,6 +34,10 @@ export const nodeOptionsSchema = z.object({
   gpu: z.enum(gpuChoices),
   /** The network's edge, host:port: the one address a node talks to. */
   edge: z.string().regex(/^[\w.-]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:7443'),
+  /** PEM file of the CA that signed the edge's certificate (else the system's roots). */
+  edgeCa: z.string().min(1).optional(),
+  /** Plaintext to an edge that is not on this machine: only for a private network you trust. */
+  edgePlaintext: z.boolean(),
   maxParallel: z.coerce.number().int().min(1).max(256),
   modelDir: z.string().min(1),
   /** Operator-supplied files, id=path. */
@@ -63,6 +67,8 @@ export interface StartFlags {
   models?: string;
   gpu?: string;
   edge?: string;
+  edgeCa?: string;
+  edgePlaintext?: boolean;
   maxParallel?: string;
   modelDir?: string;
   modelFile?: string[];
@@ -103,6 +109,8 @@ const flagNames: Record<string, string> = {
   models: '--models',
   gpu: '--gpu',
   edge: '--edge',
+  edgeCa: '--edge-ca',
+  edgePlaintext: '--edge-plaintext',
   maxParallel: '--max-parallel',
   modelDir: '--model-dir',
   modelFiles: '--model-file',
@@ -162,6 +170,8 @@ export function resolveStartOptions(flags: StartFlags, config: Config, cores: nu
     models: typeof modelsRaw === 'string' ? csv(modelsRaw) : (modelsRaw ?? []),
     gpu: pick(flags.gpu, config.GITBLOCK_NODE_GPU, 'gpu', 'auto'),
     edge: pick(flags.edge, config.GITBLOCK_EDGE, 'edge', `127.0.0.1:${config.EDGE_PORT}`),
+    edgeCa: pick(flags.edgeCa, config.GITBLOCK_EDGE_CA, 'edgeCa'),
+    edgePlaintext: flags.edgePlaintext ?? file['edgePlaintext'] ?? false,
     maxParallel: pick(flags.maxParallel, config.GITBLOCK_NODE_MAX_PARALLEL, 'maxParallel', 4),
     // GITBLOCK_MODEL_DIR has a schema default, so config's value is always defined: pass only a
     // value the environment set, and the default last, or the file's value would never be read.

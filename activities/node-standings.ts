@@ -1,0 +1,82 @@
+/**
+ * Every node's standing as its actor last projected it (`nodes`, see node-projection.ts), held
+ * in memory and re-read every few seconds: for the checks that run on every poll or every
+ * listing (the edge refusing a suspended node's polls, the gateway advertising capacity), where
+ * a database read each time would cost more than the few seconds of lag.
+ *
+ * The actor is the truth and projects a lifecycle change at once; this view trails it by at
+ * most `refreshMs`. The edge closes that gap for work already handed out (see temporal-proxy.ts).
+ */
+import type { Db } from 'mongodb';
+import { effectiveState, isRoutable, type NodeState, type OnlineState } from '../domain/reputation.ts';
+import { nodesCollection, type NodeDocument } from './node-projection.ts';
+
+/** How often the view re-reads the projection by default. */
+export const nodeStandingsRefreshMs = 2_000;
+
+interface Standing {
+  state: NodeState;
+  resumeState: OnlineState | null;
+}
+
+export class NodeStandings {
+  private standings = new Map<string, Standing>();
+  private timer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(private readonly db: Db) {}
+
+  /** Reads once, then every `refreshMs`; a failed read keeps the last view (MongoDB away must not unbar a node). */
+  async start(refreshMs = nodeStandingsRefreshMs): Promise<this> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh().catch(() => {}), refreshMs);
+    this.timer.unref();
+    return this;
+  }
+
+  /** Re-reads the projection now; concurrent callers share one read. */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.read().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async read(): Promise<void> {
+    const docs = await this.db
+      .collection<NodeDocument>(nodesCollection)
+      .find({}, { projection: { state: 1, resumeState: 1 } })
+      .toArray();
+    const next = new Map<string, Standing>();
+    for (const doc of docs) next.set(doc._id, { state: doc.state, resumeState: doc.resumeState ?? null });
+    this.standings = next;
+  }
+
+  /** The projected state; undefined before the node's actor first projected. */
+  state(nodeId: string): NodeState | undefined {
+    return this.standings.get(nodeId)?.state;
+  }
+
+  /**
+   * Whether the node may be given work now, by the router's rule: a routable state, where a
+   * node not yet projected counts as on probation (as the route activity reads it).
+   */
+  routable(nodeId: string): boolean {
+    return isRoutable(this.standings.get(nodeId)?.state ?? 'probation');
+  }
+
+  /**
+   * Why the node must get no work at all, or undefined: suspended or retired, counting the
+   * state an offline node returns to (a suspended node that restarts is still suspended). An
+   * offline node is not barred: one that polls is coming back, and its registration puts it
+   * back in the state it left.
+   */
+  barred(nodeId: string): 'suspended' | 'retired' | undefined {
+    const standing = this.standings.get(nodeId);
+    if (!standing) return undefined;
+    const state = effectiveState({ state: standing.state, resumeState: standing.resumeState });
+    return state === 'suspended' || state === 'retired' ? state : undefined;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * A key's reservation settles from its request's outcome even when the gateway that made it
+ * died before settling: on the real network, a request is reserved and started as the gateway
+ * does, the gateway "dies" (nothing settles), the request completes on a real node, and the
+ * reconciler settles it, exactly once however often and however concurrently it runs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tokenSubject } from '../../domain/inference.ts';
+import { reconcileReservations } from '../../gateway/reservations.ts';
+import { timeouts, workflowIds } from '../../temporal.config.ts';
+import { requestWorkflow, type RequestInput } from '../../workflows/request.ts';
+import { unique } from '../helpers.ts';
+import { startNetwork, type Network } from './harness.ts';
+
+let net: Network;
+
+beforeAll(async () => {
+  net = await startNetwork({ requestsPerMinute: 1000, tokensPerDay: 100_000 });
+  await net.startNode('reserve-a');
+});
+afterAll(async () => {
+  await net?.stop();
+});
+
+describe('reservations of a gateway that died', () => {
+  it('are settled by the reconciler from the completed request, exactly once', async () => {
+    const { id: keyId } = await net.keys.issue('died');
+    const requestId = unique('r').replace(/-/g, '');
+    const input: RequestInput = {
+      requestId,
+      modelId: 'gitblock-tiny',
+      messages: [{ role: 'user', content: 'Tell me about the sea.' }],
+      sampling: { temperature: 0, maxTokens: 16 },
+      subject: tokenSubject(requestId),
+      promptTokensEstimate: 20,
+    };
+    // What the gateway does before it answers: reserve (carrying the request id), record, start.
+    const reserved = input.promptTokensEstimate + input.sampling.maxTokens;
+    const reservation = await net.keys.reserveTokens(keyId, reserved, { requestId, promptTokens: input.promptTokensEstimate });
+    expect(reservation.ok).toBe(true);
+    await net.mongo.db.collection('requests').insertOne({ _id: requestId as never, keyId, modelId: input.modelId, kind: 'chat', stream: true, status: 'routing', createdAt: new Date() });
+    const handle = await net.temporal.workflow.start(requestWorkflow, { taskQueue: net.controlTaskQueue, workflowId: workflowIds.request(requestId), args: [input], workflowExecutionTimeout: timeouts.requestExecution });
+
+    const deps = { keys: net.keys, temporal: net.temporal, db: net.mongo.db };
+
+    // The gateway is gone; the request completes and is paid all the same.
+    const outcome = await handle.result();
+    expect(outcome.accrual.status).toBe('accrued');
+    expect((await net.keys.usage(keyId)).usedTokens).toBe(reserved);
+
+    // Within the grace its own gateway would have settled it: left alone.
+    expect(await reconcileReservations(deps)).toEqual({ settled: 0 });
+    // After it, settled; several reconcilers at once (one per gateway process) settle it once.
+    const rounds = await Promise.all([1, 2, 3].map(() => reconcileReservations(deps, { graceMs: 0 })));
+    expect(rounds.reduce((n, r) => n + r.settled, 0)).toBe(1);
+    expect(await reconcileReservations(deps, { graceMs: 0 })).toEqual({ settled: 0 });
+    expect((await net.keys.usage(keyId)).usedTokens).toBe(outcome.result.usage.totalTokens);
+    expect(await net.mongo.db.collection('api_key_settlements').countDocuments({ _id: requestId as never })).toBe(1);
+    expect(await net.mongo.db.collection('api_key_tokens').countDocuments({ ref: requestId, kind: 'settle' })).toBe(1);
+  }, 90_000);
+
+  it('settles at no charge, and marks failed, a request whose workflow never started', async () => {
+    const { id: keyId } = await net.keys.issue('never');
+    const requestId = unique('r').replace(/-/g, '');
+    await net.keys.reserveTokens(keyId, 500, { requestId, promptTokens: 40 });
+    await net.mongo.db.collection('requests').insertOne({ _id: requestId as never, keyId, modelId: 'gitblock-tiny', kind: 'chat', stream: false, status: 'routing', createdAt: new Date() });
+    const deps = { keys: net.keys, temporal: net.temporal, db: net.mongo.db };
+    // Not yet: a start may still be on its way.
+    expect(await reconcileReservations(deps, { graceMs: 0 })).toEqual({ settled: 0 });
+    expect(await reconcileReservations(deps, { graceMs: 0, notStartedMs: 0 })).toEqual({ settled: 1 });
+    expect((await net.keys.usage(keyId)).usedTokens).toBe(0);
+    expect(await net.mongo.db.collection('requests').findOne({ _id: requestId as never })).toMatchObject({ status: 'failed' });
+  });
+});
