@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configSchema, explicitValue, loadConfig, parseConfig } from './env.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, configSchema, explicitValue, loadConfig, loadLocalConfig, parseConfig } from './env.ts';
+import { readLocalNetwork, removeLocalNetwork, writeLocalNetwork, type LocalNetwork } from './local-network.ts';
 
 describe('config', () => {
   it('gives working defaults for a local network', () => {
@@ -65,6 +69,50 @@ describe('config', () => {
       const config = parseConfig({});
       expect(Object.keys(config)).toEqual(Object.keys(configSchema.parse({})));
       expect(JSON.parse(JSON.stringify(config))).toEqual(JSON.parse(JSON.stringify(configSchema.parse({}))));
+    });
+  });
+
+  describe('loadLocalConfig: a running npm start of this checkout', () => {
+    const network = (pid: number): LocalNetwork => ({
+      pid,
+      gatewayUrl: 'http://127.0.0.1:18080',
+      edge: '127.0.0.1:17443',
+      temporalAddress: '127.0.0.1:17233',
+      temporalNamespace: 'default',
+      rpcUrl: 'http://127.0.0.1:18545',
+      genesis: 1_800_000_000,
+      epochSeconds: 120,
+    });
+    const withEnv = <T>(env: Record<string, string>, fn: () => T): T => {
+      const before = { ...process.env };
+      Object.assign(process.env, env);
+      try {
+        return fn();
+      } finally {
+        for (const key of Object.keys(env)) if (before[key] === undefined) delete process.env[key];
+        Object.assign(process.env, before);
+      }
+    };
+
+    it('stands in for the defaults while it runs; variables still win', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'gitblock-local-'));
+      writeLocalNetwork(dir, network(process.pid));
+      const config = withEnv({ GITBLOCK_DATA_DIR: dir, CHAIN_RPC_URL: 'http://127.0.0.1:9545', GITBLOCK_GATEWAY_URL: '' }, () => loadLocalConfig());
+      expect(config).toMatchObject({ GITBLOCK_GATEWAY_URL: 'http://127.0.0.1:18080', GITBLOCK_EDGE: '127.0.0.1:17443', TEMPORAL_ADDRESS: '127.0.0.1:17233', GITBLOCK_EPOCH_SECONDS: 120, GITBLOCK_GENESIS: 1_800_000_000, CHAIN_RPC_URL: 'http://127.0.0.1:9545' });
+      // Only what the launcher wrote: plain loadConfig never reads the file.
+      expect(withEnv({ GITBLOCK_DATA_DIR: dir }, () => loadConfig()).TEMPORAL_ADDRESS).toBe('127.0.0.1:7233');
+      removeLocalNetwork(dir, process.pid + 1);
+      expect(readLocalNetwork(dir)).toBeDefined();
+      removeLocalNetwork(dir, process.pid);
+      expect(readLocalNetwork(dir)).toBeUndefined();
+    });
+
+    it('ignores a file whose launcher is gone, or that is not what the launcher writes', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'gitblock-local-'));
+      writeLocalNetwork(dir, network(2 ** 22 + 12345));
+      expect(withEnv({ GITBLOCK_DATA_DIR: dir }, () => loadLocalConfig()).TEMPORAL_ADDRESS).toBe('127.0.0.1:7233');
+      writeLocalNetwork(dir, { ...network(process.pid), gatewayUrl: 'not a url' });
+      expect(readLocalNetwork(dir)).toBeUndefined();
     });
   });
 });

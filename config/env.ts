@@ -6,6 +6,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_GENESIS, EPOCH_SECONDS } from '../domain/emission.ts';
+import { localNetworkAsEnv, readLocalNetwork } from './local-network.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const url = (protocols: string[]) =>
@@ -49,6 +50,8 @@ export const configSchema = z.object({
   GITBLOCK_MODEL_DIR: z.string().min(1).default(join(homedir(), '.cache', 'gitblock', 'models')),
   /** Where the stack's tools (Temporal CLI, FerretDB, nats-server) are installed. */
   GITBLOCK_TOOLS_DIR: z.string().min(1).default(join(homedir(), '.cache', 'gitblock', 'bin')),
+  /** The model `npm start`'s own node serves (the tests choose the tiny fixture). */
+  GITBLOCK_START_MODEL: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'a model id such as smollm2-135m').default('smollm2-135m'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   // gitblock-node settings; its command-line flags take precedence, and it validates them all
   // together (workers/node/options.ts), so here they are plain optional strings.
@@ -159,4 +162,17 @@ export function explicitValue<K extends keyof ConfigValues>(config: Config, key:
 /** Reads and validates `process.env`. The only `process.env` read in the project. */
 export function loadConfig(overrides: Record<string, string | undefined> = {}): Config {
   return parseConfig({ ...process.env, ...overrides });
+}
+
+/**
+ * `loadConfig` for this checkout's commands (`gitblock-node`, `npm run settle`): what a running
+ * `npm start` chose (its gateway, edge, Temporal, chain and epochs, in `<GITBLOCK_DATA_DIR>/endpoints.json`)
+ * stands in for the defaults, so they reach that network and not another on the fixed ports.
+ * Variables still win.
+ */
+export function loadLocalConfig(): Config {
+  const local = readLocalNetwork(process.env.GITBLOCK_DATA_DIR || configSchema.shape.GITBLOCK_DATA_DIR.parse(undefined));
+  // Empty variables count as unset here too, so they do not hide the file's values.
+  const set = Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== ''));
+  return parseConfig({ ...(local ? localNetworkAsEnv(local) : {}), ...set });
 }

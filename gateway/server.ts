@@ -13,6 +13,7 @@ import { connectNats } from '../connections/nats.ts';
 import { ensureTokenStream, nodesKv } from '../connections/streams.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
 import { taskQueues } from '../temporal.config.ts';
+import { bindPreferring } from '../stack/ports.ts';
 import { buildApp } from './app.ts';
 import { ApiKeys, defaultKeyPolicy } from './keys/keys.ts';
 import { createMetrics } from './metrics.ts';
@@ -32,6 +33,12 @@ export interface GatewayOptions {
   port?: number;
   controlTaskQueue?: string;
   logger?: boolean;
+  /**
+   * When the port is taken, listen on one the OS picks instead of failing: for `npm start`,
+   * which prints where it listens. A production gateway keeps its configured port or fails.
+   */
+  portFallback?: boolean;
+  say?: (line: string) => void;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
@@ -68,25 +75,33 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     { logger: options.logger ?? false },
   );
-  const url = await app.listen({ host: config.GATEWAY_HOST, port: options.port ?? config.GATEWAY_PORT });
+  let reconciler: { stop(): void } | undefined;
+  const close = async () => {
+    clearInterval(pruning);
+    reconciler?.stop();
+    await app.close();
+    liveNodes.stop();
+    registered.stop();
+    standings.stop();
+    await nc.drain().catch(() => {});
+    await mongo[Symbol.asyncDispose]();
+    await temporal[Symbol.asyncDispose]();
+  };
   // Expired registration nonces and old rate-limit windows go even where TTL indexes do not.
   const pruning = setInterval(() => void Promise.all([nonces.prune(), keys.prune()]).catch(() => {}), 60_000);
   pruning.unref();
+  const listen = (port: number) => app.listen({ host: config.GATEWAY_HOST, port });
+  const port = options.port ?? config.GATEWAY_PORT;
+  let url: string;
+  try {
+    url = options.portFallback ? await bindPreferring(port, listen, (line) => options.say?.(`gateway: ${line}`)) : await listen(port);
+  } catch (err) {
+    // The connections made above would otherwise keep the process alive after the failure.
+    await close().catch(() => {});
+    throw err;
+  }
   // Settles the reservations of requests whose gateway died before it could (any gateway may: each settles once).
-  const reconciler = startReconciler({ keys, temporal, db: mongo.db }, { log: (err) => app.log.warn({ err }, 'reservation reconciler round failed') });
-  return {
-    app,
-    url,
-    async close() {
-      clearInterval(pruning);
-      reconciler.stop();
-      await app.close();
-      liveNodes.stop();
-      registered.stop();
-      standings.stop();
-      await nc.drain().catch(() => {});
-      await mongo[Symbol.asyncDispose]();
-      await temporal[Symbol.asyncDispose]();
-    },
-  };
+  reconciler = startReconciler({ keys, temporal, db: mongo.db }, { log: (err) => app.log.warn({ err }, 'reservation reconciler round failed') });
+  return { app, url, close };
 }
+

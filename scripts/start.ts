@@ -3,14 +3,15 @@
  * gateway, and one GPU node serving the default small model. Prints the API address, a
  * ready-to-paste curl with a fresh key, and the Temporal UI. Ctrl-C stops everything.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/env.ts';
+import { localNetworkFile, removeLocalNetwork, writeLocalNetwork } from '../config/local-network.ts';
 import { connectMongo } from '../connections/mongo.ts';
 import { connectNats } from '../connections/nats.ts';
 import { startGateway } from '../gateway/server.ts';
 import { printEndpoints, untilSignal } from '../stack/console.ts';
-import { preferPort } from '../stack/ports.ts';
+import { bindPreferring } from '../stack/ports.ts';
 import { startStack } from '../stack/stack.ts';
 import { startControlWorker } from '../workers/control.ts';
 import { startEdgeFromConfig } from '../edge/server.ts';
@@ -18,30 +19,47 @@ import { ensureSettlementSchedule } from '../workers/settlement-schedule.ts';
 import { settlementChainFromConfig } from '../activities/settlement-chain.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
 import { ensureLocalDeployment } from './local-deployment.ts';
-import { Runtime, DefaultLogger } from '@temporalio/worker';
+import { describeEpochLength, localEpochSchedule, parseEpochLength } from './local-epochs.ts';
+import { LocalFaucet } from './local-faucet.ts';
+import { LocalNode, localNodeArgs } from './local-node.ts';
+import { epochAt, epochWindow, type EpochSchedule } from '../domain/emission.ts';
+import { settlementDelaySeconds } from '../workers/settlement-schedule.ts';
+import { Runtime } from '@temporalio/worker';
+import { oneLineLogger } from '../workers/one-line-log.ts';
 
 const nodeBin = fileURLToPath(new URL('../bin/gitblock-node.mjs', import.meta.url));
-const defaultModel = 'smollm2-135m';
 
-function startNodeProcess(env: NodeJS.ProcessEnv, args: string[]): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    // Its own process group: Ctrl-C reaches only this launcher, which then drains the node with one SIGTERM.
-    const child = spawn(process.execPath, [nodeBin, 'start', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let output = '';
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      for (const line of chunk.toString().split('\n')) if (line.trim()) console.log(`  [node] ${line}`);
-      if (/serving .* through the edge/.test(output)) resolve(child);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`the GPU node exited (${code}) before serving`)));
-  });
+/** `npm start [-- --epoch 2m]`. */
+function parseStartArgs(args: string[]): { epochSeconds?: number } {
+  const { values } = parseArgs({ args, options: { epoch: { type: 'string' } }, strict: true, allowPositionals: false });
+  return values.epoch === undefined ? {} : { epochSeconds: parseEpochLength(values.epoch) };
+}
+
+/** One line: how long epochs are, when the current one ends and when it settles. */
+function describeEpochs(schedule: EpochSchedule): string {
+  const now = Date.now();
+  const current = epochAt(now, schedule);
+  const delay = settlementDelaySeconds(schedule.epochSeconds);
+  const end = new Date(epochWindow(Math.max(current, 0), schedule).endMs).toISOString().replace('.000Z', 'Z');
+  return `Epochs of ${describeEpochLength(schedule.epochSeconds)}: epoch ${current} ends at ${end}, and each settles ${describeEpochLength(delay)} after its end.`;
+}
+
+async function untilModelListed(gatewayUrl: string, model: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const listed = (await (await fetch(`${gatewayUrl}/v1/models`)).json().catch(() => ({}))) as { data?: { id: string }[] };
+    if (listed.data?.some((m) => m.id === model)) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  console.log(`(the gateway does not list ${model} yet; requests may answer 503 until it sees the node's heartbeat)`);
 }
 
 async function main() {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: oneLineLogger('WARN') });
+  const args = parseStartArgs(process.argv.slice(2));
   const base = loadConfig();
+  // Listening from the start: a Ctrl-C during startup stops what started instead of orphaning it.
+  const signalled = untilSignal();
   const stack = await startStack({ dataDir: base.GITBLOCK_DATA_DIR, ports: 'default', mongodbUri: base.MONGODB_URI });
   const stops: (() => Promise<void>)[] = [() => stack.stop()];
   const stopAll = async () => {
@@ -53,8 +71,6 @@ async function main() {
   });
   try {
     const e = stack.endpoints;
-    const gatewayPort = await preferPort(base.GATEWAY_PORT);
-    const edgePort = await preferPort(base.EDGE_PORT);
     // The endpoints of the stack just started, overriding defaults for every component.
     // The rewards contracts on the local anvil (deployed once, then reused) and their settler.
     const local = base.GITBLOCK_DEPLOYMENT_FILE ? undefined : await ensureLocalDeployment(e.rpcUrl, base.GITBLOCK_DATA_DIR);
@@ -63,8 +79,6 @@ async function main() {
       NATS_URL: e.natsUrl,
       CHAIN_RPC_URL: e.rpcUrl,
       MONGODB_URI: e.mongodbUri,
-      GATEWAY_PORT: String(gatewayPort),
-      EDGE_PORT: String(edgePort),
       GITBLOCK_DEPLOYMENT_FILE: base.GITBLOCK_DEPLOYMENT_FILE ?? local?.deploymentFile,
       GITBLOCK_SETTLER_KEY_FILE: base.GITBLOCK_SETTLER_KEY_FILE ?? local?.settlerKeyFile,
     };
@@ -74,36 +88,49 @@ async function main() {
 
     const mongo = await connectMongo(e.mongodbUri, config.MONGODB_DB);
     const nc = await connectNats(config, 'gitblock-control');
-    const schedule = { genesis: config.GITBLOCK_GENESIS, epochSeconds: config.GITBLOCK_EPOCH_SECONDS };
-    const temporalTarget = { address: e.temporalAddress, namespace: e.temporalNamespace };
-    const control = await startControlWorker({ temporal: temporalTarget, db: mongo.db, nc, seedVerifiers: config.GITBLOCK_SEED_VERIFIERS, settlement: { schedule, chain } });
     stops.push(async () => {
-      await control.shutdown();
       await nc.close();
       await mongo[Symbol.asyncDispose]();
     });
-    // The weekly settlement Schedule, created or brought up to date.
+    const schedule = await localEpochSchedule({ dataDir: base.GITBLOCK_DATA_DIR, db: mongo.db, config, epochSeconds: args.epochSeconds });
+    // Operators who register here get gas money, so their claims go through (anvil only).
+    const faucet = await LocalFaucet.start({ db: mongo.db, rpcUrl: e.rpcUrl, say: (line) => console.log(line) });
+    stops.push(() => faucet.stop());
+    const temporalTarget = { address: e.temporalAddress, namespace: e.temporalNamespace };
+    const control = await startControlWorker({ temporal: temporalTarget, db: mongo.db, nc, seedVerifiers: config.GITBLOCK_SEED_VERIFIERS, settlement: { schedule, chain } });
+    stops.push(() => control.shutdown());
+    // The settlement Schedule, created or brought up to date.
     const scheduler = await connectTemporalClient(temporalTarget);
     await ensureSettlementSchedule(scheduler, { schedule }).finally(() => scheduler[Symbol.asyncDispose]());
 
-    const gateway = await startGateway({ config, mongodbUri: e.mongodbUri });
+    // The preferred ports, bound at once, else ports the OS picks: never checked first, since
+    // another network starting on this machine could take a port between check and bind.
+    const gateway = await startGateway({ config, mongodbUri: e.mongodbUri, portFallback: true, say: (line) => console.log(line) });
     stops.push(() => gateway.close());
 
     // The one endpoint nodes reach: the node below gets its address and nothing of Temporal, NATS or MongoDB.
-    const edge = await startEdgeFromConfig(config, { mongodbUri: e.mongodbUri, log: (line) => console.error(`  [edge] ${line}`) });
+    const edge = await bindPreferring(
+      config.EDGE_PORT,
+      (port) => startEdgeFromConfig({ ...config, EDGE_PORT: port }, { mongodbUri: e.mongodbUri, log: (line) => console.error(`  [edge] ${line}`) }),
+      (line) => console.log(`edge: ${line}`),
+    );
     stops.push(() => edge.stop());
 
-    console.log(`Starting a GPU node with ${defaultModel} (first run fetches the model)...`);
+    const model = config.GITBLOCK_START_MODEL;
+    console.log(`Starting a node with ${model}, on a GPU if it finds one, else the CPU (first run fetches the model)...`);
     const nodeEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|NATS_|MONGODB_)/.test(k)));
-    const node = await startNodeProcess(nodeEnv, ['--models', defaultModel, '--edge', edge.address, '--node-id', 'local-node-1']);
-    stops.push(async () => {
-      if (node.exitCode !== null) return;
-      node.kill('SIGTERM');
-      await new Promise((r) => node.once('exit', r));
-    });
+    const nodeArgs = localNodeArgs({ model, edge: edge.address, nodeId: 'local-node-1', contextSizeChosen: config.GITBLOCK_NODE_CONTEXT_SIZE !== undefined });
+    const node = await LocalNode.start({ bin: nodeBin, env: nodeEnv, args: nodeArgs, say: (line) => console.log(line) });
+    stops.push(() => node.stop());
+    // "Up" means the printed curl works: the gateway has seen the node's registration and heartbeat.
+    await untilModelListed(gateway.url, model, 30_000);
 
     const issued = (await (await fetch(`${gateway.url}/v1/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ label: 'npm start' }) })).json()) as { key: string };
     printEndpoints(stack);
+    // This checkout's commands (gitblock-node, npm run settle) find this network from here.
+    const network = { pid: process.pid, gatewayUrl: gateway.url, edge: edge.address, temporalAddress: e.temporalAddress, temporalNamespace: e.temporalNamespace, rpcUrl: e.rpcUrl, ...schedule };
+    writeLocalNetwork(base.GITBLOCK_DATA_DIR, network);
+    stops.push(async () => removeLocalNetwork(base.GITBLOCK_DATA_DIR, process.pid));
     console.log(
       [
         '',
@@ -112,10 +139,14 @@ async function main() {
         'Try it:',
         `  curl -s ${gateway.url}/v1/chat/completions \\`,
         `    -H "Authorization: Bearer ${issued.key}" -H "Content-Type: application/json" \\`,
-        `    -d '{"model":"${defaultModel}","messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":64}'`,
+        `    -d '{"model":"${model}","messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":64}'`,
         '',
-        `More GPU nodes join through the edge: npx gitblock-node start --models ${defaultModel} --edge ${edge.address} --node-id <id>`,
+        `Node local-node-1 serves ${model} on ${node.compute ?? 'the compute it found'}.`,
+        `More nodes join through the edge: npx gitblock-node start --models ${model} --edge ${edge.address} --node-id <id>`,
         `Every request is a workflow req-<id> in the Temporal UI: ${e.temporalUiUrl}`,
+        describeEpochs(schedule),
+        `This machine's operator: npx gitblock-node status; its GBT: npx gitblock-node rewards, then npx gitblock-node rewards claim; settle by hand: npm run settle -- --last`,
+        `(this checkout's commands reach this network through ${localNetworkFile(base.GITBLOCK_DATA_DIR)} while it runs)`,
         'Press Ctrl-C to stop.',
       ].join('\n'),
     );
@@ -123,9 +154,12 @@ async function main() {
     await stopAll();
     throw err;
   }
-  await untilSignal();
+  await signalled;
   console.log('Stopping...');
   await stopAll();
+  // Everything was stopped in order; a connection left by a failed bind attempt (the edge's
+  // connections outlive a bind that fails) must not keep the launcher running.
+  process.exit(0);
 }
 
 main().catch((err: unknown) => {

@@ -24,6 +24,13 @@ export interface ServicePlan {
   /** Resolves when the service answers; rejects with the last error once the deadline passes. */
   ready: () => Promise<void>;
   readyTimeoutMs: number;
+  /** The port its clients use: "ready" counts only when this service's process listens there. */
+  port: number;
+  /**
+   * Where the listener cannot be identified (no /proc): by this long after its start, a service
+   * that could not bind has exited, so a "ready" sooner may be another process's (default 300 ms).
+   */
+  bindSettleMs?: number;
 }
 
 export interface Ports {
@@ -120,7 +127,10 @@ export function planServices(
         ...Object.values(searchAttributes).flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
       ],
       ready: () => temporalReady(endpoints.temporalAddress),
+      port: ports.temporal,
       readyTimeoutMs: 90_000,
+      // It opens its SQLite file and builds its services before it binds.
+      bindSettleMs: 2_000,
     },
     {
       name: 'nats',
@@ -128,6 +138,7 @@ export function planServices(
       // The config file holds only the credentials; flags given with -c override the file.
       args: ['-c', writeNatsServerConfig(dataDir, nats), '-a', '127.0.0.1', '-p', String(ports.nats), '-m', String(ports.natsMonitor), '-js', '-sd', dir('nats')],
       ready: () => natsReady(endpoints.natsUrl),
+      port: ports.nats,
       readyTimeoutMs: 20_000,
     },
     {
@@ -136,6 +147,7 @@ export function planServices(
       // 50 funded accounts: test files each take their own range of the default mnemonic.
       args: ['--host', '127.0.0.1', '--port', String(ports.anvil), '--accounts', '50', '--silent', '--state', join(dir('anvil'), 'state.json')],
       ready: () => anvilReady(endpoints.rpcUrl),
+      port: ports.anvil,
       readyTimeoutMs: 20_000,
     },
   ];
@@ -147,6 +159,7 @@ export function planServices(
             tool: 'mongod',
             args: ['--bind_ip', '127.0.0.1', '--port', String(ports.mongodb), '--dbpath', dir('mongodb')],
             ready: () => mongodbReady(endpoints.mongodbUri),
+            port: ports.mongodb,
             readyTimeoutMs: 30_000,
           }
         : {
@@ -162,6 +175,7 @@ export function planServices(
               '--log-level', 'warn',
             ],
             ready: () => mongodbReady(endpoints.mongodbUri),
+            port: ports.mongodb,
             readyTimeoutMs: 20_000,
           },
     );

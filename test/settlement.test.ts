@@ -13,6 +13,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from 'mongodb';
 import { createTestClient, http, type Address, type Hex } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiveNodes } from '../activities/live-nodes.ts';
@@ -403,4 +404,30 @@ describe('the weekly schedule', () => {
     const child = await temporal.workflow.getHandle(workflowIds.settlement(E)).describe();
     expect(child.searchAttributes[searchAttributes.epoch.name]).toEqual([E]);
   });
+});
+
+describe('claiming without gas money', () => {
+  it('names the address and the ETH it needs, and claims once funded', async () => {
+    const E = 1095;
+    const net = await network(scheduleEndingAgo(E));
+    const gw = await gateway(net.db);
+    const key = generatePrivateKey();
+    const operator = privateKeyToAccount(key).address;
+    await accrue(net.db, { id: 'g-1', operator, amount: 4n * GBT, at: inEpoch(net.schedule, E) });
+    expect(await net.settle(E)).toMatchObject({ status: 'settled' });
+    const keyFile = writeKeyFile(key, 'operator.key');
+
+    const broke = await cli(['rewards', 'claim', '--gateway', gw.url, '--key-file', keyFile, '--rpc', s.rpcUrl]);
+    expect(broke.code).toBe(1);
+    expect(broke.stderr.trim().split('\n')).toHaveLength(1);
+    expect(broke.stderr).toMatch(
+      new RegExp(`could not claim epoch ${E}: ${operator} holds 0 ETH on chain 31337, and this claim needs about 0\\.\\d+ ETH for gas \\(\\d+ gas at up to [\\d.]+ gwei\\): send ${operator} at least 0\\.\\d+ ETH`),
+    );
+
+    await createTestClient({ mode: 'anvil', chain: foundry, transport: http(s.rpcUrl) }).setBalance({ address: operator, value: 10n ** 18n });
+    const claimed = await cli(['rewards', 'claim', '--gateway', gw.url, '--key-file', keyFile, '--rpc', s.rpcUrl]);
+    expect(claimed.stderr).toBe('');
+    expect(claimed.stdout).toMatch(new RegExp(`^epoch ${E}: claimed 4 GBT in tx 0x[0-9a-f]{64}$`, 'm'));
+    expect(claimed.stdout).toMatch(new RegExp(`^balance 4 GBT at ${operator} \\(GBT token ${net.deployment.gbt}\\)$`, 'm'));
+  }, 120_000);
 });

@@ -7,7 +7,8 @@
  *   tsx workers/control-main.ts [--task-queue NAME] [--no-schedule]
  */
 import { parseArgs } from 'node:util';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { Runtime } from '@temporalio/worker';
+import { oneLineLogger } from './one-line-log.ts';
 import { settlementChainFromConfig } from '../activities/settlement-chain.ts';
 import { loadConfig } from '../config/env.ts';
 import { connectMongo } from '../connections/mongo.ts';
@@ -44,7 +45,7 @@ async function main(): Promise<void> {
   const taskQueue = values['task-queue'] ?? taskQueues.control;
   if (!/^[\w.-]{1,200}$/.test(taskQueue)) usage('--task-queue: letters, digits, dot, dash and underscore only');
 
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: oneLineLogger('WARN') });
   const config = loadConfig();
   if (!config.MONGODB_URI) throw new Error('MONGODB_URI is not set: the control worker needs the network’s MongoDB (npm start runs a local one)');
   const target = { address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE };

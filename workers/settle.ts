@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, WorkflowIdReusePolicy } from '@temporalio/common';
 import { formatUnits } from 'viem';
-import { loadConfig } from '../config/env.ts';
+import { loadLocalConfig } from '../config/env.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
 import { lastCompleteEpoch } from '../domain/emission.ts';
 import type { EpochSummary } from '../domain/settlement.ts';
@@ -102,7 +102,8 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`settle: ${(err as Error).message}\nusage: tsx workers/settle.ts (--epoch N | --last) [--task-queue NAME] [--no-wait]\n`);
     return 2;
   }
-  const config = loadConfig();
+  // A running `npm start` of this checkout: its Temporal and its epochs, unless variables say otherwise.
+  const config = loadLocalConfig();
   const epoch = command.epoch === 'last' ? lastCompleteEpoch(Date.now(), { genesis: config.GITBLOCK_GENESIS, epochSeconds: config.GITBLOCK_EPOCH_SECONDS }) : command.epoch;
   if (epoch < 0) {
     process.stderr.write('settle: no epoch has ended yet since genesis\n');

@@ -13,15 +13,26 @@ export interface SettlementScheduleOptions {
   schedule: EpochSchedule;
   taskQueue?: string;
   scheduleId?: string;
-  /** Seconds after an epoch's end that the tick fires. */
+  /** Seconds after an epoch's end that the tick fires; default {@link settlementDelaySeconds}. */
   delaySeconds?: number;
+}
+
+/**
+ * How long after an epoch's end its settlement starts: 30 minutes, longer than a spot check may
+ * run, so failed checks void their accruals first. Epochs shorter than two hours (local
+ * experiments, `npm start -- --epoch 2m`) wait a quarter of an epoch, at least 10 s, so each
+ * settles before the next ends; a check still running then finds its accrual already paid, which
+ * settlement records (`voidedAfterPayout`).
+ */
+export function settlementDelaySeconds(epochSeconds: number): number {
+  return Math.min(settlementConfig.scheduleDelaySeconds, Math.max(10, Math.floor(epochSeconds / 4)));
 }
 
 /**
  * Fires once per epoch, `delaySeconds` after each epoch ends. Temporal intervals are aligned
  * to the Unix epoch (`n × every + offset`), so the offset carries genesis' phase in the week.
  */
-export function settlementScheduleSpec(schedule: EpochSchedule, delaySeconds: number = settlementConfig.scheduleDelaySeconds): ScheduleSpec {
+export function settlementScheduleSpec(schedule: EpochSchedule, delaySeconds: number = settlementDelaySeconds(schedule.epochSeconds)): ScheduleSpec {
   const every = schedule.epochSeconds;
   const offset = (((schedule.genesis + delaySeconds) % every) + every) % every;
   return { intervals: [{ every: every * 1000, offset: offset * 1000 }] };

@@ -11,6 +11,7 @@ import {
   proxyLocalActivities,
   sleep,
   startChild,
+  patched,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -95,6 +96,11 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
       reportOutcome(result.nodeId, requestId, true, result),
       ...failedNodes.map((n) => reportOutcome(n, requestId, false)),
     ]);
+    // Filterable by operator in the Temporal UI. Behind a patch: requests already running when
+    // this shipped replay without the command.
+    if (accrual.operator !== undefined && patched('operator-search-attribute')) {
+      upsertSearchAttributes({ [searchAttributes.operator.name]: [accrual.operator] });
+    }
     // Spot check: drawn after the answer was delivered, from the workflow's server-seeded
     // random, so the node could not know while serving. A node without a registered operator
     // earns nothing and is not checked.
@@ -125,6 +131,8 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
         workflowId: workflowIds.spotCheck(requestId),
         parentClosePolicy: ParentClosePolicy.ABANDON,
         workflowExecutionTimeout: timeouts.spotCheckExecution,
+        // The checked answer's model, node and operator, to find a node's or operator's checks.
+        searchAttributes: { [searchAttributes.model.name]: [input.modelId], [searchAttributes.node.name]: [result.nodeId], [searchAttributes.operator.name]: [accrual.operator!] },
         args: [
           {
             claim: {

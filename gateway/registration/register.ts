@@ -6,7 +6,7 @@
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
 import { isDuplicateKey } from '../../connections/mongo.ts';
-import { workflowIds } from '../../temporal.config.ts';
+import { searchAttributes, workflowIds } from '../../temporal.config.ts';
 import { nodeActorWorkflow, registeredSignal } from '../../workflows/node-actor.ts';
 import type { NonceStore } from './signed.ts';
 import { verifyRegistration } from './verify.ts';
@@ -80,6 +80,9 @@ export async function registerNode(deps: RegisterDeps, body: unknown): Promise<R
       args: [{ nodeId: verified.nodeId, operator: verified.operator, models: verified.models }],
       signal: registeredSignal,
       signalArgs: [{ models: verified.models, at: now() }],
+      // Set when the actor starts and carried across continue-as-new: the Temporal UI filters a
+      // node's or an operator's actors by them.
+      searchAttributes: { [searchAttributes.node.name]: [verified.nodeId], [searchAttributes.operator.name]: [verified.operator] },
     });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;

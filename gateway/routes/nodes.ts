@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { getAddress } from 'viem';
 import type { NodeDocument } from '../../activities/node-projection.ts';
 import { nodeIdSchema } from '../../domain/heartbeat.ts';
 import { operatorActions } from '../../domain/operator-action.ts';
@@ -39,13 +40,21 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
     };
   };
 
-  /** `GET /v1/nodes[?model=ID]`: every node's standing, best reputation first. Public, like the chain. */
+  /**
+   * `GET /v1/nodes[?model=ID][&operator=0x…]`: every node's standing (of one model, of one
+   * operator), best reputation first. Public, like the chain.
+   */
   app.get('/v1/nodes', { schema: { tags: ['nodes'] } }, async (request) => {
-    const { model } = (request.query ?? {}) as { model?: unknown };
+    const { model, operator } = (request.query ?? {}) as { model?: unknown; operator?: unknown };
     if (model !== undefined && (typeof model !== 'string' || !/^[\w.-]{1,64}$/.test(model))) {
       throw new ApiError('invalid_body', 'Invalid query: model must be a model id such as gitblock-tiny', 'model');
     }
-    const docs = await nodes.find(model ? { models: model } : {}).sort({ reputation: -1 }).limit(1_000).toArray();
+    if (operator !== undefined && (typeof operator !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(operator))) {
+      throw new ApiError('invalid_body', 'Invalid query: operator must be an address, 0x and 40 hex digits', 'operator');
+    }
+    // Registration stores the checksummed address; any casing of the same address finds it.
+    const filter = { ...(model ? { models: model } : {}), ...(operator ? { operator: getAddress(operator.toLowerCase()) } : {}) };
+    const docs = await nodes.find(filter).sort({ reputation: -1 }).limit(1_000).toArray();
     return { object: 'list', data: docs.map(publicView) };
   });
 

@@ -23,7 +23,7 @@ describe('gitblock-node commands', () => {
   it('status: says plainly when this machine has no node yet', async () => {
     const { code, stdout } = await run(['status'], { GITBLOCK_NODE_HOME: mkdtempSync(join(tmpdir(), 'gbn-status-')) });
     expect(code).toBe(0);
-    expect(stdout).toMatch(/has not started a node yet: run `gitblock-node start --models <ids>`/);
+    expect(stdout).toMatch(/has not started a node yet \(no operator key at .*\): run `gitblock-node start --models <ids>`/);
   });
 
   it('refuses bad arguments with one line naming the fix', async () => {

@@ -4,7 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
-import { loadConfig } from '../../config/env.ts';
+import { loadLocalConfig as loadConfig } from '../../config/env.ts';
 import { listModels } from '../../models/catalog.ts';
 import { gpuChoices } from './gpu.ts';
 import { modelsCommand } from './commands/models.ts';
@@ -24,6 +24,8 @@ function fail(err: unknown): never {
   process.stderr.write(`gitblock-node: ${message}\n`);
   process.exit(1);
 }
+
+const gatewayHelp = "the gateway (default GITBLOCK_GATEWAY_URL, else this checkout's running npm start, else http://127.0.0.1:GATEWAY_PORT, 8080)";
 
 const program = new Command('gitblock-node')
   .description('Run a GitBlock node: serve open models with llama.cpp and earn GBT')
@@ -56,10 +58,11 @@ program
 
 program
   .command('status')
-  .description("this node's identity and its live state on the network")
-  .option('--nats <url>', 'NATS URL')
+  .description("this operator's nodes as the network sees them: registered operator, state, liveness")
+  .option('--gateway <url>', gatewayHelp)
   .option('--key-file <path>', 'operator key file')
-  .option('--node-id <id>', 'node id')
+  .option('--node-id <id>', 'show this node, whoever operates it')
+  .option('--json', 'print JSON')
   .action((flags) => statusCommand(flags, loadConfig()).catch(fail));
 
 program
@@ -73,7 +76,7 @@ program
 const rewards = program
   .command('rewards')
   .description("this operator's GBT: accrued, settled and claimable")
-  .option('--gateway <url>', 'the gateway to ask')
+  .option('--gateway <url>', gatewayHelp)
   .option('--key-file <path>', 'operator key file')
   .option('--json', 'print JSON')
   .action((flags) => rewardsCommand(flags, loadConfig()).catch(fail));
@@ -81,7 +84,7 @@ const rewards = program
 rewards
   .command('claim')
   .description('claim every claimable epoch on chain with the operator key (pays the gas)')
-  .option('--gateway <url>', 'the gateway to ask for proofs')
+  .option('--gateway <url>', gatewayHelp)
   .option('--key-file <path>', 'operator key file')
   .option('--rpc <url>', 'Ethereum JSON-RPC endpoint')
   // --gateway/--key-file may come before or after `claim`: merge them with the parent's.
@@ -91,7 +94,7 @@ program
   .command('reinstate')
   .description('ask the network to lift a node’s suspension (signed with the operator key)')
   .argument('<nodeId>', 'the node to reinstate')
-  .option('--gateway <url>', 'the gateway to send it to')
+  .option('--gateway <url>', gatewayHelp)
   .option('--key-file <path>', 'operator key file')
   .action((nodeId: string, flags) => operatorActionCommand('reinstate', nodeId, flags, loadConfig()).catch(fail));
 
@@ -99,7 +102,7 @@ program
   .command('retire')
   .description('take a node out of the network for good (signed with the operator key)')
   .argument('<nodeId>', 'the node to retire')
-  .option('--gateway <url>', 'the gateway to send it to')
+  .option('--gateway <url>', gatewayHelp)
   .option('--key-file <path>', 'operator key file')
   .action((nodeId: string, flags) => operatorActionCommand('retire', nodeId, flags, loadConfig()).catch(fail));
 

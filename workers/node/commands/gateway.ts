@@ -10,10 +10,12 @@ import { z } from 'zod';
 import type { Config } from '../../../config/env.ts';
 import { loadOrCreateOperatorKey } from '../identity.ts';
 
-/** The gateway's base URL from `--gateway` or GITBLOCK_GATEWAY_URL, without a trailing slash. */
+/**
+ * The gateway's base URL, without a trailing slash: `--gateway`, else GITBLOCK_GATEWAY_URL, else
+ * this machine's gateway on GATEWAY_PORT (where `npm start` puts it), the same for every command.
+ */
 export function gatewayUrl(flag: string | undefined, config: Config): string {
-  const value = flag ?? config.GITBLOCK_GATEWAY_URL;
-  if (!value) throw new Error('no gateway: give --gateway URL (or set GITBLOCK_GATEWAY_URL)');
+  const value = flag ?? config.GITBLOCK_GATEWAY_URL ?? `http://127.0.0.1:${config.GATEWAY_PORT}`;
   let url: URL;
   try {
     url = new URL(value);

@@ -4,18 +4,23 @@
  * on chain with the operator key, after checking each proof against the root on chain.
  */
 import {
+  BaseError,
   createPublicClient,
   createWalletClient,
   defineChain,
+  formatEther,
+  formatGwei,
   formatUnits,
   http,
+  InsufficientFundsError,
   type Address,
   type Hex,
+  type PublicClient,
 } from 'viem';
 import { z } from 'zod';
 import type { Config } from '../../../config/env.ts';
 import { revertName, shortError } from '../../../activities/settlement-chain.ts';
-import { rewardsDistributorAbi } from '../../../contracts/artifacts/index.ts';
+import { gbtAbi, rewardsDistributorAbi } from '../../../contracts/artifacts/index.ts';
 import { verifyRewardClaim } from '../../../contracts/merkle.ts';
 import { callGateway, gatewayUrl, operatorAccount } from './gateway.ts';
 
@@ -141,7 +146,14 @@ export async function rewardsClaimCommand(flags: ClaimFlags, config: Config): Pr
         throw new Error(`the gateway's proof does not match the root on chain (${root})`);
       }
       const { request } = await publicClient.simulateContract({ ...read, account, functionName: 'claim', args: [epoch, account.address, amountWei, e.proof as Hex[]] });
-      const hash = await wallet.writeContract(request);
+      await ensureGasMoney(publicClient, { ...request, chainId });
+      const hash = await wallet.writeContract(request).catch((err: unknown) => {
+        // The node's own words ("total cost … exceeds the balance") name neither who nor how much.
+        if (err instanceof BaseError && err.walk((cause) => cause instanceof InsufficientFundsError)) {
+          return ensureGasMoney(publicClient, { ...request, chainId }, true).then(() => Promise.reject(err));
+        }
+        throw err;
+      });
       const receipt = await publicClient.waitForTransactionReceipt({ hash });
       if (receipt.status !== 'success') throw new Error(`transaction ${hash} reverted`);
       console.log(`epoch ${e.epoch}: claimed ${gbt(amountWei)} in tx ${hash}`);
@@ -153,5 +165,30 @@ export async function rewardsClaimCommand(flags: ClaimFlags, config: Config): Pr
     }
   }
   if (sent === 0 && failures.length === 0) console.log('Nothing to claim.');
+  if (sent > 0) {
+    // What the claims added up to, where the operator will look for it: the token balance.
+    const distributor = candidates[0]!.distributor as Address;
+    const token = await publicClient.readContract({ address: distributor, abi: rewardsDistributorAbi, functionName: 'token' });
+    const balance = await publicClient.readContract({ address: token, abi: gbtAbi, functionName: 'balanceOf', args: [account.address] });
+    console.log(`balance ${gbt(balance)} at ${account.address} (GBT token ${token})`);
+  }
   if (failures.length) throw new Error(`could not claim ${failures.join('; ')}`);
+}
+
+/**
+ * Refuses, before sending, a claim the operator cannot pay the gas of, naming the address, what it
+ * holds and what the claim needs. With `certain`, the node already refused for lack of funds, so
+ * the message is given even if the estimate says otherwise (fees moved in between).
+ * @throws {Error} naming the address and the ETH it needs
+ */
+async function ensureGasMoney(client: PublicClient, request: Parameters<PublicClient['estimateContractGas']>[0] & { chainId: number }, certain = false): Promise<void> {
+  const address = (typeof request.account === 'string' ? request.account : request.account!.address) as Address;
+  const [gas, fees, balance] = await Promise.all([client.estimateContractGas(request), client.estimateFeesPerGas(), client.getBalance({ address })]);
+  const price = fees.maxFeePerGas ?? fees.gasPrice ?? 0n;
+  const need = gas * price;
+  if (balance >= need && !certain) return;
+  throw new Error(
+    `${address} holds ${formatEther(balance)} ETH on chain ${request.chainId}, and this claim needs about ${formatEther(need)} ETH for gas ` +
+      `(${gas} gas at up to ${formatGwei(price)} gwei): send ${address} at least ${formatEther(need > balance ? need - balance : need)} ETH`,
+  );
 }
