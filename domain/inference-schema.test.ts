@@ -42,7 +42,7 @@ describe('inferResultSchema', () => {
 });
 
 describe('verifierReportSchema', () => {
-  const report = { verifierNodeId: 'v', positions: [{ p: 0.5, rank: 1, pTop: 0.6, logQ: -0.7, entropy: 1, variance: 0.5 }], endProbability: 0.1, endRank: 2, stopStringSeen: false, checkMs: 4 };
+  const report = { verifierNodeId: 'v', positions: [{ p: 0.5, rank: 1, pTop: 0.6, logQ: -0.7, entropy: 1, variance: 0.5 }], endProbability: 0.1, endRank: 2, stopStringSeen: false, grammarViolations: 0, checkMs: 4 };
 
   it('accepts a well-formed report, with a sampler-impossible position', () => {
     expect(verifierReportSchema.safeParse(report).success).toBe(true);

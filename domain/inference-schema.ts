@@ -3,22 +3,56 @@
  * since a node must never crash on a malformed task.
  */
 import { z } from 'zod';
+import { normalizeJsonSchema, type JsonSchema } from './json-schema.ts';
 
+/** The limits of what a request may ask; the gateway's request schemas are built from these. */
 export const limits = {
   maxTokens: 8192,
   messages: 256,
   stopStrings: 4,
   stopLength: 64,
   contentChars: 200_000,
+  temperature: 2,
+  topK: 1000,
+  seed: 2 ** 32 - 1,
+  /** presence_penalty and frequency_penalty lie in [-penalty, penalty], as OpenAI's. */
+  penalty: 2,
+  /** logit_bias: at most this many tokens, each biased within [-bias, bias], as OpenAI's. */
+  logitBiasTokens: 300,
+  logitBias: 100,
+  /** Token ids are below this in every model served (a node checks its own vocabulary). */
+  tokenId: 2 ** 24,
 } as const;
 
+const grammarSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('json') }),
+  z.object({
+    type: z.literal('json_schema'),
+    // The normal form is its own fixed point: anything else was not made by normalizeJsonSchema.
+    schema: z.custom<JsonSchema>((s) => {
+      try {
+        return JSON.stringify(normalizeJsonSchema(s)) === JSON.stringify(s);
+      } catch {
+        return false;
+      }
+    }, 'not a JSON schema in normal form'),
+  }),
+]);
+
 export const samplingSchema = z.object({
-  temperature: z.number().min(0).max(2),
+  temperature: z.number().min(0).max(limits.temperature),
   topP: z.number().gt(0).max(1).optional(),
-  topK: z.number().int().min(1).max(1000).optional(),
+  topK: z.number().int().min(1).max(limits.topK).optional(),
   maxTokens: z.number().int().min(1).max(limits.maxTokens),
   stop: z.array(z.string().min(1).max(limits.stopLength)).max(limits.stopStrings).optional(),
-  seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+  seed: z.number().int().min(0).max(limits.seed).optional(),
+  presencePenalty: z.number().min(-limits.penalty).max(limits.penalty).optional(),
+  frequencyPenalty: z.number().min(-limits.penalty).max(limits.penalty).optional(),
+  logitBias: z
+    .record(z.string().regex(/^\d{1,8}$/).refine((k) => Number(k) < limits.tokenId, 'not a token id'), z.number().min(-limits.logitBias).max(limits.logitBias))
+    .refine((b) => Object.keys(b).length <= limits.logitBiasTokens, `at most ${limits.logitBiasTokens} tokens`)
+    .optional(),
+  grammar: grammarSchema.optional(),
 });
 
 export const chatMessageSchema = z.object({
@@ -80,5 +114,6 @@ export const verifierReportSchema = z.object({
   endProbability: z.number().min(0).max(1 + 1e-6),
   endRank: count,
   stopStringSeen: z.boolean(),
+  grammarViolations: count,
   checkMs: duration,
 });

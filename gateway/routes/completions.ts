@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, TimeoutFailure } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { cancelSubject, tokenSubject, type ChatMessage, type Sampling } from '../../domain/inference.ts';
+import { cancelSubject, tokenSubject } from '../../domain/inference.ts';
 import { estimatePromptTokens } from '../../domain/routing.ts';
 import { getModel } from '../../models/catalog.ts';
 import { timeouts, workflowIds } from '../../temporal.config.ts';
@@ -16,34 +16,10 @@ import { authenticate } from '../auth.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { TokenRelay } from '../relay.ts';
-import { chatCompletionBody, completionBody, gatewayLimits, type ChatCompletionBody, type CompletionBody, type SamplingBody } from '../schemas/completions.ts';
+import { messagesOf, samplingOf } from '../openai-request.ts';
+import { chatCompletionBody, completionBody, type ChatCompletionBody, type CompletionBody } from '../schemas/completions.ts';
 
 type Kind = 'chat' | 'completion';
-
-function samplingOf(body: SamplingBody): Sampling {
-  const stop = body.stop == null ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop;
-  return {
-    temperature: body.temperature ?? 1,
-    topP: body.top_p,
-    topK: body.top_k,
-    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? gatewayLimits.defaultMaxTokens,
-    stop: stop?.length ? stop : undefined,
-    seed: body.seed,
-  };
-}
-
-function messagesOf(body: ChatCompletionBody): ChatMessage[] {
-  const messages = body.messages.map((m) => ({
-    // OpenAI's newer 'developer' role is a system message to an open model's chat template.
-    role: m.role === 'developer' ? ('system' as const) : m.role,
-    content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
-  }));
-  const chars = messages.reduce((n, m) => n + m.content.length, 0);
-  if (chars > gatewayLimits.contentChars) {
-    throw new ApiError('invalid_body', `The messages hold ${chars} characters; the limit is ${gatewayLimits.contentChars}`, 'messages');
-  }
-  return messages;
-}
 
 /** Refuses before dispatch what no live node can take, with the numbers. */
 function admit(deps: GatewayDeps, modelId: string, promptTokens: number, maxTokens: number): void {
@@ -91,7 +67,11 @@ function failureOf(err: unknown): ApiError {
   }
   const inner = cause instanceof ApplicationFailure ? cause : cause?.cause instanceof ApplicationFailure ? cause.cause : undefined;
   if (inner?.type === 'NO_NODE_AVAILABLE') return new ApiError('no_node_available', inner.message);
-  if (inner?.type === 'INFER_BAD_INPUT') return new ApiError('invalid_body', inner.message);
+  if (inner?.type === 'INFER_BAD_INPUT') {
+    // The node names the parameter it could not honour (a token id its model lacks, ...).
+    const param = (inner.details?.[0] as { param?: unknown } | undefined)?.param;
+    return new ApiError('invalid_body', inner.message, typeof param === 'string' ? param : null);
+  }
   return new ApiError('upstream_unavailable', 'The network could not complete this request; try again');
 }
 
