@@ -7,7 +7,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Token } from 'node-llama-cpp';
-import { inferErrors, type InferInput, type InferProgress, type InferResult } from '../domain/inference.ts';
+import { inferErrors, type InferInput, type InferProgress, type InferResult, type TokenLogprob } from '../domain/inference.ts';
 import { inferInputSchema } from '../domain/inference-schema.ts';
 import { EngineError, type ModelEngine } from '../workers/node/engine.ts';
 import { StreamSupersededError, TokenStreamWriter, type TaskStreams } from './token-stream.ts';
@@ -81,7 +81,7 @@ export function createInferActivities(deps: InferDeps) {
       // Reading a long stream takes many round trips, all before the ticker's first beat.
       ctx.heartbeat();
       const delivered = await deps.streams.readDelivered(input, { onProgress: () => ctx.heartbeat() });
-      const result = (tokens: number[], text: string, finishReason: InferResult['finishReason'], newTokens: number, generationMs: number, ttft: number): InferResult => ({
+      const result = (tokens: number[], text: string, finishReason: InferResult['finishReason'], newTokens: number, generationMs: number, ttft: number, logprobs?: TokenLogprob[]): InferResult => ({
         requestId: input.requestId,
         nodeId: deps.nodeId,
         modelId: engine.modelId,
@@ -91,6 +91,7 @@ export function createInferActivities(deps: InferDeps) {
         finishReason,
         usage: { promptTokens: promptTokens.length, completionTokens: tokens.length, totalTokens: promptTokens.length + tokens.length },
         continuedFromTokens: delivered.tokens.length,
+        ...(logprobs ? { logprobs } : {}),
         timings: {
           timeToFirstTokenMs: ttft,
           tokensPerSecond: generationMs > 0 ? (newTokens * 1000) / generationMs : 0,
@@ -98,7 +99,10 @@ export function createInferActivities(deps: InferDeps) {
         },
       });
       // A retry after the answer was completely delivered (e.g. the result was lost): nothing to do.
-      if (delivered.finished) return result(delivered.tokens, delivered.text, delivered.finished.reason, 0, 0, 0);
+      if (delivered.finished) {
+        const logprobs = input.logprobs ? await engine.logprobsOf(promptTokens, delivered.tokens as Token[], delivered.text, input.sampling, input.logprobs.top) : undefined;
+        return result(delivered.tokens, delivered.text, delivered.finished.reason, 0, 0, 0, logprobs);
+      }
 
       const writer = new TokenStreamWriter(deps.streams.publisher(input), deps.nodeId, delivered.nextSeq, delivered.lastStreamSeq);
       const abort = new AbortController();
@@ -139,6 +143,7 @@ export function createInferActivities(deps: InferDeps) {
                 ? { ...input.sampling, maxTokens: truncateAt }
                 : input.sampling,
           signal: abort.signal,
+          logprobs: input.logprobs,
           ...(fault === 'stall'
             ? { afterToken: () => (completionTokens >= 3 ? new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve())) : Promise.resolve()) }
             : deps.faults?.tokenDelayMs
@@ -152,7 +157,7 @@ export function createInferActivities(deps: InferDeps) {
           onText: (text) => writer.pushText(text),
         });
         const tokens = [...delivered.tokens, ...generated.tokens];
-        const done = result(tokens, delivered.text + generated.text, truncateAt ? 'stop' : generated.finishReason, generated.tokens.length, generated.generationMs, generated.timeToFirstTokenMs);
+        const done = result(tokens, delivered.text + generated.text, truncateAt ? 'stop' : generated.finishReason, generated.tokens.length, generated.generationMs, generated.timeToFirstTokenMs, generated.logprobs);
         await writer.finish(done.finishReason, done.usage);
         deps.load.record(done.timings.tokensPerSecond);
         return done;

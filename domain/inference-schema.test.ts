@@ -36,6 +36,17 @@ describe('inferResultSchema', () => {
     expect(schema.safeParse({ ...result, ...change }).success).toBe(false);
   });
 
+  it('requires logprobs when asked, one per token of the text at most, with no more alternatives than asked', () => {
+    const asked = inferResultSchema({ ...input, logprobs: { top: 1 } });
+    const entries = [['h', -0.1, [['h', -0.1]]], ['i', -0.2, [['i', -0.2]]]];
+    expect(asked.safeParse({ ...result, logprobs: entries }).success).toBe(true);
+    expect(asked.safeParse(result).success).toBe(false);
+    expect(asked.safeParse({ ...result, logprobs: [...entries, ['!', -1]] }).success).toBe(false);
+    expect(asked.safeParse({ ...result, logprobs: [['h', -0.1, [['h', -0.1], ['x', -3]]]] }).success).toBe(false);
+    expect(asked.safeParse({ ...result, logprobs: [['h', 0.5]] }).success).toBe(false);
+    expect(schema.safeParse({ ...result, logprobs: undefined }).success).toBe(true);
+  });
+
   it('refuses what is not an object', () => {
     for (const value of [null, 'text', 42, []]) expect(schema.safeParse(value).success).toBe(false);
   });

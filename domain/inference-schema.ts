@@ -22,6 +22,13 @@ export const limits = {
   logitBias: 100,
   /** Token ids are below this in every model served (a node checks its own vocabulary). */
   tokenId: 2 ** 24,
+  /** Alternatives per token in logprobs (OpenAI's top_logprobs). */
+  topLogprobs: 20,
+  /**
+   * Log-probabilities one answer may carry, alternatives included: (top_logprobs + 1) ×
+   * max_tokens. They travel in the result's Temporal payload, about 20 bytes each.
+   */
+  logprobEntries: 32_768,
 } as const;
 
 const grammarSchema = z.discriminatedUnion('type', [
@@ -68,8 +75,10 @@ export const inferInputSchema = z
     prompt: z.string().max(limits.contentChars).optional(),
     sampling: samplingSchema,
     subject: z.string().regex(/^gitblock\.tokens\.[\w-]{1,64}$/),
+    logprobs: z.object({ top: z.number().int().min(0).max(limits.topLogprobs) }).optional(),
   })
-  .refine((i) => (i.messages === undefined) !== (i.prompt === undefined), 'give exactly one of messages or prompt');
+  .refine((i) => (i.messages === undefined) !== (i.prompt === undefined), 'give exactly one of messages or prompt')
+  .refine((i) => !i.logprobs || (i.logprobs.top + 1) * i.sampling.maxTokens <= limits.logprobEntries, `at most ${limits.logprobEntries} log-probabilities`);
 
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const duration = z.number().min(0).max(1e12);
@@ -80,7 +89,11 @@ const duration = z.number().min(0).max(1e12);
  * can check against the request: this request, this model, no more tokens than allowed, and a
  * continuation no longer than the answer.
  */
-export function inferResultSchema(input: { requestId: string; modelId: string; sampling: { maxTokens: number } }) {
+export function inferResultSchema(input: { requestId: string; modelId: string; sampling: { maxTokens: number }; logprobs?: { top: number } | undefined }) {
+  const text = z.string().max(256);
+  // Rounded on the node; a probability of 1 may come out a hair above 0.
+  const logprob = z.number().min(-1e4).max(1e-6);
+  const entry = z.tuple([text, logprob, z.array(z.tuple([text, logprob])).max(input.logprobs?.top ?? 0).optional()]);
   return z
     .object({
       requestId: z.literal(input.requestId),
@@ -93,8 +106,11 @@ export function inferResultSchema(input: { requestId: string; modelId: string; s
       usage: z.object({ promptTokens: count, completionTokens: count, totalTokens: count }),
       continuedFromTokens: count,
       timings: z.object({ timeToFirstTokenMs: duration, tokensPerSecond: duration, totalMs: duration }),
+      // Required when asked (a node that leaves them out failed the request); unread otherwise.
+      logprobs: input.logprobs ? z.array(entry) : z.unknown().optional(),
     })
-    .refine((r) => r.continuedFromTokens <= r.tokens.length, 'continuedFromTokens exceeds the answer');
+    .refine((r) => r.continuedFromTokens <= r.tokens.length, 'continuedFromTokens exceeds the answer')
+    .refine((r) => !input.logprobs || (r.logprobs as unknown[]).length <= r.tokens.length, 'logprobs must be one per token of the text');
 }
 
 /** What a verifier node returns from `verifyClaim`: untrusted too, checked before it is judged. */

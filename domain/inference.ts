@@ -51,7 +51,18 @@ export interface InferInput {
   sampling: Sampling;
   /** The NATS subject the tokens are streamed to (a JetStream subject, see tokenSubject). */
   subject: string;
+  /** Log-probabilities of the answer's tokens, with this many alternatives each (0 for none), when asked. */
+  logprobs?: { top: number } | undefined;
 }
+
+/**
+ * One answer token's log-probability under the distribution the node drew it from (the
+ * model's, after logit_bias, penalties and grammar, then top-k, top-p and temperature when
+ * sampling; the model's own at temperature 0), as `[its text where it stands, logprob]`, and
+ * when alternatives were asked the most probable tokens there, most probable first. Tuples,
+ * not objects: an answer's worth travels in one Temporal payload.
+ */
+export type TokenLogprob = [text: string, logprob: number, top?: [text: string, logprob: number][]];
 
 export type FinishReason = 'stop' | 'length';
 
@@ -73,6 +84,11 @@ export interface InferResult {
   usage: Usage;
   /** Tokens that an earlier, failed attempt had delivered and this one continued from. */
   continuedFromTokens: number;
+  /**
+   * When the input asked for them: one per token of the answer's text, from the first (a stop
+   * string's tokens, which the text leaves out, have none).
+   */
+  logprobs?: TokenLogprob[] | undefined;
   timings: {
     /** From the activity's start to its first new token, ms. */
     timeToFirstTokenMs: number;

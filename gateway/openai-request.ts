@@ -4,10 +4,11 @@
  * under. The body has passed its JSON schema (gateway/schemas/completions.ts); what that cannot
  * check (a response_format's JSON schema) is checked here, with the parameter named.
  */
-import type { AnswerGrammar, ChatMessage, Sampling } from '../domain/inference.ts';
+import type { AnswerGrammar, ChatMessage, InferInput, Sampling } from '../domain/inference.ts';
+import { limits } from '../domain/inference-schema.ts';
 import { JsonSchemaError, normalizeJsonSchema } from '../domain/json-schema.ts';
 import { ApiError } from './errors.ts';
-import { gatewayLimits, type ChatCompletionBody, type ResponseFormatBody, type SamplingBody } from './schemas/completions.ts';
+import { gatewayLimits, type ChatCompletionBody, type CompletionBody, type ResponseFormatBody, type SamplingBody } from './schemas/completions.ts';
 
 /** A value the body gave, or undefined for absent and null alike. */
 const given = <T>(v: T | null | undefined): T | undefined => (v === null ? undefined : v);
@@ -56,4 +57,31 @@ export function messagesOf(body: ChatCompletionBody): ChatMessage[] {
     throw new ApiError('invalid_body', `The messages hold ${chars} characters; the limit is ${gatewayLimits.contentChars}`, 'messages');
   }
   return messages;
+}
+
+/**
+ * The log-probabilities asked for: chat's `logprobs` with `top_logprobs` alternatives, legacy
+ * completions' `logprobs` alternatives; at most `limits.logprobEntries` in all.
+ */
+export function logprobsOf(body: ChatCompletionBody | CompletionBody, kind: 'chat' | 'completion', maxTokens: number): InferInput['logprobs'] {
+  let top: number;
+  const param = kind === 'chat' ? 'top_logprobs' : 'logprobs';
+  if (kind === 'chat') {
+    const chat = body as ChatCompletionBody;
+    if (chat.top_logprobs != null && chat.logprobs !== true) throw new ApiError('invalid_body', 'top_logprobs needs logprobs: true', 'top_logprobs');
+    if (chat.logprobs !== true) return undefined;
+    top = chat.top_logprobs ?? 0;
+  } else {
+    const legacy = body as CompletionBody;
+    if (legacy.logprobs == null) return undefined;
+    top = legacy.logprobs;
+  }
+  if ((top + 1) * maxTokens > limits.logprobEntries) {
+    throw new ApiError(
+      'invalid_body',
+      `${param} ${top} with max_tokens ${maxTokens} asks for ${(top + 1) * maxTokens} log-probabilities; the limit is ${limits.logprobEntries} ((${param} + 1) × max_tokens): lower one of them`,
+      param,
+    );
+  }
+  return { top };
 }

@@ -16,7 +16,8 @@ import { authenticate } from '../auth.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { TokenRelay } from '../relay.ts';
-import { messagesOf, samplingOf } from '../openai-request.ts';
+import { chatLogprobs, completionLogprobs } from '../logprobs.ts';
+import { logprobsOf, messagesOf, samplingOf } from '../openai-request.ts';
 import { chatCompletionBody, completionBody, type ChatCompletionBody, type CompletionBody } from '../schemas/completions.ts';
 
 type Kind = 'chat' | 'completion';
@@ -97,6 +98,7 @@ async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind): 
     throw new ApiError('model_not_found', `The model '${body.model}' does not exist; GET /v1/models lists the models being served`, 'model');
   }
   const sampling = samplingOf(body);
+  const logprobs = logprobsOf(body, kind, sampling.maxTokens);
   const messages = kind === 'chat' ? messagesOf(body as ChatCompletionBody) : undefined;
   const prompt = kind === 'completion' ? (body as CompletionBody).prompt : undefined;
   const promptTokens = estimatePromptTokens(messages ? messages.map((m) => m.content).join('\n') : (prompt ?? '')) + (messages?.length ?? 0) * 8;
@@ -119,7 +121,7 @@ async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind): 
     stream: body.stream === true,
     includeUsage: body.stream_options?.include_usage === true,
     kind,
-    input: { requestId, modelId, messages, prompt, sampling, subject: tokenSubject(requestId), promptTokensEstimate: promptTokens },
+    input: { requestId, modelId, messages, prompt, sampling, subject: tokenSubject(requestId), promptTokensEstimate: promptTokens, ...(logprobs ? { logprobs } : {}) },
   };
 }
 
@@ -132,11 +134,18 @@ function receipt(outcome: RequestOutcome) {
   };
 }
 
-function choiceOf(kind: Kind, text: string, finishReason: string | null, delta: boolean) {
-  if (kind === 'completion') return { index: 0, text, finish_reason: finishReason, logprobs: null };
+function choiceOf(kind: Kind, text: string, finishReason: string | null, delta: boolean, logprobs: unknown = null) {
+  if (kind === 'completion') return { index: 0, text, finish_reason: finishReason, logprobs };
   return delta
-    ? { index: 0, delta: text ? { content: text } : {}, finish_reason: finishReason, logprobs: null }
-    : { index: 0, message: { role: 'assistant', content: text }, finish_reason: finishReason, logprobs: null };
+    ? { index: 0, delta: text ? { content: text } : {}, finish_reason: finishReason, logprobs }
+    : { index: 0, message: { role: 'assistant', content: text }, finish_reason: finishReason, logprobs };
+}
+
+/** The answer's log-probabilities in the endpoint's shape, or null when none were asked. */
+function logprobsFor(p: Prepared, outcome: RequestOutcome) {
+  const entries = outcome.result.logprobs;
+  if (!p.input.logprobs || !entries) return null;
+  return p.kind === 'chat' ? chatLogprobs(entries) : completionLogprobs(entries, p.input.logprobs.top > 0);
 }
 
 const usageOf = (o: RequestOutcome) => ({ prompt_tokens: o.result.usage.promptTokens, completion_tokens: o.result.usage.completionTokens, total_tokens: o.result.usage.totalTokens });
@@ -229,7 +238,7 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
       const r = receipt(outcome);
       return reply
         .headers({ 'x-gitblock-request-id': r.request_id, 'x-gitblock-node': r.node_id, 'x-gitblock-route-reason': r.route_reason })
-        .send({ id, object, created, model, system_fingerprint: `gguf-${r.model_hash.slice(0, 16)}`, choices: [choiceOf(kind, outcome.result.text, outcome.result.finishReason, false)], usage: usageOf(outcome), gitblock: r });
+        .send({ id, object, created, model, system_fingerprint: `gguf-${r.model_hash.slice(0, 16)}`, choices: [choiceOf(kind, outcome.result.text, outcome.result.finishReason, false, logprobsFor(p, outcome))], usage: usageOf(outcome), gitblock: r });
     }
 
     // The relay must end whatever the outcome: at once when the workflow failed; shortly after
@@ -267,6 +276,10 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
       }
       finished = true;
       if (outcome) {
+        // Tokens stream through the edge as text; their log-probabilities come with the result,
+        // so a stream carries them all in one chunk before the last.
+        const logprobs = logprobsFor(p, outcome);
+        if (logprobs) send({ id, object: chunkObject, created, model, choices: [choiceOf(kind, '', null, true, logprobs)] });
         send({ id, object: chunkObject, created, model, system_fingerprint: `gguf-${outcome.result.modelHash.slice(0, 16)}`, choices: [choiceOf(kind, '', outcome.result.finishReason, true)], gitblock: receipt(outcome) });
         if (p.includeUsage) send({ id, object: chunkObject, created, model, choices: [], usage: usageOf(outcome) });
         deps.metrics.requests.inc({ model, outcome: 'ok' });

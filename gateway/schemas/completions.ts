@@ -107,6 +107,8 @@ export const chatCompletionBody = {
     messages: { type: 'array', minItems: 1, maxItems: gatewayLimits.messages, items: message },
     response_format: responseFormat,
     modalities: { type: ['array', 'null'], items: { const: 'text' } },
+    logprobs: orNull({ type: 'boolean' }),
+    top_logprobs: orNull({ type: 'integer', minimum: 0, maximum: limits.topLogprobs }),
     ...sampling,
   },
 } as const;
@@ -122,6 +124,8 @@ export const completionBody = {
     best_of: orNull({ type: 'integer', minimum: 1, maximum: 1 }),
     echo: { enum: [false, null] },
     suffix: { type: 'null' },
+    /** Legacy: log-probabilities with this many alternatives per token. */
+    logprobs: orNull({ type: 'integer', minimum: 0, maximum: limits.topLogprobs }),
     ...sampling,
   },
 } as const;
@@ -156,11 +160,14 @@ export interface ChatCompletionBody extends SamplingBody {
   model: string;
   messages: { role: 'system' | 'developer' | 'user' | 'assistant'; content: string | { type: 'text'; text: string }[] }[];
   response_format?: ResponseFormatBody | null;
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
 }
 
 export interface CompletionBody extends SamplingBody {
   model: string;
   prompt: string;
+  logprobs?: number | null;
 }
 
 export const errorResponse = {

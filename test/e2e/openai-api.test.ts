@@ -145,3 +145,55 @@ describe('structured output: response_format, enforced by a grammar on the node'
     expect(unknownType).toMatchObject({ status: 400, param: 'response_format.type' });
   });
 });
+
+describe('logprobs, from the node’s own distribution', () => {
+  it('chat: one entry per token, making up the content, each greedy token the most probable, streamed and not', async () => {
+    const answer = await client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 16, temperature: 0, logprobs: true, top_logprobs: 3 });
+    const content = answer.choices[0]!.message.content!;
+    const entries = answer.choices[0]!.logprobs!.content!;
+    expect(entries.map((e) => e.token).join('')).toBe(content);
+    expect(answer.usage!.completion_tokens).toBe(entries.length);
+    for (const e of entries) {
+      expect(e.top_logprobs).toHaveLength(3);
+      expect(e.top_logprobs[0]).toMatchObject({ token: e.token, logprob: e.logprob });
+      expect(e.bytes).toEqual([...Buffer.from(e.token)]);
+      expect(e.logprob).toBeLessThanOrEqual(0);
+    }
+    const stream = await client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 16, temperature: 0, logprobs: true, top_logprobs: 3, stream: true });
+    let text = '';
+    const streamed: typeof entries = [];
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+    }
+    expect(text).toBe(content);
+    expect(streamed).toEqual(entries);
+  });
+
+  it('chat: without top_logprobs, the chosen tokens only; without logprobs, null', async () => {
+    const answer = await client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 6, temperature: 0.8, seed: 1, logprobs: true });
+    for (const e of answer.choices[0]!.logprobs!.content!) expect(e.top_logprobs).toEqual([]);
+    const plain = await client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 6 });
+    expect(plain.choices[0]!.logprobs).toBeNull();
+  });
+
+  it('legacy completions: tokens, token_logprobs, top_logprobs and text offsets', async () => {
+    const answer = await client.completions.create({ model: 'gitblock-tiny', prompt: 'The people of the earth', max_tokens: 8, temperature: 0, logprobs: 2 });
+    const { tokens, token_logprobs, top_logprobs, text_offset } = answer.choices[0]!.logprobs!;
+    expect(tokens!.join('')).toBe(answer.choices[0]!.text);
+    expect(token_logprobs).toHaveLength(tokens!.length);
+    tokens!.forEach((token, i) => {
+      expect(Object.keys(top_logprobs![i]!)).toContain(token);
+      expect(Math.max(...Object.values(top_logprobs![i]!))).toBe(token_logprobs![i]);
+      expect(text_offset![i]).toBe(tokens!.slice(0, i).join('').length);
+    });
+  });
+
+  it('400s what it cannot give: top_logprobs without logprobs, or more log-probabilities than one answer carries', async () => {
+    expect(await apiError(client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, top_logprobs: 2 }))).toMatchObject({ status: 400, param: 'top_logprobs' });
+    expect(await apiError(client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, logprobs: true, top_logprobs: 21 }))).toMatchObject({ status: 400, param: 'top_logprobs' });
+    const tooMany = await apiError(client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, logprobs: true, top_logprobs: 20, max_tokens: 2000 }));
+    expect(tooMany).toMatchObject({ status: 400, param: 'top_logprobs' });
+    expect(tooMany.message).toMatch(/42000 log-probabilities; the limit is 32768/);
+  });
+});

@@ -98,7 +98,7 @@ export class GrammarCache {
 /** The constraints of one request on one model. */
 export class Constraints {
   private constructor(
-    private readonly sampling: Sampling,
+    readonly sampling: Sampling,
     readonly grammar: LlamaGrammar | undefined,
     readonly tokenBias: TokenBias | undefined,
     /** The request's stop strings, and the grammar's own (after a JSON answer, blank lines). */

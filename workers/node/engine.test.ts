@@ -222,4 +222,58 @@ describe('ModelEngine on the fixture model', () => {
       expect(copy.allows(brace!)).toBe(true);
     });
   });
+
+  describe('log-probabilities, from the distribution each token was drawn from', () => {
+    const logprobs = async (sampling: Sampling, top: number) => {
+      const answer = await engine.generate({ promptTokens: prompt(), sampling, logprobs: { top } });
+      return { answer, entries: answer.logprobs! };
+    };
+
+    it('gives one per token whose texts make up the answer, greedy: each token the top one', async () => {
+      const { answer, entries } = await logprobs({ ...greedy, maxTokens: 20 }, 3);
+      expect(entries).toHaveLength(answer.tokens.length);
+      expect(entries.map(([text]) => text).join('')).toBe(answer.text);
+      for (const [text, logprob, top] of entries) {
+        expect(top).toHaveLength(3);
+        expect(top![0]).toEqual([text, logprob]);
+        expect(top!.map(([, lp]) => lp)).toEqual([...top!.map(([, lp]) => lp)].sort((a, b) => b - a));
+        expect(top!.reduce((sum, [, lp]) => sum + Math.exp(lp), 0)).toBeLessThanOrEqual(1 + 1e-4);
+      }
+    });
+
+    it('sampled: each token possible under the sampler, its logprob among the alternatives where it ranks among them', async () => {
+      const { answer, entries } = await logprobs({ temperature: 0.9, seed: 5, maxTokens: 20 }, 20);
+      expect(entries.map(([text]) => text).join('')).toBe(answer.text);
+      for (const [text, logprob, top] of entries) {
+        expect(logprob).toBeGreaterThan(-Infinity);
+        expect(logprob).toBeLessThanOrEqual(1e-6);
+        const listed = top!.find(([t]) => t === text);
+        if (listed) expect(listed[1]).toBeCloseTo(logprob, 4);
+        else expect(logprob).toBeLessThanOrEqual(top!.at(-1)![1]);
+      }
+    });
+
+    it('gives none for a stop string’s tokens, which the text leaves out', async () => {
+      const whole = await engine.generate({ promptTokens: prompt(), sampling: greedy });
+      const stop = ` ${whole.text.trim().split(/\s+/)[3]}`;
+      const { answer, entries } = await logprobs({ ...greedy, stop: [stop] }, 0);
+      expect(entries.length).toBeLessThan(answer.tokens.length);
+      expect(entries.map(([text]) => text).join('')).toBe(answer.text);
+      expect(entries.every((e) => e.length === 2)).toBe(true);
+    });
+
+    it('reads a continued answer’s prefix back by teacher forcing, as generation gave it', async () => {
+      const sampling: Sampling = { temperature: 0.8, seed: 9, maxTokens: 24, frequencyPenalty: 0.7 };
+      const { answer, entries } = await logprobs(sampling, 4);
+      const k = 9;
+      const rest = await engine.generate({ promptTokens: prompt(), prefixTokens: answer.tokens.slice(0, k), sampling, logprobs: { top: 4 } });
+      // A sampled continuation draws anew after the prefix; the prefix's entries are the original's.
+      expect(rest.logprobs).toHaveLength(k + rest.tokens.length);
+      rest.logprobs!.slice(0, k).forEach(([text, logprob, top], i) => {
+        expect(text).toBe(entries[i]![0]);
+        expect(logprob).toBeCloseTo(entries[i]![1], 3);
+        expect(top!.map(([t]) => t)).toEqual(entries[i]![2]!.map(([t]) => t));
+      });
+    });
+  });
 });

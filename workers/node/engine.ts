@@ -15,7 +15,7 @@ import {
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
-import type { ChatMessage, FinishReason, Sampling } from '../../domain/inference.ts';
+import type { ChatMessage, FinishReason, Sampling, TokenLogprob } from '../../domain/inference.ts';
 import { positionStat, resolveSampling, type PositionStat } from '../../domain/verification.ts';
 import { Constraints, EngineError, GrammarCache, type GrammarWalk } from './constraints.ts';
 
@@ -51,6 +51,8 @@ export interface GenerateRequest {
   onText?: (text: string) => void;
   /** Awaited after each token before the next is evaluated (test fault modes pace generation with it). */
   afterToken?: () => Promise<void>;
+  /** Log-probabilities of every answer token (the prefix's too), with this many alternatives each. */
+  logprobs?: { top: number } | undefined;
 }
 
 export interface GenerateResult {
@@ -61,6 +63,8 @@ export interface GenerateResult {
   finishReason: FinishReason;
   timeToFirstTokenMs: number;
   generationMs: number;
+  /** When asked: one per answer token, the prefix's first. */
+  logprobs?: TokenLogprob[] | undefined;
 }
 
 /**
@@ -186,6 +190,20 @@ export interface ScoreReport {
   stopStringSeen: boolean;
   /** Claimed tokens the request's grammar forbids where they stand. */
   grammarViolations: number;
+}
+
+/** The options a request's tokens are drawn with, grammar aside: a verifier models exactly these. */
+function samplerOptions(sampling: Sampling, constraints: Constraints, repeatPenalty: ReturnType<Constraints['repeatPenalty']>) {
+  const resolved = resolveSampling(sampling);
+  return {
+    temperature: resolved.temperature,
+    topK: resolved.topK,
+    topP: resolved.topP,
+    minP: 0,
+    ...(sampling.seed !== undefined ? { seed: sampling.seed } : {}),
+    ...(constraints.tokenBias ? { tokenBias: constraints.tokenBias } : {}),
+    ...(repeatPenalty ? { repeatPenalty } : {}),
+  };
 }
 
 /** Temperature 1 with no truncation: the distribution any sampler's is derived from. */
@@ -338,12 +356,14 @@ export class ModelEngine implements AsyncDisposable {
     let firstTokenAt = 0;
     const tokens: Token[] = [];
     const answer: Token[] = [...prefix];
+    const top = request.logprobs?.top;
     const text = new StreamingText(this.model, constraints.stops, prefix, request.prefixText, constraints.trimWhitespaceSuffix);
     let finishReason: FinishReason = 'length';
     try {
+      // A continuation's prefix was drawn elsewhere: its log-probabilities are read back here.
+      const logprobs = top === undefined ? undefined : prefix.length ? await this.forcedLogprobs(sequence, request.promptTokens, prefix, constraints, top) : [];
       await sequence.clearHistory();
       if (budget > 0) {
-        // The resolved sampler settings, explicitly: a verifier models exactly these.
         const resolved = resolveSampling(sampling);
         const repeatPenalty = constraints.repeatPenalty(() => answer);
         const generator = sequence.evaluateWithMetadata(
@@ -352,22 +372,16 @@ export class ModelEngine implements AsyncDisposable {
           // draw breaks it: a mixture no verifier could model. Asking for the draw's confidence
           // makes it apply the grammar first (AddonSampler::sampleAndReleaseLock), so the answer
           // is drawn from the grammar's share of the distribution. Greedy picks the same either way.
-          { confidence: grammar !== undefined && resolved.temperature > 0 },
-          {
-            temperature: resolved.temperature,
-            topK: resolved.topK,
-            topP: resolved.topP,
-            minP: 0,
-            ...(sampling.seed !== undefined ? { seed: sampling.seed } : {}),
-            ...(grammar ? { grammarEvaluationState: grammar.state } : {}),
-            ...(constraints.tokenBias ? { tokenBias: constraints.tokenBias } : {}),
-            ...(repeatPenalty ? { repeatPenalty } : {}),
-          },
+          { confidence: (grammar !== undefined && resolved.temperature > 0) || top !== undefined, probabilities: top !== undefined && top > 0 },
+          { ...samplerOptions(sampling, constraints, repeatPenalty), ...(grammar ? { grammarEvaluationState: grammar.state } : {}) },
         );
         finishReason = 'stop'; // unless the budget runs out first; EOG ends the loop without a yield
-        for await (const { token } of generator) {
+        for await (const step of generator) {
+          // What was asked of each step is known only at run time; node-llama-cpp's type keys it on literals.
+          const { token, confidence, probabilities } = step as { token: Token; confidence?: number; probabilities?: Map<Token, number> };
           if (request.signal?.aborted) throw new EngineError('ABORTED', 'generation cancelled');
           if (!firstTokenAt) firstTokenAt = performance.now();
+          logprobs?.push(this.logprobEntry(token, answer, probabilities ?? new Map([[token, confidence ?? 0]]), top ?? 0));
           tokens.push(token);
           answer.push(token);
           const { piece, stopped } = text.push(token);
@@ -390,10 +404,83 @@ export class ModelEngine implements AsyncDisposable {
         finishReason,
         timeToFirstTokenMs: firstTokenAt ? firstTokenAt - started : 0,
         generationMs: performance.now() - started,
+        ...(logprobs ? { logprobs: logprobs.slice(0, this.tokensOfText(answer, (request.prefixText ?? this.detokenize(prefix)).length + text.released.length)) } : {}),
       };
     } finally {
       this.free.push(sequence);
     }
+  }
+
+  /**
+   * How many of the answer's tokens its text is made of: fewer than all when a stop string
+   * (held back, never released) or trimmed whitespace ended it. Their log-probabilities are
+   * the answer's; a stop string's are not.
+   */
+  private tokensOfText(answer: readonly Token[], textLength: number): number {
+    if (this.model.detokenize(answer, false).length <= textLength) return answer.length;
+    let low = 0;
+    let high = answer.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (this.model.detokenize(answer.slice(0, mid), false).length >= textLength) high = mid;
+      else low = mid + 1;
+    }
+    return low;
+  }
+
+  /**
+   * Log-probabilities of an answer generated earlier (by a failed attempt, or this one before
+   * its result was lost), read back by teacher forcing under the sampler that drew it.
+   */
+  async logprobsOf(promptTokens: Token[], answer: Token[], text: string, sampling: Sampling, top: number): Promise<TokenLogprob[]> {
+    const constraints = await this.constraintsFor(sampling);
+    const sequence = this.free.pop();
+    if (!sequence) throw new EngineError('NO_FREE_SEQUENCE', `all ${this.sequences} sequences of ${this.modelId} are busy`);
+    try {
+      return (await this.forcedLogprobs(sequence, promptTokens, answer, constraints, top)).slice(0, this.tokensOfText(answer, text.length));
+    } finally {
+      this.free.push(sequence);
+    }
+  }
+
+  /**
+   * The sampler's own distribution at each answer position, as generation reads it: the same
+   * options, so the same chain (bias, penalties, top-k, top-p, temperature). A grammar cannot
+   * be given to this pass; its forbidden tokens are dropped afterwards and the rest renormalised,
+   * which is exact at temperature 0 (the whole distribution) and close when sampling.
+   */
+  private async forcedLogprobs(sequence: LlamaContextSequence, promptTokens: Token[], answer: Token[], constraints: Constraints, top: number): Promise<TokenLogprob[]> {
+    await sequence.clearHistory();
+    const first = promptTokens.length - 1;
+    const all = [...promptTokens, ...answer];
+    const options = (j: number) => samplerOptions(constraints.sampling, constraints, constraints.repeatPenalty(() => answer.slice(0, j)));
+    const out = await sequence.controlledEvaluate(all.slice(0, -1).map((t, i) => (i < first ? t : [t, { generateNext: { probabilities: true, options: options(i - first) } }])));
+    const grammar = constraints.startGrammar();
+    return answer.map((token, j) => {
+      let probabilities = out[first + j]?.next.probabilities ?? new Map<Token, number>();
+      if (grammar) {
+        const allowed = [...probabilities].filter(([t]) => grammar.allows(t));
+        const mass = allowed.reduce((a, [, p]) => a + p, 0);
+        probabilities = new Map(allowed.map(([t, p]) => [t, mass > 0 ? p / mass : 0]));
+        if (grammar.allows(token)) grammar.accept(token);
+      }
+      return this.logprobEntry(token, answer.slice(0, j), probabilities, top);
+    });
+  }
+
+  /** One token's entry: its text after `before` (as the answer's text has it), its logprob, the top alternatives. */
+  private logprobEntry(token: Token, before: readonly Token[], probabilities: ReadonlyMap<Token, number>, top: number): TokenLogprob {
+    const history = before.slice(-8);
+    const text = (t: Token) => this.model.detokenize([t], false, history);
+    const lp = (p: number | undefined) => Math.max(-9999, Math.round(Math.log(p ?? 0) * 1e5) / 1e5);
+    if (!top) return [text(token), lp(probabilities.get(token))];
+    const alternatives: [string, number][] = [];
+    // Most probable first: node-llama-cpp returns the map in that order.
+    for (const [t, p] of probabilities) {
+      if (alternatives.length >= top || p <= 0) break;
+      alternatives.push([text(t), lp(p)]);
+    }
+    return [text(token), lp(probabilities.get(token)), alternatives];
   }
 
   /**
