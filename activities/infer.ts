@@ -7,7 +7,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Token } from 'node-llama-cpp';
-import { inferErrors, type InferInput, type InferProgress, type InferResult } from '../domain/inference.ts';
+import { inferErrors, type InferInput, type InferProgress, type InferResult, type TokenLogprob } from '../domain/inference.ts';
 import { inferInputSchema } from '../domain/inference-schema.ts';
 import { EngineError, type ModelEngine } from '../workers/node/engine.ts';
 import { emptyDelivery, StreamSupersededError, TokenStreamWriter, type TaskStreams } from './token-stream.ts';
@@ -82,7 +82,7 @@ export function createInferActivities(deps: InferDeps) {
       ctx.heartbeat();
       // A first attempt has nothing to continue from: skip a round trip before the first token.
       const delivered = input.fresh && ctx.info.attempt === 1 ? emptyDelivery() : await deps.streams.readDelivered(input, { onProgress: () => ctx.heartbeat() });
-      const result = (tokens: number[], text: string, finishReason: InferResult['finishReason'], newTokens: number, generationMs: number, ttft: number): InferResult => ({
+      const result = (tokens: number[], text: string, finishReason: InferResult['finishReason'], newTokens: number, generationMs: number, ttft: number, logprobs?: TokenLogprob[]): InferResult => ({
         requestId: input.requestId,
         nodeId: deps.nodeId,
         modelId: engine.modelId,
@@ -92,6 +92,7 @@ export function createInferActivities(deps: InferDeps) {
         finishReason,
         usage: { promptTokens: promptTokens.length, completionTokens: tokens.length, totalTokens: promptTokens.length + tokens.length },
         continuedFromTokens: delivered.tokens.length,
+        ...(logprobs ? { logprobs } : {}),
         timings: {
           timeToFirstTokenMs: ttft,
           tokensPerSecond: generationMs > 0 ? (newTokens * 1000) / generationMs : 0,
@@ -99,7 +100,10 @@ export function createInferActivities(deps: InferDeps) {
         },
       });
       // A retry after the answer was completely delivered (e.g. the result was lost): nothing to do.
-      if (delivered.finished) return result(delivered.tokens, delivered.text, delivered.finished.reason, 0, 0, 0);
+      if (delivered.finished) {
+        const logprobs = input.logprobs ? await engine.logprobsOf(promptTokens, delivered.tokens as Token[], delivered.text, input.sampling, input.logprobs.top) : undefined;
+        return result(delivered.tokens, delivered.text, delivered.finished.reason, 0, 0, 0, logprobs);
+      }
 
       const publisher = deps.streams.publisher(input);
       const writer = new TokenStreamWriter(publisher, deps.nodeId, delivered.nextSeq, delivered.lastStreamSeq);
@@ -141,6 +145,7 @@ export function createInferActivities(deps: InferDeps) {
                 ? { ...input.sampling, maxTokens: truncateAt }
                 : input.sampling,
           signal: abort.signal,
+          logprobs: input.logprobs,
           ...(fault === 'stall'
             ? { afterToken: () => (completionTokens >= 3 ? new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve())) : Promise.resolve()) }
             : deps.faults?.tokenDelayMs
@@ -154,7 +159,7 @@ export function createInferActivities(deps: InferDeps) {
           onText: (text) => writer.pushText(text),
         });
         const tokens = [...delivered.tokens, ...generated.tokens];
-        const done = result(tokens, delivered.text + generated.text, truncateAt ? 'stop' : generated.finishReason, generated.tokens.length, generated.generationMs, generated.timeToFirstTokenMs);
+        const done = result(tokens, delivered.text + generated.text, truncateAt ? 'stop' : generated.finishReason, generated.tokens.length, generated.generationMs, generated.timeToFirstTokenMs, generated.logprobs);
         await writer.finish(done.finishReason, done.usage);
         deps.load.record(done.timings.tokensPerSecond);
         return done;
@@ -164,7 +169,10 @@ export function createInferActivities(deps: InferDeps) {
         if (cause instanceof StreamSupersededError) throw ApplicationFailure.nonRetryable(cause.message, inferErrors.superseded);
         if (ctx.cancellationSignal.aborted) throw new CancelledFailure('request cancelled');
         if (cause instanceof EngineError && cause.code === 'ABORTED') throw ApplicationFailure.nonRetryable('request cancelled by the client', 'INFER_CANCELLED');
-        if (cause instanceof EngineError && cause.code === 'PROMPT_TOO_LONG') throw ApplicationFailure.nonRetryable(cause.message, inferErrors.badInput);
+        if (cause instanceof EngineError && (cause.code === 'PROMPT_TOO_LONG' || cause.code === 'BAD_INPUT')) {
+          // What no node can serve; `param` tells the client which of its parameters.
+          throw ApplicationFailure.create({ message: cause.message, type: inferErrors.badInput, nonRetryable: true, details: cause.param ? [{ param: cause.param }] : [] });
+        }
         throw cause;
       } finally {
         clearInterval(ticker);

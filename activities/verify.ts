@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Token } from 'node-llama-cpp';
 import { inferErrors, type ChatMessage, type FinishReason, type Sampling } from '../domain/inference.ts';
 import type { VerifierReport } from '../domain/verification.ts';
-import type { ModelEngine } from '../workers/node/engine.ts';
+import { EngineError, type ModelEngine } from '../workers/node/engine.ts';
 
 export interface VerifyInput {
   requestId: string;
@@ -38,14 +38,15 @@ export function createVerifyActivities(deps: { nodeId: string; engines: Readonly
       }
       const prompt = input.messages ? engine.renderChat(input.messages) : engine.renderPrompt(input.prompt ?? '');
       Context.current().heartbeat();
-      const scored = await engine.score(prompt, input.tokens as Token[], input.sampling);
-      const text = engine.detokenize(input.tokens as Token[]);
-      return {
-        verifierNodeId: deps.nodeId,
-        ...scored,
-        stopStringSeen: (input.sampling.stop ?? []).some((s) => text.includes(s)),
-        checkMs: performance.now() - started,
-      };
+      let scored;
+      try {
+        scored = await engine.score(prompt, input.tokens as Token[], input.sampling);
+      } catch (err) {
+        // A request its own node could not have served (a bias or grammar this model refuses).
+        if (err instanceof EngineError && err.code === 'BAD_INPUT') throw ApplicationFailure.nonRetryable(err.message, inferErrors.badInput);
+        throw err;
+      }
+      return { verifierNodeId: deps.nodeId, ...scored, checkMs: performance.now() - started };
     },
   };
 }

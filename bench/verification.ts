@@ -41,7 +41,7 @@ async function check(p: Token[], claimed: Token[], sampling: Sampling, finishRea
   const t = performance.now();
   const scored = await verifier.score(p, claimed, sampling);
   const checkMs = performance.now() - t;
-  const verdict = judge({ sampling, finishReason, tokenCount: claimed.length }, { verifierNodeId: 'v', ...scored, stopStringSeen: false, checkMs });
+  const verdict = judge({ sampling, finishReason, tokenCount: claimed.length }, { verifierNodeId: 'v', ...scored, checkMs });
   return { verdict, checkMs };
 }
 

@@ -36,13 +36,24 @@ describe('inferResultSchema', () => {
     expect(schema.safeParse({ ...result, ...change }).success).toBe(false);
   });
 
+  it('requires logprobs when asked, one per token of the text at most, with no more alternatives than asked', () => {
+    const asked = inferResultSchema({ ...input, logprobs: { top: 1 } });
+    const entries = [['h', -0.1, [['h', -0.1]]], ['i', -0.2, [['i', -0.2]]]];
+    expect(asked.safeParse({ ...result, logprobs: entries }).success).toBe(true);
+    expect(asked.safeParse(result).success).toBe(false);
+    expect(asked.safeParse({ ...result, logprobs: [...entries, ['!', -1]] }).success).toBe(false);
+    expect(asked.safeParse({ ...result, logprobs: [['h', -0.1, [['h', -0.1], ['x', -3]]]] }).success).toBe(false);
+    expect(asked.safeParse({ ...result, logprobs: [['h', 0.5]] }).success).toBe(false);
+    expect(schema.safeParse({ ...result, logprobs: undefined }).success).toBe(true);
+  });
+
   it('refuses what is not an object', () => {
     for (const value of [null, 'text', 42, []]) expect(schema.safeParse(value).success).toBe(false);
   });
 });
 
 describe('verifierReportSchema', () => {
-  const report = { verifierNodeId: 'v', positions: [{ p: 0.5, rank: 1, pTop: 0.6, logQ: -0.7, entropy: 1, variance: 0.5 }], endProbability: 0.1, endRank: 2, stopStringSeen: false, checkMs: 4 };
+  const report = { verifierNodeId: 'v', positions: [{ p: 0.5, rank: 1, pTop: 0.6, logQ: -0.7, entropy: 1, variance: 0.5 }], endProbability: 0.1, endRank: 2, stopStringSeen: false, grammarViolations: 0, checkMs: 4 };
 
   it('accepts a well-formed report, with a sampler-impossible position', () => {
     expect(verifierReportSchema.safeParse(report).success).toBe(true);

@@ -3,22 +3,63 @@
  * since a node must never crash on a malformed task.
  */
 import { z } from 'zod';
+import { normalizeJsonSchema, type JsonSchema } from './json-schema.ts';
 
+/** The limits of what a request may ask; the gateway's request schemas are built from these. */
 export const limits = {
   maxTokens: 8192,
   messages: 256,
   stopStrings: 4,
   stopLength: 64,
   contentChars: 200_000,
+  temperature: 2,
+  topK: 1000,
+  seed: 2 ** 32 - 1,
+  /** presence_penalty and frequency_penalty lie in [-penalty, penalty], as OpenAI's. */
+  penalty: 2,
+  /** logit_bias: at most this many tokens, each biased within [-bias, bias], as OpenAI's. */
+  logitBiasTokens: 300,
+  logitBias: 100,
+  /** Token ids are below this in every model served (a node checks its own vocabulary). */
+  tokenId: 2 ** 24,
+  /** Alternatives per token in logprobs (OpenAI's top_logprobs). */
+  topLogprobs: 20,
+  /**
+   * Log-probabilities one answer may carry, alternatives included: (top_logprobs + 1) ×
+   * max_tokens. They travel in the result's Temporal payload, about 20 bytes each.
+   */
+  logprobEntries: 32_768,
 } as const;
 
+const grammarSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('json') }),
+  z.object({
+    type: z.literal('json_schema'),
+    // The normal form is its own fixed point: anything else was not made by normalizeJsonSchema.
+    schema: z.custom<JsonSchema>((s) => {
+      try {
+        return JSON.stringify(normalizeJsonSchema(s)) === JSON.stringify(s);
+      } catch {
+        return false;
+      }
+    }, 'not a JSON schema in normal form'),
+  }),
+]);
+
 export const samplingSchema = z.object({
-  temperature: z.number().min(0).max(2),
+  temperature: z.number().min(0).max(limits.temperature),
   topP: z.number().gt(0).max(1).optional(),
-  topK: z.number().int().min(1).max(1000).optional(),
+  topK: z.number().int().min(1).max(limits.topK).optional(),
   maxTokens: z.number().int().min(1).max(limits.maxTokens),
   stop: z.array(z.string().min(1).max(limits.stopLength)).max(limits.stopStrings).optional(),
-  seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+  seed: z.number().int().min(0).max(limits.seed).optional(),
+  presencePenalty: z.number().min(-limits.penalty).max(limits.penalty).optional(),
+  frequencyPenalty: z.number().min(-limits.penalty).max(limits.penalty).optional(),
+  logitBias: z
+    .record(z.string().regex(/^\d{1,8}$/).refine((k) => Number(k) < limits.tokenId, 'not a token id'), z.number().min(-limits.logitBias).max(limits.logitBias))
+    .refine((b) => Object.keys(b).length <= limits.logitBiasTokens, `at most ${limits.logitBiasTokens} tokens`)
+    .optional(),
+  grammar: grammarSchema.optional(),
 });
 
 export const chatMessageSchema = z.object({
@@ -35,8 +76,10 @@ export const inferInputSchema = z
     sampling: samplingSchema,
     subject: z.string().regex(/^gitblock\.tokens\.[\w-]{1,64}$/),
     fresh: z.boolean().optional(),
+    logprobs: z.object({ top: z.number().int().min(0).max(limits.topLogprobs) }).optional(),
   })
-  .refine((i) => (i.messages === undefined) !== (i.prompt === undefined), 'give exactly one of messages or prompt');
+  .refine((i) => (i.messages === undefined) !== (i.prompt === undefined), 'give exactly one of messages or prompt')
+  .refine((i) => !i.logprobs || (i.logprobs.top + 1) * i.sampling.maxTokens <= limits.logprobEntries, `at most ${limits.logprobEntries} log-probabilities`);
 
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const duration = z.number().min(0).max(1e12);
@@ -47,7 +90,11 @@ const duration = z.number().min(0).max(1e12);
  * can check against the request: this request, this model, no more tokens than allowed, and a
  * continuation no longer than the answer.
  */
-export function inferResultSchema(input: { requestId: string; modelId: string; sampling: { maxTokens: number } }) {
+export function inferResultSchema(input: { requestId: string; modelId: string; sampling: { maxTokens: number }; logprobs?: { top: number } | undefined }) {
+  const text = z.string().max(256);
+  // Rounded on the node; a probability of 1 may come out a hair above 0.
+  const logprob = z.number().min(-1e4).max(1e-6);
+  const entry = z.tuple([text, logprob, z.array(z.tuple([text, logprob])).max(input.logprobs?.top ?? 0).optional()]);
   return z
     .object({
       requestId: z.literal(input.requestId),
@@ -60,8 +107,11 @@ export function inferResultSchema(input: { requestId: string; modelId: string; s
       usage: z.object({ promptTokens: count, completionTokens: count, totalTokens: count }),
       continuedFromTokens: count,
       timings: z.object({ timeToFirstTokenMs: duration, tokensPerSecond: duration, totalMs: duration }),
+      // Required when asked (a node that leaves them out failed the request); unread otherwise.
+      logprobs: input.logprobs ? z.array(entry) : z.unknown().optional(),
     })
-    .refine((r) => r.continuedFromTokens <= r.tokens.length, 'continuedFromTokens exceeds the answer');
+    .refine((r) => r.continuedFromTokens <= r.tokens.length, 'continuedFromTokens exceeds the answer')
+    .refine((r) => !input.logprobs || (r.logprobs as unknown[]).length <= r.tokens.length, 'logprobs must be one per token of the text');
 }
 
 /** What a verifier node returns from `verifyClaim`: untrusted too, checked before it is judged. */
@@ -81,5 +131,6 @@ export const verifierReportSchema = z.object({
   endProbability: z.number().min(0).max(1 + 1e-6),
   endRank: count,
   stopStringSeen: z.boolean(),
+  grammarViolations: count,
   checkMs: duration,
 });

@@ -2,6 +2,7 @@
  * The contract between the request workflow, the `infer` activity on a GPU node, and the
  * gateway that relays the token stream. Pure types and names: workflow code imports this.
  */
+import type { JsonSchema } from './json-schema.ts';
 
 export type Role = 'system' | 'user' | 'assistant';
 
@@ -10,6 +11,10 @@ export interface ChatMessage {
   content: string;
 }
 
+/**
+ * How the answer is drawn, and everything that constrains the drawing: a node generates under
+ * exactly these, and a verifier re-scores under exactly these (see domain/verification.ts).
+ */
 export interface Sampling {
   /** 0 = greedy. */
   temperature: number;
@@ -18,7 +23,24 @@ export interface Sampling {
   maxTokens: number;
   stop?: string[] | undefined;
   seed?: number | undefined;
+  /**
+   * OpenAI's presence_penalty and frequency_penalty: subtracted from a token's logit once if it
+   * occurs in the answer so far, and once per occurrence. Over the answer's tokens only, not
+   * the prompt's.
+   */
+  presencePenalty?: number | undefined;
+  frequencyPenalty?: number | undefined;
+  /** OpenAI's logit_bias: token id (a decimal string, as OpenAI's keys) → added to that token's logit. */
+  logitBias?: Record<string, number> | undefined;
+  /**
+   * A grammar the answer must follow, as what it is made from, never compiled: every node that
+   * serves or checks the request builds the same grammar from it.
+   */
+  grammar?: AnswerGrammar | undefined;
 }
+
+/** `json`: any JSON object (response_format json_object); `json_schema`: that schema, in normal form (domain/json-schema.ts). */
+export type AnswerGrammar = { type: 'json' } | { type: 'json_schema'; schema: JsonSchema };
 
 export interface InferInput {
   requestId: string;
@@ -35,7 +57,18 @@ export interface InferInput {
    * empty). A retry or a failover leaves it unset and continues from what was delivered.
    */
   fresh?: boolean | undefined;
+  /** Log-probabilities of the answer's tokens, with this many alternatives each (0 for none), when asked. */
+  logprobs?: { top: number } | undefined;
 }
+
+/**
+ * One answer token's log-probability under the distribution the node drew it from (the
+ * model's, after logit_bias, penalties and grammar, then top-k, top-p and temperature when
+ * sampling; the model's own at temperature 0), as `[its text where it stands, logprob]`, and
+ * when alternatives were asked the most probable tokens there, most probable first. Tuples,
+ * not objects: an answer's worth travels in one Temporal payload.
+ */
+export type TokenLogprob = [text: string, logprob: number, top?: [text: string, logprob: number][]];
 
 export type FinishReason = 'stop' | 'length';
 
@@ -57,6 +90,11 @@ export interface InferResult {
   usage: Usage;
   /** Tokens that an earlier, failed attempt had delivered and this one continued from. */
   continuedFromTokens: number;
+  /**
+   * When the input asked for them: one per token of the answer's text, from the first (a stop
+   * string's tokens, which the text leaves out, have none).
+   */
+  logprobs?: TokenLogprob[] | undefined;
   timings: {
     /** From the activity's start to its first new token, ms. */
     timeToFirstTokenMs: number;

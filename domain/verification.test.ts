@@ -9,6 +9,7 @@ function topChoices(n: number): VerifierReport {
     endProbability: 0.01,
     endRank: 5,
     stopStringSeen: false,
+    grammarViolations: 0,
     checkMs: 1,
   };
 }
@@ -28,6 +29,12 @@ describe('judge', () => {
 
   it('fails an answer longer than max_tokens', () => {
     expect(judge({ sampling: greedy, finishReason: 'stop', tokenCount: 9 }, topChoices(9))).toMatchObject({ passed: false, fault: 'mismatch' });
+  });
+
+  it('fails an answer with a token its claimed grammar forbids, even one: a grammar is not noise', () => {
+    const sampling = { ...greedy, grammar: { type: 'json' as const } };
+    expect(judge({ sampling, finishReason: 'length', tokenCount: 8 }, { ...topChoices(8), grammarViolations: 1 })).toMatchObject({ passed: false, fault: 'constraint' });
+    expect(judge({ sampling, finishReason: 'length', tokenCount: 8 }, topChoices(8))).toMatchObject({ passed: true });
   });
 
   it('fails a report that scored another number of positions', () => {

@@ -41,8 +41,13 @@ export interface VerifierReport {
   /** Probability that the model ends its answer after the claimed tokens (end-of-generation tokens). */
   endProbability: number;
   endRank: number;
-  /** The claimed text reached one of the stop strings (a legitimate early stop). */
+  /** The claimed text reached one of the stop strings, the request's or its grammar's (a legitimate early stop). */
   stopStringSeen: boolean;
+  /**
+   * Claimed tokens the request's grammar (its response_format) forbids where they stand. Not
+   * noise: a grammar allows a token or not on every machine alike.
+   */
+  grammarViolations: number;
   /** Wall time of the check on the verifier, ms. */
   checkMs: number;
 }
@@ -118,7 +123,7 @@ export function positionStat(sortedProbs: readonly number[], claimedIndex: numbe
 
 export type Verdict =
   | { passed: true; reason: string; z?: number }
-  | { passed: false; fault: 'mismatch' | 'implausible' | 'truncated' | 'empty'; reason: string; z?: number };
+  | { passed: false; fault: 'mismatch' | 'implausible' | 'truncated' | 'empty' | 'constraint'; reason: string; z?: number };
 
 export interface Claim {
   sampling: Sampling;
@@ -135,6 +140,9 @@ export function judge(claim: Claim, report: VerifierReport): Verdict {
     return { passed: false, fault: 'truncated', reason: `the answer claims to have reached max_tokens (${s.maxTokens}) after ${n} tokens` };
   }
   if (n > s.maxTokens) return { passed: false, fault: 'mismatch', reason: `${n} tokens claimed for max_tokens ${s.maxTokens}` };
+  if (report.grammarViolations > 0) {
+    return { passed: false, fault: 'constraint', reason: `${report.grammarViolations} of ${n} tokens break the grammar of the response format the answer claims to follow` };
+  }
   const endedEarly = claim.finishReason === 'stop' && !report.stopStringSeen;
 
   if (s.temperature === 0) {

@@ -18,6 +18,8 @@ import {
 
 const statusOf = {
   invalid_body: 400,
+  /** A parameter this network does not honour: refused by name, never ignored. */
+  unsupported_parameter: 400,
   context_length_exceeded: 400,
   invalid_api_key: 401,
   registration_rejected: 401,
@@ -117,7 +119,13 @@ export function toApiError(error: FastifyError | Error): ApiError {
   const fe = error as FastifyError;
   if (fe.validation) {
     const first = fe.validation[0];
-    const param = first?.instancePath ? first.instancePath.replace(/^\//, '').replace(/\//g, '.') : ((first?.params as { missingProperty?: string })?.missingProperty ?? null);
+    const path = first?.instancePath ? first.instancePath.replace(/^\//, '').replace(/\//g, '.') : '';
+    const extra = first?.keyword === 'additionalProperties' ? (first.params as { additionalProperty?: string }).additionalProperty : undefined;
+    if (extra !== undefined) {
+      const param = path ? `${path}.${extra}` : extra;
+      return new ApiError('unsupported_parameter', `Unsupported parameter: '${param}' is not supported by this network (README, "The API", lists what is)`, param);
+    }
+    const param = path || ((first?.params as { missingProperty?: string })?.missingProperty ?? null);
     return new ApiError('invalid_body', `Invalid request body: ${fe.message.replace(/^body\/?/, '')}`, param);
   }
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError('body_too_large', `Request body is larger than the limit of ${fe.message.match(/\d+/)?.[0] ?? 'the server'} bytes`);

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, TimeoutFailure } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { cancelSubject, tokenSubject, type ChatMessage, type Sampling } from '../../domain/inference.ts';
+import { cancelSubject, tokenSubject } from '../../domain/inference.ts';
 import { estimatePromptTokens } from '../../domain/routing.ts';
 import { getModel } from '../../models/catalog.ts';
 import { timeouts, workflowIds } from '../../temporal.config.ts';
@@ -19,34 +19,11 @@ import { TokenRelay } from '../relay.ts';
 import { chargeFor } from '../reservations.ts';
 import { upstream } from '../upstream.ts';
 import { servingNodes } from '../serving-nodes.ts';
-import { chatCompletionBody, completionBody, gatewayLimits, type ChatCompletionBody, type CompletionBody, type SamplingBody } from '../schemas/completions.ts';
+import { chatLogprobs, completionLogprobs } from '../logprobs.ts';
+import { logprobsOf, messagesOf, samplingOf } from '../openai-request.ts';
+import { chatCompletionBody, completionBody, type ChatCompletionBody, type CompletionBody } from '../schemas/completions.ts';
 
 type Kind = 'chat' | 'completion';
-
-function samplingOf(body: SamplingBody): Sampling {
-  const stop = body.stop == null ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop;
-  return {
-    temperature: body.temperature ?? 1,
-    topP: body.top_p,
-    topK: body.top_k,
-    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? gatewayLimits.defaultMaxTokens,
-    stop: stop?.length ? stop : undefined,
-    seed: body.seed,
-  };
-}
-
-function messagesOf(body: ChatCompletionBody): ChatMessage[] {
-  const messages = body.messages.map((m) => ({
-    // OpenAI's newer 'developer' role is a system message to an open model's chat template.
-    role: m.role === 'developer' ? ('system' as const) : m.role,
-    content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
-  }));
-  const chars = messages.reduce((n, m) => n + m.content.length, 0);
-  if (chars > gatewayLimits.contentChars) {
-    throw new ApiError('invalid_body', `The messages hold ${chars} characters; the limit is ${gatewayLimits.contentChars}`, 'messages');
-  }
-  return messages;
-}
 
 /** Refuses before dispatch what no live node can take, with the numbers. */
 function admit(deps: GatewayDeps, modelId: string, promptTokens: number, maxTokens: number): void {
@@ -94,7 +71,11 @@ function failureOf(err: unknown): ApiError {
   }
   const inner = cause instanceof ApplicationFailure ? cause : cause?.cause instanceof ApplicationFailure ? cause.cause : undefined;
   if (inner?.type === 'NO_NODE_AVAILABLE') return new ApiError('no_node_available', inner.message);
-  if (inner?.type === 'INFER_BAD_INPUT') return new ApiError('invalid_body', inner.message);
+  if (inner?.type === 'INFER_BAD_INPUT') {
+    // The node names the parameter it could not honour (a token id its model lacks, ...).
+    const param = (inner.details?.[0] as { param?: unknown } | undefined)?.param;
+    return new ApiError('invalid_body', inner.message, typeof param === 'string' ? param : null);
+  }
   return new ApiError('upstream_unavailable', 'The network could not complete this request; try again');
 }
 
@@ -120,6 +101,7 @@ async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind, r
     throw new ApiError('model_not_found', `The model '${body.model}' does not exist; GET /v1/models lists the models being served`, 'model');
   }
   const sampling = samplingOf(body);
+  const logprobs = logprobsOf(body, kind, sampling.maxTokens);
   const messages = kind === 'chat' ? messagesOf(body as ChatCompletionBody) : undefined;
   const prompt = kind === 'completion' ? (body as CompletionBody).prompt : undefined;
   const promptTokens = estimatePromptTokens(messages ? messages.map((m) => m.content).join('\n') : (prompt ?? '')) + (messages?.length ?? 0) * 8;
@@ -143,7 +125,7 @@ async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind, r
     stream: body.stream === true,
     includeUsage: body.stream_options?.include_usage === true,
     kind,
-    input: { requestId, modelId, messages, prompt, sampling, subject: tokenSubject(requestId), promptTokensEstimate: promptTokens },
+    input: { requestId, modelId, messages, prompt, sampling, subject: tokenSubject(requestId), promptTokensEstimate: promptTokens, ...(logprobs ? { logprobs } : {}) },
   };
 }
 
@@ -156,11 +138,18 @@ function receipt(outcome: RequestOutcome) {
   };
 }
 
-function choiceOf(kind: Kind, text: string, finishReason: string | null, delta: boolean) {
-  if (kind === 'completion') return { index: 0, text, finish_reason: finishReason, logprobs: null };
+function choiceOf(kind: Kind, text: string, finishReason: string | null, delta: boolean, logprobs: unknown = null) {
+  if (kind === 'completion') return { index: 0, text, finish_reason: finishReason, logprobs };
   return delta
-    ? { index: 0, delta: text ? { content: text } : {}, finish_reason: finishReason, logprobs: null }
-    : { index: 0, message: { role: 'assistant', content: text }, finish_reason: finishReason, logprobs: null };
+    ? { index: 0, delta: text ? { content: text } : {}, finish_reason: finishReason, logprobs }
+    : { index: 0, message: { role: 'assistant', content: text }, finish_reason: finishReason, logprobs };
+}
+
+/** The answer's log-probabilities in the endpoint's shape, or null when none were asked. */
+function logprobsFor(p: Prepared, outcome: RequestOutcome) {
+  const entries = outcome.result.logprobs;
+  if (!p.input.logprobs || !entries) return null;
+  return p.kind === 'chat' ? chatLogprobs(entries) : completionLogprobs(entries, p.input.logprobs.top > 0);
 }
 
 const usageOf = (o: RequestOutcome) => ({ prompt_tokens: o.result.usage.promptTokens, completion_tokens: o.result.usage.completionTokens, total_tokens: o.result.usage.totalTokens });
@@ -294,7 +283,7 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
       const r = receipt(outcome);
       return reply
         .headers({ 'x-gitblock-request-id': r.request_id, 'x-gitblock-node': r.node_id, 'x-gitblock-route-reason': r.route_reason })
-        .send({ id, object, created, model, system_fingerprint: `gguf-${r.model_hash.slice(0, 16)}`, choices: [choiceOf(kind, outcome.result.text, outcome.result.finishReason, false)], usage: usageOf(outcome), gitblock: r });
+        .send({ id, object, created, model, system_fingerprint: `gguf-${r.model_hash.slice(0, 16)}`, choices: [choiceOf(kind, outcome.result.text, outcome.result.finishReason, false, logprobsFor(p, outcome))], usage: usageOf(outcome), gitblock: r });
     }
 
     // The relay must end whatever the outcome: at once when the workflow failed; shortly after
@@ -335,6 +324,10 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
       }
       finished = true;
       if (outcome) {
+        // Tokens stream through the edge as text; their log-probabilities come with the result,
+        // so a stream carries them all in one chunk before the last.
+        const logprobs = logprobsFor(p, outcome);
+        if (logprobs) send({ id, object: chunkObject, created, model, choices: [choiceOf(kind, '', null, true, logprobs)] });
         send({ id, object: chunkObject, created, model, system_fingerprint: `gguf-${outcome.result.modelHash.slice(0, 16)}`, choices: [choiceOf(kind, '', outcome.result.finishReason, true)], gitblock: receipt(outcome) });
         if (p.includeUsage) send({ id, object: chunkObject, created, model, choices: [], usage: usageOf(outcome) });
         deps.metrics.requests.inc({ model, outcome: 'ok' });

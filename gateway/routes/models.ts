@@ -1,33 +1,50 @@
 import type { FastifyInstance } from 'fastify';
-import { listModels } from '../../models/catalog.ts';
+import { isModelId, getModel, listModels, type CatalogModel } from '../../models/catalog.ts';
 import type { GatewayDeps } from '../deps.ts';
+import { ApiError } from '../errors.ts';
 import { servingNodes } from '../serving-nodes.ts';
 
-/** `GET /v1/models`: models with at least one node able to serve now, with their live capacity. */
+/** One model in OpenAI's shape, with the network's live capacity for it under `gitblock`. */
+function modelObject(deps: GatewayDeps, model: Readonly<CatalogModel>) {
+  // Only nodes the router would send work to: live, serving, registered and not suspended.
+  const serving = servingNodes(deps, model.id);
+  const contexts = serving.map((n) => n.heartbeat.models.find((m) => m.id === model.id)?.contextSize ?? 0);
+  return {
+    id: model.id,
+    object: 'model' as const,
+    created: 0,
+    owned_by: 'gitblock-network',
+    gitblock: {
+      name: model.displayName,
+      nodes: serving.length,
+      free_slots: serving.reduce((n, s) => n + s.heartbeat.freeSlots, 0),
+      max_context: contexts.length ? Math.max(...contexts) : 0,
+      tokens_per_second: Math.round(serving.reduce((n, s) => n + s.heartbeat.recentTokensPerSecond, 0)),
+    },
+  };
+}
+
+/**
+ * `GET /v1/models`: models with at least one live node, with their live capacity.
+ * `GET /v1/models/{id}`: any model of the catalog, served now or not (`gitblock.nodes` says),
+ * as OpenAI's retrieve answers it; 404 `model_not_found` for an id the network does not know.
+ */
 export function modelRoutes(app: FastifyInstance, deps: GatewayDeps) {
   app.get('/v1/models', { schema: { tags: ['inference'] } }, async () => {
-    const live = servingNodes(deps);
-    deps.metrics.liveNodes.set(live.length);
-    const data = listModels().flatMap((model) => {
-      const serving = live.filter((n) => n.heartbeat.models.some((m) => m.id === model.id));
-      if (!serving.length) return [];
-      const contexts = serving.map((n) => n.heartbeat.models.find((m) => m.id === model.id)!.contextSize);
-      return [
-        {
-          id: model.id,
-          object: 'model',
-          created: 0,
-          owned_by: 'gitblock-network',
-          gitblock: {
-            name: model.displayName,
-            nodes: serving.length,
-            free_slots: serving.reduce((n, s) => n + s.heartbeat.freeSlots, 0),
-            max_context: Math.max(...contexts),
-            tokens_per_second: Math.round(serving.reduce((n, s) => n + s.heartbeat.recentTokensPerSecond, 0)),
-          },
-        },
-      ];
-    });
+    deps.metrics.liveNodes.set(servingNodes(deps).length);
+    const data = listModels()
+      .map((model) => modelObject(deps, model))
+      .filter((m) => m.gitblock.nodes > 0);
     return { object: 'list', data };
   });
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/models/:id',
+    { schema: { tags: ['inference'], params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 256 } } } } },
+    async (request) => {
+      const { id } = request.params;
+      if (!isModelId(id)) throw new ApiError('model_not_found', `The model '${id}' does not exist; GET /v1/models lists the models being served`, 'model');
+      return modelObject(deps, getModel(id));
+    },
+  );
 }

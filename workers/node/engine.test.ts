@@ -1,5 +1,8 @@
 import { getLlama, type Llama, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { z } from 'zod';
+import type { Sampling } from '../../domain/inference.ts';
+import { normalizeJsonSchema } from '../../domain/json-schema.ts';
 import { EngineError, ModelEngine } from './engine.ts';
 
 describe('ModelEngine on the fixture model', () => {
@@ -136,5 +139,141 @@ describe('ModelEngine on the fixture model', () => {
     const [a, b] = await Promise.all([engine.generate({ promptTokens: prompt(), sampling: greedy }), engine.generate({ promptTokens: prompt(), sampling: greedy })]);
     expect(a.tokens).toEqual(alone.tokens);
     expect(b.tokens).toEqual(alone.tokens);
+  });
+
+  describe('constraints: penalties, logit_bias and a response format grammar', () => {
+    it('applies presence and frequency penalties over the answer so far, changing a greedy answer that repeats itself', async () => {
+      const repeats = engine.renderChat([{ role: 'user', content: 'Tell me about the mountains and the sea.' }]);
+      const plain = await engine.generate({ promptTokens: repeats, sampling: greedy });
+      expect(new Set(plain.tokens).size).toBeLessThan(plain.tokens.length); // here the fixture repeats itself
+      for (const penalty of [{ frequencyPenalty: 2 }, { presencePenalty: 2 }]) {
+        const penalised = await engine.generate({ promptTokens: repeats, sampling: { ...greedy, ...penalty } });
+        expect(penalised.tokens).not.toEqual(plain.tokens);
+        // Up to the first repeat, nothing was penalised yet.
+        const firstRepeat = plain.tokens.findIndex((t, i) => plain.tokens.indexOf(t) < i);
+        expect(penalised.tokens.slice(0, firstRepeat)).toEqual(plain.tokens.slice(0, firstRepeat));
+      }
+    });
+
+    it('adds logit_bias to the logits: -100 bans a token, +100 forces one', async () => {
+      const plain = await engine.generate({ promptTokens: prompt(), sampling: greedy });
+      const banned = plain.tokens[0]!;
+      const without = await engine.generate({ promptTokens: prompt(), sampling: { ...greedy, logitBias: { [banned]: -100 } } });
+      expect(without.tokens).not.toContain(banned);
+      const forced = plain.tokens.at(-1)!;
+      const only = await engine.generate({ promptTokens: prompt(), sampling: { ...greedy, maxTokens: 5, logitBias: { [forced]: 100 } } });
+      expect(only.tokens).toEqual(Array(5).fill(forced));
+    });
+
+    it('refuses a bias it cannot apply, naming logit_bias', async () => {
+      const eos = engine.model.tokens.eos!;
+      await expect(engine.generate({ promptTokens: prompt(), sampling: { ...greedy, logitBias: { [eos]: 5 } } })).rejects.toMatchObject({ code: 'BAD_INPUT', param: 'logit_bias' });
+      await expect(engine.generate({ promptTokens: prompt(), sampling: { ...greedy, logitBias: { '999999': 5 } } })).rejects.toMatchObject({ code: 'BAD_INPUT', param: 'logit_bias', message: /not a token id/ });
+    });
+
+    const schema: z.core.JSONSchema.JSONSchema = {
+      type: 'object',
+      properties: { color: { enum: ['red', 'green', 'blue'] }, ok: { type: 'boolean' }, name: { type: 'string', maxLength: 12 }, tags: { type: 'array', items: { type: 'string', maxLength: 6 }, maxItems: 2 } },
+      required: ['color', 'ok', 'name', 'tags'],
+      additionalProperties: false,
+    };
+    const json: Sampling['grammar'] = { type: 'json_schema', schema: normalizeJsonSchema(schema) };
+
+    it('answers a json_schema response format with JSON that validates, greedy and sampled, ending at the grammar’s end', async () => {
+      for (const sampling of [{ temperature: 0, maxTokens: 200 }, { temperature: 0.9, seed: 4, maxTokens: 200 }, { temperature: 1.2, seed: 11, topK: 100, maxTokens: 200 }]) {
+        const pieces: string[] = [];
+        const answer = await engine.generate({ promptTokens: prompt(), sampling: { ...sampling, grammar: json }, onToken: (_t, text) => pieces.push(text), onText: (text) => pieces.push(text) });
+        expect(answer.finishReason).toBe('stop');
+        expect(pieces.join('')).toBe(answer.text);
+        expect(z.fromJSONSchema(schema).safeParse(JSON.parse(answer.text)).success, answer.text).toBe(true);
+        expect(answer.text).toBe(answer.text.trim());
+      }
+    });
+
+    it('answers a json_object response format with a JSON object', async () => {
+      const answer = await engine.generate({ promptTokens: prompt(), sampling: { temperature: 0, maxTokens: 300, grammar: { type: 'json' }, logitBias: { [engine.model.tokenize('"')[0]!]: 4 } } });
+      expect(answer.text.startsWith('{')).toBe(true);
+      if (answer.finishReason === 'stop') expect(typeof JSON.parse(answer.text)).toBe('object');
+    });
+
+    it('continues a constrained answer from a delivered prefix exactly as an uninterrupted generation would', async () => {
+      const sampling: Sampling = { temperature: 0, maxTokens: 200, grammar: json, frequencyPenalty: 0.5 };
+      const whole = await engine.generate({ promptTokens: prompt(), sampling });
+      const k = Math.floor(whole.tokens.length / 2);
+      const rest = await engine.generate({ promptTokens: prompt(), prefixTokens: whole.tokens.slice(0, k), sampling });
+      expect([...whole.tokens.slice(0, k), ...rest.tokens]).toEqual(whole.tokens);
+    });
+
+    it('refuses to continue a delivered prefix that breaks the grammar', async () => {
+      const prose = await engine.generate({ promptTokens: prompt(), sampling: { ...greedy, maxTokens: 3 } });
+      await expect(engine.generate({ promptTokens: prompt(), prefixTokens: prose.tokens, sampling: { ...greedy, grammar: json } })).rejects.toMatchObject({ code: 'BAD_INPUT', param: 'response_format' });
+    });
+
+    it('walks a grammar token by token (the node-llama-cpp internals a continuation and a verifier rely on)', async () => {
+      const walk = (await engine.constraintsFor({ ...greedy, grammar: { type: 'json' } })).startGrammar()!;
+      const [brace] = engine.model.tokenize('{', false, 'trimLeadingSpace');
+      const [word] = engine.model.tokenize('the', false, 'trimLeadingSpace');
+      expect(walk.allows(brace!)).toBe(true);
+      expect(walk.allows(word!)).toBe(false);
+      expect(walk.allows(engine.model.tokens.eos!)).toBe(false);
+      const copy = walk.clone();
+      walk.accept(brace!);
+      expect(walk.allows(brace!)).toBe(false);
+      expect(copy.allows(brace!)).toBe(true);
+    });
+  });
+
+  describe('log-probabilities, from the distribution each token was drawn from', () => {
+    const logprobs = async (sampling: Sampling, top: number) => {
+      const answer = await engine.generate({ promptTokens: prompt(), sampling, logprobs: { top } });
+      return { answer, entries: answer.logprobs! };
+    };
+
+    it('gives one per token whose texts make up the answer, greedy: each token the top one', async () => {
+      const { answer, entries } = await logprobs({ ...greedy, maxTokens: 20 }, 3);
+      expect(entries).toHaveLength(answer.tokens.length);
+      expect(entries.map(([text]) => text).join('')).toBe(answer.text);
+      for (const [text, logprob, top] of entries) {
+        expect(top).toHaveLength(3);
+        expect(top![0]).toEqual([text, logprob]);
+        expect(top!.map(([, lp]) => lp)).toEqual([...top!.map(([, lp]) => lp)].sort((a, b) => b - a));
+        expect(top!.reduce((sum, [, lp]) => sum + Math.exp(lp), 0)).toBeLessThanOrEqual(1 + 1e-4);
+      }
+    });
+
+    it('sampled: each token possible under the sampler, its logprob among the alternatives where it ranks among them', async () => {
+      const { answer, entries } = await logprobs({ temperature: 0.9, seed: 5, maxTokens: 20 }, 20);
+      expect(entries.map(([text]) => text).join('')).toBe(answer.text);
+      for (const [text, logprob, top] of entries) {
+        expect(logprob).toBeGreaterThan(-Infinity);
+        expect(logprob).toBeLessThanOrEqual(1e-6);
+        const listed = top!.find(([t]) => t === text);
+        if (listed) expect(listed[1]).toBeCloseTo(logprob, 4);
+        else expect(logprob).toBeLessThanOrEqual(top!.at(-1)![1]);
+      }
+    });
+
+    it('gives none for a stop string’s tokens, which the text leaves out', async () => {
+      const whole = await engine.generate({ promptTokens: prompt(), sampling: greedy });
+      const stop = ` ${whole.text.trim().split(/\s+/)[3]}`;
+      const { answer, entries } = await logprobs({ ...greedy, stop: [stop] }, 0);
+      expect(entries.length).toBeLessThan(answer.tokens.length);
+      expect(entries.map(([text]) => text).join('')).toBe(answer.text);
+      expect(entries.every((e) => e.length === 2)).toBe(true);
+    });
+
+    it('reads a continued answer’s prefix back by teacher forcing, as generation gave it', async () => {
+      const sampling: Sampling = { temperature: 0.8, seed: 9, maxTokens: 24, frequencyPenalty: 0.7 };
+      const { answer, entries } = await logprobs(sampling, 4);
+      const k = 9;
+      const rest = await engine.generate({ promptTokens: prompt(), prefixTokens: answer.tokens.slice(0, k), sampling, logprobs: { top: 4 } });
+      // A sampled continuation draws anew after the prefix; the prefix's entries are the original's.
+      expect(rest.logprobs).toHaveLength(k + rest.tokens.length);
+      rest.logprobs!.slice(0, k).forEach(([text, logprob, top], i) => {
+        expect(text).toBe(entries[i]![0]);
+        expect(logprob).toBeCloseTo(entries[i]![1], 3);
+        expect(top!.map(([t]) => t)).toEqual(entries[i]![2]!.map(([t]) => t));
+      });
+    });
   });
 });

@@ -15,8 +15,11 @@ import {
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
-import type { ChatMessage, FinishReason, Sampling } from '../../domain/inference.ts';
+import type { ChatMessage, FinishReason, Sampling, TokenLogprob } from '../../domain/inference.ts';
 import { positionStat, resolveSampling, type PositionStat } from '../../domain/verification.ts';
+import { Constraints, EngineError, GrammarCache, type GrammarWalk } from './constraints.ts';
+
+export { EngineError } from './constraints.ts';
 
 export interface EngineOptions {
   modelId: string;
@@ -48,6 +51,8 @@ export interface GenerateRequest {
   onText?: (text: string) => void;
   /** Awaited after each token before the next is evaluated (test fault modes pace generation with it). */
   afterToken?: () => Promise<void>;
+  /** Log-probabilities of every answer token (the prefix's too), with this many alternatives each. */
+  logprobs?: { top: number } | undefined;
 }
 
 export interface GenerateResult {
@@ -58,16 +63,8 @@ export interface GenerateResult {
   finishReason: FinishReason;
   timeToFirstTokenMs: number;
   generationMs: number;
-}
-
-export class EngineError extends Error {
-  override name = 'EngineError';
-  constructor(
-    readonly code: 'PROMPT_TOO_LONG' | 'NO_FREE_SEQUENCE' | 'ABORTED',
-    message: string,
-  ) {
-    super(message);
-  }
+  /** When asked: one per answer token, the prefix's first. */
+  logprobs?: TokenLogprob[] | undefined;
 }
 
 /**
@@ -126,6 +123,8 @@ class StreamingText {
     private readonly stops: readonly string[],
     prefix: readonly Token[],
     prefixText?: string,
+    /** Whitespace held back at the end is dropped (a grammar's answer ends without it). */
+    private readonly trimEnd = false,
   ) {
     this.history = prefix.slice(-8);
     if (prefixText === undefined || !prefix.length) return;
@@ -173,13 +172,77 @@ class StreamingText {
     const tail = this.held + (this.pending.length ? this.model.detokenize(this.pending, false, this.history) : '');
     this.held = '';
     this.pending = [];
-    return this.release(tail);
+    return this.release(this.trimEnd ? tail.trimEnd() : tail);
   }
 
   private release(piece: string): string {
     this.released += piece;
     return piece;
   }
+}
+
+/** What a verifier measures of a claimed answer: the judge (domain/verification.ts) decides from it. */
+export interface ScoreReport {
+  positions: PositionStat[];
+  endProbability: number;
+  endRank: number;
+  /** The claimed text reached a stop string (the request's or its grammar's): a legitimate early end. */
+  stopStringSeen: boolean;
+  /** Claimed tokens the request's grammar forbids where they stand. */
+  grammarViolations: number;
+}
+
+/** The options a request's tokens are drawn with, grammar aside: a verifier models exactly these. */
+function samplerOptions(sampling: Sampling, constraints: Constraints, repeatPenalty: ReturnType<Constraints['repeatPenalty']>) {
+  const resolved = resolveSampling(sampling);
+  return {
+    temperature: resolved.temperature,
+    topK: resolved.topK,
+    topP: resolved.topP,
+    minP: 0,
+    ...(sampling.seed !== undefined ? { seed: sampling.seed } : {}),
+    ...(constraints.tokenBias ? { tokenBias: constraints.tokenBias } : {}),
+    ...(repeatPenalty ? { repeatPenalty } : {}),
+  };
+}
+
+/** Temperature 1 with no truncation: the distribution any sampler's is derived from. */
+const rawOptions = { temperature: 1, topK: 0, topP: 1, minP: 0 } as const;
+/**
+ * How many of the top tokens a verifier reads at each position under a grammar. Where fewer
+ * than the sampler needs are allowed among them, it reads that position's whole distribution.
+ */
+const grammarScoringWidth = 64;
+
+type Distribution = { tokens: Token[]; probs: number[] };
+
+/** The entries of a distribution whose token passes `allowed`, in order. */
+function keep(dist: Distribution, allowed: (t: Token) => boolean): Distribution {
+  const out: Distribution = { tokens: [], probs: [] };
+  for (let i = 0; i < dist.tokens.length; i++) {
+    if (!allowed(dist.tokens[i]!)) continue;
+    out.tokens.push(dist.tokens[i]!);
+    out.probs.push(dist.probs[i]!);
+  }
+  return out;
+}
+
+/**
+ * From a whole distribution, the `need` most probable tokens the grammar allows (testing
+ * tokens in order of probability, so only as many as it takes), and the claimed one.
+ */
+function allowedTop(dist: Distribution, allowed: (t: Token) => boolean, need: number, claimed: Token): Distribution {
+  const out: Distribution = { tokens: [], probs: [] };
+  for (let i = 0; i < dist.tokens.length; i++) {
+    const t = dist.tokens[i]!;
+    const full = out.tokens.length >= need;
+    if (full && out.tokens.includes(claimed)) break;
+    // Past the top, only the claimed token is still wanted (the grammar allows it: it was checked).
+    if (full ? t !== claimed : !allowed(t)) continue;
+    out.tokens.push(t);
+    out.probs.push(dist.probs[i]!);
+  }
+  return out;
 }
 
 /** A position's distribution as tokens and probabilities, most probable first. */
@@ -193,6 +256,7 @@ function distributionOf(next: { probabilities?: Map<Token, number>; logits?: Map
 
 export class ModelEngine implements AsyncDisposable {
   private chatWrapper: ReturnType<typeof resolveChatWrapper> | undefined;
+  private grammars: GrammarCache | undefined;
 
   private constructor(
     readonly modelId: string,
@@ -254,6 +318,15 @@ export class ModelEngine implements AsyncDisposable {
   }
 
   /**
+   * What a request's sampling asks beyond the sampler (bias, penalties, grammar), for this model.
+   * @throws EngineError BAD_INPUT naming the parameter this model cannot honour.
+   */
+  constraintsFor(sampling: Sampling): Promise<Constraints> {
+    this.grammars ??= new GrammarCache(this.model);
+    return Constraints.of(this.model, this.grammars, sampling);
+  }
+
+  /**
    * Generates on a free sequence. Text is released only once final: a trailing partial UTF-8
    * character or a possible start of a stop string is held back, so streamed text never has
    * to be taken back.
@@ -269,31 +342,48 @@ export class ModelEngine implements AsyncDisposable {
         `prompt (${request.promptTokens.length} tokens) + max_tokens (${sampling.maxTokens}) exceeds this model's context of ${this.contextSize} tokens`,
       );
     }
+    const constraints = await this.constraintsFor(sampling);
+    const grammar = constraints.startGrammar();
+    // A continuation picks the grammar up where the delivered answer left it.
+    for (const token of grammar ? prefix : []) {
+      if (!grammar!.allows(token)) throw new EngineError('BAD_INPUT', 'the answer delivered so far does not follow the response format', 'response_format');
+      grammar!.accept(token);
+    }
     const sequence = this.free.pop();
     if (!sequence) throw new EngineError('NO_FREE_SEQUENCE', `all ${this.sequences} sequences of ${this.modelId} are busy`);
 
     const started = performance.now();
     let firstTokenAt = 0;
     const tokens: Token[] = [];
-    const text = new StreamingText(this.model, sampling.stop ?? [], prefix, request.prefixText);
+    const answer: Token[] = [...prefix];
+    const top = request.logprobs?.top;
+    const text = new StreamingText(this.model, constraints.stops, prefix, request.prefixText, constraints.trimWhitespaceSuffix);
     let finishReason: FinishReason = 'length';
     try {
+      // A continuation's prefix was drawn elsewhere: its log-probabilities are read back here.
+      const logprobs = top === undefined ? undefined : prefix.length ? await this.forcedLogprobs(sequence, request.promptTokens, prefix, constraints, top) : [];
       await sequence.clearHistory();
       if (budget > 0) {
-        // The resolved sampler settings, explicitly: a verifier models exactly these.
         const resolved = resolveSampling(sampling);
-        const generator = sequence.evaluate(input, {
-          temperature: resolved.temperature,
-          topK: resolved.topK,
-          topP: resolved.topP,
-          minP: 0,
-          ...(sampling.seed !== undefined ? { seed: sampling.seed } : {}),
-        });
+        const repeatPenalty = constraints.repeatPenalty(() => answer);
+        const generator = sequence.evaluateWithMetadata(
+          input,
+          // Sampling under a grammar, llama.cpp draws first and applies the grammar only when the
+          // draw breaks it: a mixture no verifier could model. Asking for the draw's confidence
+          // makes it apply the grammar first (AddonSampler::sampleAndReleaseLock), so the answer
+          // is drawn from the grammar's share of the distribution. Greedy picks the same either way.
+          { confidence: (grammar !== undefined && resolved.temperature > 0) || top !== undefined, probabilities: top !== undefined && top > 0 },
+          { ...samplerOptions(sampling, constraints, repeatPenalty), ...(grammar ? { grammarEvaluationState: grammar.state } : {}) },
+        );
         finishReason = 'stop'; // unless the budget runs out first; EOG ends the loop without a yield
-        for await (const token of generator) {
+        for await (const step of generator) {
+          // What was asked of each step is known only at run time; node-llama-cpp's type keys it on literals.
+          const { token, confidence, probabilities } = step as { token: Token; confidence?: number; probabilities?: Map<Token, number> };
           if (request.signal?.aborted) throw new EngineError('ABORTED', 'generation cancelled');
           if (!firstTokenAt) firstTokenAt = performance.now();
+          logprobs?.push(this.logprobEntry(token, answer, probabilities ?? new Map([[token, confidence ?? 0]]), top ?? 0));
           tokens.push(token);
+          answer.push(token);
           const { piece, stopped } = text.push(token);
           request.onToken?.(token, piece);
           if (stopped) break;
@@ -314,6 +404,7 @@ export class ModelEngine implements AsyncDisposable {
         finishReason,
         timeToFirstTokenMs: firstTokenAt ? firstTokenAt - started : 0,
         generationMs: performance.now() - started,
+        ...(logprobs ? { logprobs: logprobs.slice(0, this.tokensOfText(answer, (request.prefixText ?? this.detokenize(prefix)).length + text.released.length)) } : {}),
       };
     } finally {
       this.free.push(sequence);
@@ -321,14 +412,88 @@ export class ModelEngine implements AsyncDisposable {
   }
 
   /**
-   * Teacher forcing: one forward pass over prompt + claimed tokens, reading the model's raw
-   * distribution before each claimed token and after the last one. The cost of a check is
-   * this prefill, not a regeneration.
+   * How many of the answer's tokens its text is made of: fewer than all when a stop string
+   * (held back, never released) or trimmed whitespace ended it. Their log-probabilities are
+   * the answer's; a stop string's are not.
    */
-  async score(promptTokens: Token[], claimed: Token[], sampling: Sampling): Promise<{ positions: PositionStat[]; endProbability: number; endRank: number }> {
+  private tokensOfText(answer: readonly Token[], textLength: number): number {
+    if (this.model.detokenize(answer, false).length <= textLength) return answer.length;
+    let low = 0;
+    let high = answer.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (this.model.detokenize(answer.slice(0, mid), false).length >= textLength) high = mid;
+      else low = mid + 1;
+    }
+    return low;
+  }
+
+  /**
+   * Log-probabilities of an answer generated earlier (by a failed attempt, or this one before
+   * its result was lost), read back by teacher forcing under the sampler that drew it.
+   */
+  async logprobsOf(promptTokens: Token[], answer: Token[], text: string, sampling: Sampling, top: number): Promise<TokenLogprob[]> {
+    const constraints = await this.constraintsFor(sampling);
+    const sequence = this.free.pop();
+    if (!sequence) throw new EngineError('NO_FREE_SEQUENCE', `all ${this.sequences} sequences of ${this.modelId} are busy`);
+    try {
+      return (await this.forcedLogprobs(sequence, promptTokens, answer, constraints, top)).slice(0, this.tokensOfText(answer, text.length));
+    } finally {
+      this.free.push(sequence);
+    }
+  }
+
+  /**
+   * The sampler's own distribution at each answer position, as generation reads it: the same
+   * options, so the same chain (bias, penalties, top-k, top-p, temperature). A grammar cannot
+   * be given to this pass; its forbidden tokens are dropped afterwards and the rest renormalised,
+   * which is exact at temperature 0 (the whole distribution) and close when sampling.
+   */
+  private async forcedLogprobs(sequence: LlamaContextSequence, promptTokens: Token[], answer: Token[], constraints: Constraints, top: number): Promise<TokenLogprob[]> {
+    await sequence.clearHistory();
+    const first = promptTokens.length - 1;
+    const all = [...promptTokens, ...answer];
+    const options = (j: number) => samplerOptions(constraints.sampling, constraints, constraints.repeatPenalty(() => answer.slice(0, j)));
+    const out = await sequence.controlledEvaluate(all.slice(0, -1).map((t, i) => (i < first ? t : [t, { generateNext: { probabilities: true, options: options(i - first) } }])));
+    const grammar = constraints.startGrammar();
+    return answer.map((token, j) => {
+      let probabilities = out[first + j]?.next.probabilities ?? new Map<Token, number>();
+      if (grammar) {
+        const allowed = [...probabilities].filter(([t]) => grammar.allows(t));
+        const mass = allowed.reduce((a, [, p]) => a + p, 0);
+        probabilities = new Map(allowed.map(([t, p]) => [t, mass > 0 ? p / mass : 0]));
+        if (grammar.allows(token)) grammar.accept(token);
+      }
+      return this.logprobEntry(token, answer.slice(0, j), probabilities, top);
+    });
+  }
+
+  /** One token's entry: its text after `before` (as the answer's text has it), its logprob, the top alternatives. */
+  private logprobEntry(token: Token, before: readonly Token[], probabilities: ReadonlyMap<Token, number>, top: number): TokenLogprob {
+    const history = before.slice(-8);
+    const text = (t: Token) => this.model.detokenize([t], false, history);
+    const lp = (p: number | undefined) => Math.max(-9999, Math.round(Math.log(p ?? 0) * 1e5) / 1e5);
+    if (!top) return [text(token), lp(probabilities.get(token))];
+    const alternatives: [string, number][] = [];
+    // Most probable first: node-llama-cpp returns the map in that order.
+    for (const [t, p] of probabilities) {
+      if (alternatives.length >= top || p <= 0) break;
+      alternatives.push([text(t), lp(p)]);
+    }
+    return [text(token), lp(probabilities.get(token)), alternatives];
+  }
+
+  /**
+   * Teacher forcing: one forward pass over prompt + claimed tokens, reading the distribution
+   * before each claimed token and after the last one under the request's constraints (bias,
+   * penalties, grammar) but before the sampler's own truncation and temperature, from which
+   * the judge derives any sampler's. The cost of a check is this prefill, not a regeneration.
+   */
+  async score(promptTokens: Token[], claimed: Token[], sampling: Sampling): Promise<ScoreReport> {
     if (promptTokens.length + claimed.length + 1 > this.contextSize) {
       throw new EngineError('PROMPT_TOO_LONG', `prompt + answer (${promptTokens.length + claimed.length} tokens) exceed this model's context of ${this.contextSize}`);
     }
+    const constraints = await this.constraintsFor(sampling);
     const sequence = this.free.pop();
     if (!sequence) throw new EngineError('NO_FREE_SEQUENCE', `all ${this.sequences} sequences of ${this.modelId} are busy`);
     try {
@@ -336,42 +501,77 @@ export class ModelEngine implements AsyncDisposable {
       const all = [...promptTokens, ...claimed];
       const first = promptTokens.length - 1;
       const resolved = resolveSampling(sampling);
-      // temperature 1 with no truncation: the raw distribution, from which any sampler's is
-      // derived. Only the top of it is read back (the sampler's top-k, or the top token for
-      // greedy) plus the claimed token: building a full-vocabulary map per position in JS
-      // cost more than the forward pass itself.
-      const rawOptions = { temperature: 1, topK: 0, topP: 1, minP: 0 } as const;
+      // The top of the distribution a position needs: the greedy choice, or the sampler's top-k.
+      const need = resolved.temperature === 0 ? 1 : resolved.topK;
       const fullDistribution = resolved.temperature > 0 && resolved.topK <= 0;
-      const top = resolved.temperature === 0 ? 1 : resolved.topK;
+      let grammar = constraints.startGrammar();
+      // Under a grammar, a wider top: the tokens it forbids are dropped from it.
+      const width = grammar ? Math.max(need, grammarScoringWidth) : need;
+      // At answer position j, the options the node sampled the token at j with.
+      const options = (j: number) => {
+        const repeatPenalty = constraints.repeatPenalty(() => claimed.slice(0, j));
+        if (!repeatPenalty && !constraints.tokenBias) return rawOptions;
+        return { ...rawOptions, ...(constraints.tokenBias ? { tokenBias: constraints.tokenBias } : {}), ...(repeatPenalty ? { repeatPenalty } : {}) };
+      };
       const ends = [this.model.tokens.eos, this.model.tokens.eot].filter((t): t is Token => t != null);
-      const ask = (tokens: readonly Token[], includeTop: number) =>
+      // Only the top of each distribution is read back (plus the claimed token): building a
+      // full-vocabulary map per position in JS cost more than the forward pass itself.
+      const ask = (j: number) =>
         fullDistribution
-          ? { probabilities: true, options: rawOptions }
-          : { logits: { filter: { tokens, includeTop } }, totalLogitWeight: true, options: rawOptions };
-      const items: ControlledEvaluateInputItem[] = all.map((t, i) =>
-        i < first ? t : [t, { generateNext: i < all.length - 1 ? ask([all[i + 1]!], top) : ask(ends, 1) }],
-      );
+          ? { probabilities: true, options: options(j) }
+          : { logits: { filter: { tokens: j < claimed.length ? [claimed[j]!] : ends, includeTop: j < claimed.length || constraints.grammar ? width : 1 } }, totalLogitWeight: true, options: options(j) };
+      const items: ControlledEvaluateInputItem[] = all.map((t, i) => (i < first ? t : [t, { generateNext: ask(i - first) }]));
       const out = await sequence.controlledEvaluate(items);
+
       const positions: PositionStat[] = [];
-      let endProbability = 0;
-      let endRank = 0;
-      for (let i = first; i < all.length; i++) {
-        const next = out[i]?.next;
-        const { tokens, probs } = distributionOf(next);
-        if (i < all.length - 1) {
-          const index = tokens.indexOf(all[i + 1]!);
-          positions.push(positionStat(probs, index < 0 ? probs.length : index, sampling));
-        } else {
-          endRank = -1;
-          for (let j = 0; j < tokens.length; j++) {
-            if (!this.model.isEogToken(tokens[j])) continue;
-            endProbability += probs[j]!;
-            if (endRank < 0) endRank = j;
-          }
-          if (endRank < 0) endRank = tokens.length;
+      const deferred: { j: number; grammar: GrammarWalk }[] = [];
+      let grammarViolations = 0;
+      for (let j = 0; j < claimed.length; j++) {
+        let dist = distributionOf(out[first + j]?.next);
+        const token = claimed[j]!;
+        if (grammar && !grammar.allows(token)) {
+          // A token the grammar forbids: a node that applied it could not have drawn it. What
+          // follows is judged without the grammar, whose state ends here.
+          grammarViolations++;
+          grammar = undefined;
+        } else if (grammar) {
+          const topAllowed = dist.tokens.slice(0, width).filter((t) => grammar!.allows(t)).length;
+          if (!fullDistribution && topAllowed < need) deferred.push({ j, grammar: grammar.clone() });
+          dist = keep(dist, (t) => grammar!.allows(t));
+          grammar.accept(token);
+        }
+        const index = dist.tokens.indexOf(token);
+        positions.push(positionStat(dist.probs, index < 0 ? dist.probs.length : index, sampling));
+      }
+      // Positions whose top held too few tokens the grammar allows: read their whole distribution.
+      if (deferred.length) {
+        await sequence.clearHistory();
+        const at = new Set(deferred.map((d) => first + d.j));
+        const again = await sequence.controlledEvaluate(all.map((t, i) => (at.has(i) ? [t, { generateNext: { logits: true, totalLogitWeight: true, options: options(i - first) } }] : t)));
+        for (const { j, grammar: walk } of deferred) {
+          const dist = allowedTop(distributionOf(again[first + j]?.next), (t) => walk.allows(t), need, claimed[j]!);
+          const index = dist.tokens.indexOf(claimed[j]!);
+          positions[j] = positionStat(dist.probs, index < 0 ? dist.probs.length : index, sampling);
         }
       }
-      return { positions, endProbability, endRank };
+
+      let end = distributionOf(out[all.length - 1]?.next);
+      if (grammar) {
+        // Ending is possible only where the grammar is complete; the chance is out of what it allows.
+        const allowed = keep(end, (t) => grammar!.allows(t));
+        const mass = allowed.probs.reduce((a, b) => a + b, 0);
+        end = { tokens: allowed.tokens, probs: allowed.probs.map((p) => (mass > 0 ? p / mass : 0)) };
+      }
+      let endProbability = 0;
+      let endRank = -1;
+      for (let j = 0; j < end.tokens.length; j++) {
+        if (!this.model.isEogToken(end.tokens[j])) continue;
+        endProbability += end.probs[j]!;
+        if (endRank < 0) endRank = j;
+      }
+      if (endRank < 0) endRank = end.tokens.length;
+      const text = this.model.detokenize(claimed, false);
+      return { positions, endProbability, endRank, stopStringSeen: constraints.stops.some((s) => text.includes(s)), grammarViolations };
     } finally {
       this.free.push(sequence);
     }

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { getLlama, type Llama, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import type { Sampling } from '../../domain/inference.ts';
+import { normalizeJsonSchema } from '../../domain/json-schema.ts';
 import { judge, type VerifierReport } from '../../domain/verification.ts';
 import { generateImpostorModel } from '../../models/fixture/tiny-llama.ts';
 import { ModelEngine } from './engine.ts';
@@ -31,7 +32,7 @@ const prompts = ['Tell me about the sea.', 'What is a mountain?', 'Write about a
 
 async function check(promptTokens: Token[], tokens: Token[], sampling: Sampling, finishReason: 'stop' | 'length' = 'length') {
   const scored = await verifier.score(promptTokens, tokens, sampling);
-  const report: VerifierReport = { verifierNodeId: 'v', ...scored, stopStringSeen: false, checkMs: 0 };
+  const report: VerifierReport = { verifierNodeId: 'v', ...scored, checkMs: 0 };
   return judge({ sampling, finishReason, tokenCount: tokens.length }, report);
 }
 
@@ -47,6 +48,47 @@ describe('teacher-forcing verification', () => {
     }
     expect(failures).toEqual([]);
   }, 120_000);
+
+  it('passes honest constrained answers: no false alarm over 300 checks under a JSON schema, json_object, penalties and logit_bias', async () => {
+    const schema = normalizeJsonSchema({ type: 'object', properties: { answer: { enum: ['yes', 'no'] }, why: { type: 'string', maxLength: 20 }, score: { type: 'integer' } } });
+    const constraints: Partial<Sampling>[] = [
+      { grammar: { type: 'json_schema', schema } },
+      { grammar: { type: 'json' } },
+      { frequencyPenalty: 1.5, presencePenalty: 0.5 },
+      { logitBias: { '1072': -100, '1180': 3 } },
+      { grammar: { type: 'json_schema', schema }, frequencyPenalty: 0.8, logitBias: { '300': 2 } },
+    ];
+    const failures: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const base: Sampling = i % 3 === 0 ? { temperature: 0, maxTokens: 32 } : { temperature: [0.7, 1, 1.3][i % 3]!, topK: i % 2 ? 40 : undefined, topP: i % 5 ? 0.9 : undefined, seed: i, maxTokens: 32 };
+      const sampling: Sampling = { ...base, ...constraints[i % constraints.length] };
+      const prompt = honest.renderChat([{ role: 'user', content: `${prompts[i % prompts.length]} (${i})` }]);
+      const answer = await honest.generate({ promptTokens: prompt, sampling });
+      const verdict = await check(prompt, answer.tokens, sampling, answer.finishReason);
+      if (!verdict.passed) failures.push(`#${i} ${JSON.stringify(sampling).slice(0, 160)}: ${verdict.reason}`);
+    }
+    expect(failures).toEqual([]);
+  }, 300_000);
+
+  it('catches an answer generated without the grammar it claims, greedy and sampled', async () => {
+    const schema = normalizeJsonSchema({ type: 'object', properties: { answer: { enum: ['yes', 'no'] } } });
+    for (const [i, base] of [{ temperature: 0, maxTokens: 24 }, { temperature: 0.8, seed: 2, maxTokens: 24 }].entries()) {
+      const prompt = honest.renderChat([{ role: 'user', content: prompts[i]! }]);
+      const claimed: Sampling = { ...base, grammar: { type: 'json_schema', schema } };
+      // Prose, and JSON of another shape: neither follows this schema's grammar.
+      const prose = await honest.generate({ promptTokens: prompt, sampling: base });
+      const other = await honest.generate({ promptTokens: prompt, sampling: { ...base, grammar: { type: 'json' } } });
+      for (const answer of [prose, other]) {
+        const verdict = await check(prompt, answer.tokens, claimed, answer.finishReason);
+        expect(verdict, answer.text).toMatchObject({ passed: false, fault: 'constraint' });
+      }
+      // And an answer generated without the penalties it claims.
+      const penalised: Sampling = { ...base, temperature: 0, frequencyPenalty: 2, maxTokens: 40 };
+      const ignored = await honest.generate({ promptTokens: honest.renderChat([{ role: 'user', content: 'Tell me about the mountains and the sea.' }]), sampling: { ...penalised, frequencyPenalty: undefined } });
+      const verdict = await check(honest.renderChat([{ role: 'user', content: 'Tell me about the mountains and the sea.' }]), ignored.tokens, penalised, ignored.finishReason);
+      expect(verdict).toMatchObject({ passed: false, fault: 'mismatch' });
+    }
+  });
 
   it('catches random tokens', async () => {
     const prompt = honest.renderChat([{ role: 'user', content: prompts[0]! }]);
