@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { GatewayDeps } from '../deps.ts';
+import { servingNodes } from '../serving-nodes.ts';
 
 export function systemRoutes(app: FastifyInstance, deps: GatewayDeps) {
   /** Liveness plus each dependency's reachability; 503 when one is down, for load balancers. */
@@ -18,11 +19,19 @@ export function systemRoutes(app: FastifyInstance, deps: GatewayDeps) {
       check(() => deps.nc.flush()),
     ]);
     const ok = [temporal, mongodb, nats].every((s) => s === 'ok');
-    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', temporal, mongodb, nats, liveNodes: deps.liveNodes.list().length });
+    // Nodes the router would send work to, not every heartbeat: a suspended node serves nothing.
+    const serving = servingNodes(deps);
+    const models = [...new Set(serving.flatMap((n) => n.heartbeat.models.map((m) => m.id)))].sort();
+    const reasons = [
+      ...Object.entries({ temporal, mongodb, nats }).filter(([, s]) => s !== 'ok').map(([name, s]) => `${name} is ${s}`),
+      ...(serving.length ? [] : ['no node can serve any model now (none is live, or every live one is suspended or draining)']),
+    ];
+    // 503 only for the gateway's own dependencies: with no node it still answers (and says why).
+    return reply.status(ok ? 200 : 503).send({ status: reasons.length ? 'degraded' : 'ok', reasons, temporal, mongodb, nats, liveNodes: serving.length, models });
   });
 
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-    deps.metrics.liveNodes.set(deps.liveNodes.list().length);
+    deps.metrics.liveNodes.set(servingNodes(deps).length);
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 

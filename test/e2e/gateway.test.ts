@@ -290,6 +290,9 @@ describe('errors, in OpenAI’s shape and status', () => {
   });
 
   it('429 for the rate limit and for the daily quota, before any work starts', async () => {
+    // Rate windows are fixed UTC minutes: start early in one, so the two requests share it.
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 40_000) await new Promise((r) => setTimeout(r, 60_500 - intoMinute));
     const limited = (await net.keys.issue('limited')).key;
     await net.mongo.db.collection('api_keys').updateOne({ label: 'limited' }, { $set: { 'policy.requestsPerMinute': 2, 'policy.tokensPerDay': 600 } });
     const c = new OpenAI({ baseURL: `${net.url}/v1`, apiKey: limited, maxRetries: 0 });

@@ -45,9 +45,17 @@ async function tinyNodes(): Promise<number> {
   return body.data.find((m) => m.id === 'gitblock-tiny')?.gitblock.nodes ?? 0;
 }
 
+/** `/health`'s body; 200 while the gateway's own dependencies are up, whatever the nodes. */
+async function health(): Promise<unknown> {
+  const res = await fetch(`${net.url}/health`);
+  expect(res.status).toBe(200);
+  return res.json();
+}
+
 describe('a suspended node', () => {
   it('is refused work at the edge, even from the shared queue, and is not advertised', async () => {
     expect(await tinyNodes()).toBe(1);
+    expect(await health()).toMatchObject({ status: 'ok', liveNodes: 1, models: ['gitblock-tiny'], reasons: [] });
 
     // Suspended the only way the network suspends: failed spot checks, signalled by a trusted client.
     const actor = net.temporal.workflow.getHandle(workflowIds.node(a.nodeId));
@@ -60,8 +68,9 @@ describe('a suspended node', () => {
     await Promise.all([net.edge.standings.refresh(), net.standings.refresh()]);
     expect(net.edge.standings.barred(a.nodeId)).toBe('suspended');
 
-    // Not advertised, and not admitted: no node can serve the model now.
+    // Not advertised, and not admitted: no node can serve the model now; health says so, and why.
     expect(await tinyNodes()).toBe(0);
+    expect(await health()).toMatchObject({ status: 'degraded', liveNodes: 0, models: [], reasons: [expect.stringMatching(/no node can serve any model now/)] });
     const refused = await fetch(`${net.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
