@@ -62,6 +62,20 @@ function drawFault(faults: InferFaults | undefined): 'random' | 'truncate' | 'im
   return undefined;
 }
 
+/**
+ * The answer's content and the tool calls it made: the calls start at the model's call marker,
+ * in the text its tokens decode to beyond what was released. Text that turns out not to be
+ * calls after all is content, all of it.
+ */
+function answerOf(engine: ModelEngine, input: InferInput, tokens: Token[], released: string, marker: string | undefined): Pick<InferResult, 'text' | 'toolCalls'> {
+  if (!marker || !input.tools?.length) return { text: released };
+  const decoded = engine.detokenize(tokens);
+  const at = decoded.indexOf(marker, Math.max(0, released.length - marker.length));
+  if (at < 0) return { text: released };
+  const toolCalls = engine.parseToolCalls(decoded.slice(at), input.tools);
+  return toolCalls ? { text: released, toolCalls } : { text: decoded };
+}
+
 export function createInferActivities(deps: InferDeps) {
   return {
     async infer(raw: InferInput): Promise<InferResult> {
@@ -76,18 +90,20 @@ export function createInferActivities(deps: InferDeps) {
       if (!engine) {
         throw ApplicationFailure.retryable(`node ${deps.nodeId} does not serve ${input.modelId}`, inferErrors.modelNotLoaded);
       }
-      const promptTokens = input.messages ? engine.renderChat(input.messages) : engine.renderPrompt(input.prompt ?? '');
+      const promptTokens = input.messages ? engine.renderChat(input.messages, input.tools) : engine.renderPrompt(input.prompt ?? '');
+      // With tools, text from where a call starts is the calls: withheld from the stream, parsed at the end.
+      const hold = input.tools?.length ? engine.toolCallMarker : undefined;
 
       // Reading a long stream takes many round trips, all before the ticker's first beat.
       ctx.heartbeat();
       // A first attempt has nothing to continue from: skip a round trip before the first token.
       const delivered = input.fresh && ctx.info.attempt === 1 ? emptyDelivery() : await deps.streams.readDelivered(input, { onProgress: () => ctx.heartbeat() });
-      const result = (tokens: number[], text: string, finishReason: InferResult['finishReason'], newTokens: number, generationMs: number, ttft: number, logprobs?: TokenLogprob[]): InferResult => ({
+      const result = (tokens: number[], released: string, finishReason: InferResult['finishReason'], newTokens: number, generationMs: number, ttft: number, logprobs?: TokenLogprob[]): InferResult => ({
         requestId: input.requestId,
         nodeId: deps.nodeId,
         modelId: engine.modelId,
         modelHash: engine.modelHash,
-        text,
+        ...answerOf(engine, input, tokens as Token[], released, hold),
         tokens,
         finishReason,
         usage: { promptTokens: promptTokens.length, completionTokens: tokens.length, totalTokens: promptTokens.length + tokens.length },
@@ -146,6 +162,7 @@ export function createInferActivities(deps: InferDeps) {
                 : input.sampling,
           signal: abort.signal,
           logprobs: input.logprobs,
+          hold,
           ...(fault === 'stall'
             ? { afterToken: () => (completionTokens >= 3 ? new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve())) : Promise.resolve()) }
             : deps.faults?.tokenDelayMs

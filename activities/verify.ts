@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Token } from 'node-llama-cpp';
-import { inferErrors, type ChatMessage, type FinishReason, type Sampling } from '../domain/inference.ts';
+import { inferErrors, type ChatMessage, type FinishReason, type Sampling, type ToolSpec } from '../domain/inference.ts';
 import type { VerifierReport } from '../domain/verification.ts';
 import { EngineError, type ModelEngine } from '../workers/node/engine.ts';
 
@@ -17,6 +17,8 @@ export interface VerifyInput {
   modelHash: string;
   messages?: ChatMessage[] | undefined;
   prompt?: string | undefined;
+  /** The tools the claimant's prompt documented: the same prompt is rendered here. */
+  tools?: ToolSpec[] | undefined;
   sampling: Sampling;
   tokens: number[];
   finishReason: FinishReason;
@@ -36,7 +38,7 @@ export function createVerifyActivities(deps: { nodeId: string; engines: Readonly
       if (!Array.isArray(input.tokens) || input.tokens.some((t) => !Number.isInteger(t) || t < 0)) {
         throw ApplicationFailure.nonRetryable('claimed tokens must be token ids', inferErrors.badInput);
       }
-      const prompt = input.messages ? engine.renderChat(input.messages) : engine.renderPrompt(input.prompt ?? '');
+      const prompt = input.messages ? engine.renderChat(input.messages, input.tools) : engine.renderPrompt(input.prompt ?? '');
       Context.current().heartbeat();
       let scored;
       try {

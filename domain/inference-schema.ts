@@ -29,20 +29,31 @@ export const limits = {
    * max_tokens. They travel in the result's Temporal payload, about 20 bytes each.
    */
   logprobEntries: 32_768,
+  /** Tools one request may define, and calls one assistant message may carry. */
+  tools: 64,
+  toolCalls: 64,
+  toolDescriptionChars: 4096,
 } as const;
+
+/** OpenAI's function names: what a model's call syntax can carry unambiguously. */
+export const toolNamePattern = /^[a-zA-Z0-9_-]{1,64}$/;
+
+/** A JSON schema that normalizeJsonSchema made: its normal form is itself. */
+const normalSchema = z.custom<JsonSchema>((s) => {
+  try {
+    return JSON.stringify(normalizeJsonSchema(s)) === JSON.stringify(s);
+  } catch {
+    return false;
+  }
+}, 'not a JSON schema in normal form');
 
 const grammarSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('json') }),
+  z.object({ type: z.literal('json_schema'), schema: normalSchema }),
   z.object({
-    type: z.literal('json_schema'),
-    // The normal form is its own fixed point: anything else was not made by normalizeJsonSchema.
-    schema: z.custom<JsonSchema>((s) => {
-      try {
-        return JSON.stringify(normalizeJsonSchema(s)) === JSON.stringify(s);
-      } catch {
-        return false;
-      }
-    }, 'not a JSON schema in normal form'),
+    type: z.literal('tool_calls'),
+    tools: z.array(z.object({ name: z.string().regex(toolNamePattern), parameters: normalSchema })).min(1).max(limits.tools),
+    parallel: z.boolean(),
   }),
 ]);
 
@@ -63,8 +74,19 @@ export const samplingSchema = z.object({
 });
 
 export const chatMessageSchema = z.object({
-  role: z.enum(['system', 'user', 'assistant']),
+  role: z.enum(['system', 'user', 'assistant', 'tool']),
   content: z.string().max(limits.contentChars),
+  toolCalls: z
+    .array(z.object({ id: z.string().min(1).max(256), name: z.string().regex(toolNamePattern), arguments: z.string().max(limits.contentChars) }))
+    .max(limits.toolCalls)
+    .optional(),
+  toolCallId: z.string().min(1).max(256).optional(),
+});
+
+export const toolSpecSchema = z.object({
+  name: z.string().regex(toolNamePattern),
+  description: z.string().max(limits.toolDescriptionChars).optional(),
+  parameters: normalSchema,
 });
 
 export const inferInputSchema = z
@@ -77,6 +99,7 @@ export const inferInputSchema = z
     subject: z.string().regex(/^gitblock\.tokens\.[\w-]{1,64}$/),
     fresh: z.boolean().optional(),
     logprobs: z.object({ top: z.number().int().min(0).max(limits.topLogprobs) }).optional(),
+    tools: z.array(toolSpecSchema).max(limits.tools).optional(),
   })
   .refine((i) => (i.messages === undefined) !== (i.prompt === undefined), 'give exactly one of messages or prompt')
   .refine((i) => !i.logprobs || (i.logprobs.top + 1) * i.sampling.maxTokens <= limits.logprobEntries, `at most ${limits.logprobEntries} log-probabilities`);
@@ -90,7 +113,14 @@ const duration = z.number().min(0).max(1e12);
  * can check against the request: this request, this model, no more tokens than allowed, and a
  * continuation no longer than the answer.
  */
-export function inferResultSchema(input: { requestId: string; modelId: string; sampling: { maxTokens: number }; logprobs?: { top: number } | undefined }) {
+export function inferResultSchema(input: {
+  requestId: string;
+  modelId: string;
+  sampling: { maxTokens: number };
+  logprobs?: { top: number } | undefined;
+  tools?: readonly { name: string }[] | undefined;
+}) {
+  const toolNames = new Set((input.tools ?? []).map((t) => t.name));
   const text = z.string().max(256);
   // Rounded on the node; a probability of 1 may come out a hair above 0.
   const logprob = z.number().min(-1e4).max(1e-6);
@@ -107,6 +137,12 @@ export function inferResultSchema(input: { requestId: string; modelId: string; s
       usage: z.object({ promptTokens: count, completionTokens: count, totalTokens: count }),
       continuedFromTokens: count,
       timings: z.object({ timeToFirstTokenMs: duration, tokensPerSecond: duration, totalMs: duration }),
+      // Calls only to the request's own tools, and only when it had some.
+      toolCalls: z
+        .array(z.object({ name: z.string().refine((n) => toolNames.has(n), 'not one of the request’s tools'), arguments: z.string().max(limits.contentChars) }))
+        .min(1)
+        .max(limits.toolCalls)
+        .optional(),
       // Required when asked (a node that leaves them out failed the request); unread otherwise.
       logprobs: input.logprobs ? z.array(entry) : z.unknown().optional(),
     })

@@ -4,11 +4,34 @@
  */
 import type { JsonSchema } from './json-schema.ts';
 
-export type Role = 'system' | 'user' | 'assistant';
+export type Role = 'system' | 'user' | 'assistant' | 'tool';
 
+/**
+ * A message of a chat. An assistant message may carry the tool calls it made; a tool message
+ * is one call's result. Both are rendered with the model's own chat template and
+ * function-calling syntax (node-llama-cpp's chat wrapper for the model).
+ */
 export interface ChatMessage {
   role: Role;
   content: string;
+  /** Assistant messages: the calls it made, in order. */
+  toolCalls?: ToolCall[] | undefined;
+  /** Tool messages: the call this is the result of. */
+  toolCallId?: string | undefined;
+}
+
+export interface ToolCall {
+  id: string;
+  name: string;
+  /** The arguments as JSON text, as OpenAI's API carries them. */
+  arguments: string;
+}
+
+/** A function the model may call: OpenAI's `tools[].function`, its parameters in normal form. */
+export interface ToolSpec {
+  name: string;
+  description?: string | undefined;
+  parameters: JsonSchema;
 }
 
 /**
@@ -39,8 +62,16 @@ export interface Sampling {
   grammar?: AnswerGrammar | undefined;
 }
 
-/** `json`: any JSON object (response_format json_object); `json_schema`: that schema, in normal form (domain/json-schema.ts). */
-export type AnswerGrammar = { type: 'json' } | { type: 'json_schema'; schema: JsonSchema };
+/**
+ * `json`: any JSON object (response_format json_object); `json_schema`: that schema, in normal
+ * form (domain/json-schema.ts); `tool_calls`: one call (or, with `parallel`, one or more) of
+ * these tools in the model's own function-calling syntax, arguments valid for their schema
+ * (tool_choice `required` or a named function).
+ */
+export type AnswerGrammar =
+  | { type: 'json' }
+  | { type: 'json_schema'; schema: JsonSchema }
+  | { type: 'tool_calls'; tools: { name: string; parameters: JsonSchema }[]; parallel: boolean };
 
 export interface InferInput {
   requestId: string;
@@ -59,6 +90,11 @@ export interface InferInput {
   fresh?: boolean | undefined;
   /** Log-probabilities of the answer's tokens, with this many alternatives each (0 for none), when asked. */
   logprobs?: { top: number } | undefined;
+  /**
+   * Functions the model is shown (chat only; tool_choice `none` shows none). Whether it must
+   * call one is `sampling.grammar`'s `tool_calls`.
+   */
+  tools?: ToolSpec[] | undefined;
 }
 
 /**
@@ -90,6 +126,11 @@ export interface InferResult {
   usage: Usage;
   /** Tokens that an earlier, failed attempt had delivered and this one continued from. */
   continuedFromTokens: number;
+  /**
+   * The calls the answer made, in the model's function-calling syntax, parsed; `text` is then
+   * what came before them. The token stream carries that text only.
+   */
+  toolCalls?: { name: string; arguments: string }[] | undefined;
   /**
    * When the input asked for them: one per token of the answer's text, from the first (a stop
    * string's tokens, which the text leaves out, have none).

@@ -143,6 +143,7 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
               modelHash: result.modelHash,
               messages: input.messages,
               prompt: input.prompt,
+              tools: input.tools,
               sampling: input.sampling,
               tokens: result.tokens,
               finishReason: result.finishReason,

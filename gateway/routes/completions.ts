@@ -20,7 +20,7 @@ import { chargeFor } from '../reservations.ts';
 import { upstream } from '../upstream.ts';
 import { servingNodes } from '../serving-nodes.ts';
 import { chatLogprobs, completionLogprobs } from '../logprobs.ts';
-import { logprobsOf, messagesOf, samplingOf } from '../openai-request.ts';
+import { logprobsOf, messagesOf, samplingOf, toolingOf } from '../openai-request.ts';
 import { chatCompletionBody, completionBody, type ChatCompletionBody, type CompletionBody } from '../schemas/completions.ts';
 
 type Kind = 'chat' | 'completion';
@@ -89,6 +89,8 @@ interface Prepared {
   stream: boolean;
   includeUsage: boolean;
   kind: Kind;
+  /** parallel_tool_calls: false keeps an answer's first call only. */
+  parallelToolCalls: boolean;
 }
 
 async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind, requestId: string): Promise<Prepared> {
@@ -103,8 +105,13 @@ async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind, r
   const sampling = samplingOf(body);
   const logprobs = logprobsOf(body, kind, sampling.maxTokens);
   const messages = kind === 'chat' ? messagesOf(body as ChatCompletionBody) : undefined;
+  const tools = kind === 'chat' ? toolingOf(body as ChatCompletionBody).tools : undefined;
   const prompt = kind === 'completion' ? (body as CompletionBody).prompt : undefined;
-  const promptTokens = estimatePromptTokens(messages ? messages.map((m) => m.content).join('\n') : (prompt ?? '')) + (messages?.length ?? 0) * 8;
+  const promptTokens =
+    estimatePromptTokens(messages ? messages.map((m) => m.content + (m.toolCalls ? JSON.stringify(m.toolCalls) : '')).join('\n') : (prompt ?? '')) +
+    (messages?.length ?? 0) * 8 +
+    // The template documents the tools and how to call them: a few hundred tokens beyond their JSON.
+    (tools ? estimatePromptTokens(JSON.stringify(tools)) + 300 : 0);
   admit(deps, modelId, promptTokens, sampling.maxTokens);
 
   const reserved = promptTokens + sampling.maxTokens;
@@ -125,7 +132,8 @@ async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind, r
     stream: body.stream === true,
     includeUsage: body.stream_options?.include_usage === true,
     kind,
-    input: { requestId, modelId, messages, prompt, sampling, subject: tokenSubject(requestId), promptTokensEstimate: promptTokens, ...(logprobs ? { logprobs } : {}) },
+    parallelToolCalls: (body as ChatCompletionBody).parallel_tool_calls !== false,
+    input: { requestId, modelId, messages, prompt, sampling, subject: tokenSubject(requestId), promptTokensEstimate: promptTokens, ...(logprobs ? { logprobs } : {}), ...(tools ? { tools } : {}) },
   };
 }
 
@@ -143,6 +151,24 @@ function choiceOf(kind: Kind, text: string, finishReason: string | null, delta: 
   return delta
     ? { index: 0, delta: text ? { content: text } : {}, finish_reason: finishReason, logprobs }
     : { index: 0, message: { role: 'assistant', content: text }, finish_reason: finishReason, logprobs };
+}
+
+/** The answer's tool calls in OpenAI's shape, with ids of this request; none when it made none. */
+function toolCallsOf(p: Prepared, outcome: RequestOutcome) {
+  const calls = outcome.result.toolCalls ?? [];
+  return (p.parallelToolCalls ? calls : calls.slice(0, 1)).map((c, i) => ({ id: `call_${p.requestId}_${i}`, type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
+}
+
+/** A chat answer that made calls finished to make them, unless max_tokens cut it. */
+const finishOf = (outcome: RequestOutcome, calls: unknown[]) => (calls.length && outcome.result.finishReason === 'stop' ? 'tool_calls' : outcome.result.finishReason);
+
+/** The non-streamed choice: with tool calls, the content before them (null if none) and the calls. */
+function answerChoice(p: Prepared, outcome: RequestOutcome) {
+  const choice = choiceOf(p.kind, outcome.result.text, outcome.result.finishReason, false, logprobsFor(p, outcome));
+  const calls = toolCallsOf(p, outcome);
+  if (p.kind !== 'chat' || !calls.length) return choice;
+  const text = outcome.result.text;
+  return { ...choice, message: { role: 'assistant', content: text.trim() ? text : null, tool_calls: calls }, finish_reason: finishOf(outcome, calls) };
 }
 
 /** The answer's log-probabilities in the endpoint's shape, or null when none were asked. */
@@ -283,7 +309,7 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
       const r = receipt(outcome);
       return reply
         .headers({ 'x-gitblock-request-id': r.request_id, 'x-gitblock-node': r.node_id, 'x-gitblock-route-reason': r.route_reason })
-        .send({ id, object, created, model, system_fingerprint: `gguf-${r.model_hash.slice(0, 16)}`, choices: [choiceOf(kind, outcome.result.text, outcome.result.finishReason, false, logprobsFor(p, outcome))], usage: usageOf(outcome), gitblock: r });
+        .send({ id, object, created, model, system_fingerprint: `gguf-${r.model_hash.slice(0, 16)}`, choices: [answerChoice(p, outcome)], usage: usageOf(outcome), gitblock: r });
     }
 
     // The relay must end whatever the outcome: at once when the workflow failed; shortly after
@@ -306,9 +332,11 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
     try {
       let sentNode = false;
       if (kind === 'chat') send({ id, object: chunkObject, created, model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }] });
+      let relayedText = '';
       for await (const chunk of relay.chunks()) {
         progress.relayedTokens += chunk.tokens.length;
         if (!chunk.text) continue;
+        relayedText += chunk.text;
         send({ id, object: chunkObject, created, model, choices: [choiceOf(kind, chunk.text, null, true)], ...(sentNode ? {} : { gitblock: { request_id: p.requestId, node_id: chunk.nodeId } }) });
         sentNode = true;
       }
@@ -328,7 +356,12 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
         // so a stream carries them all in one chunk before the last.
         const logprobs = logprobsFor(p, outcome);
         if (logprobs) send({ id, object: chunkObject, created, model, choices: [choiceOf(kind, '', null, true, logprobs)] });
-        send({ id, object: chunkObject, created, model, system_fingerprint: `gguf-${outcome.result.modelHash.slice(0, 16)}`, choices: [choiceOf(kind, '', outcome.result.finishReason, true)], gitblock: receipt(outcome) });
+        // Text the node withheld as a possible tool call that turned out not to be one.
+        const tail = outcome.result.text.startsWith(relayedText) ? outcome.result.text.slice(relayedText.length) : '';
+        if (tail) send({ id, object: chunkObject, created, model, choices: [choiceOf(kind, tail, null, true)] });
+        const calls = kind === 'chat' ? toolCallsOf(p, outcome) : [];
+        calls.forEach((call, index) => send({ id, object: chunkObject, created, model, choices: [{ index: 0, delta: { tool_calls: [{ index, ...call }] }, finish_reason: null, logprobs: null }] }));
+        send({ id, object: chunkObject, created, model, system_fingerprint: `gguf-${outcome.result.modelHash.slice(0, 16)}`, choices: [choiceOf(kind, '', finishOf(outcome, calls), true)], gitblock: receipt(outcome) });
         if (p.includeUsage) send({ id, object: chunkObject, created, model, choices: [], usage: usageOf(outcome) });
         deps.metrics.requests.inc({ model, outcome: 'ok' });
         deps.metrics.tokens.inc({ model }, outcome.result.usage.completionTokens);

@@ -57,24 +57,81 @@ const sampling = {
 
 const textPart = { type: 'object', required: ['type', 'text'], additionalProperties: false, properties: { type: { const: 'text' }, text: { type: 'string' } } } as const;
 
+const toolName = { type: 'string', pattern: '^[a-zA-Z0-9_-]{1,64}$' } as const;
+
+const toolCall = {
+  type: 'object',
+  required: ['id', 'type', 'function'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', minLength: 1, maxLength: 256 },
+    type: { const: 'function' },
+    function: {
+      type: 'object',
+      required: ['name', 'arguments'],
+      additionalProperties: false,
+      properties: { name: toolName, arguments: { type: 'string', maxLength: gatewayLimits.contentChars } },
+    },
+  },
+} as const;
+
 /**
- * Messages. An assistant message a client echoes back from an earlier answer carries OpenAI's
- * empty fields (`refusal`, `annotations`, ...): accepted when empty, since they say nothing.
+ * Messages; which fields go with which role is checked where they are read
+ * (gateway/openai-request.ts). An assistant message a client echoes back from an earlier answer
+ * carries OpenAI's empty fields (`refusal`, `annotations`, ...): accepted when empty.
  */
 const message = {
   type: 'object',
-  required: ['role', 'content'],
+  required: ['role'],
   additionalProperties: false,
   properties: {
-    role: { enum: ['system', 'developer', 'user', 'assistant'] },
-    content: { anyOf: [{ type: 'string', maxLength: gatewayLimits.contentChars }, { type: 'array', maxItems: 64, items: textPart }] },
+    role: { enum: ['system', 'developer', 'user', 'assistant', 'tool'] },
+    content: { anyOf: [{ type: 'string', maxLength: gatewayLimits.contentChars }, { type: 'array', maxItems: 64, items: textPart }, { type: 'null' }] },
     name: { type: 'string', maxLength: 64 },
     refusal: { type: 'null' },
     annotations: { type: ['array', 'null'], maxItems: 0 },
     audio: { type: 'null' },
     function_call: { type: 'null' },
-    tool_calls: { type: ['array', 'null'], maxItems: 0 },
+    tool_calls: { type: ['array', 'null'], maxItems: limits.toolCalls, items: toolCall },
+    tool_call_id: { type: 'string', minLength: 1, maxLength: 256 },
   },
+} as const;
+
+/** `tools`: functions only, their parameters a JSON schema checked further where read. */
+const tools = {
+  type: ['array', 'null'],
+  maxItems: limits.tools,
+  items: {
+    type: 'object',
+    required: ['type', 'function'],
+    additionalProperties: false,
+    properties: {
+      type: { const: 'function' },
+      function: {
+        type: 'object',
+        required: ['name'],
+        additionalProperties: false,
+        properties: {
+          name: toolName,
+          description: { type: 'string', maxLength: limits.toolDescriptionChars },
+          parameters: { type: 'object' },
+          strict: { type: ['boolean', 'null'] },
+        },
+      },
+    },
+  },
+} as const;
+
+const toolChoice = {
+  anyOf: [
+    { enum: ['none', 'auto', 'required', null] },
+    {
+      type: 'object',
+      required: ['type', 'function'],
+      additionalProperties: false,
+      properties: { type: { const: 'function' }, function: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: toolName } } },
+    },
+  ],
 } as const;
 
 /** `response_format`: which of the three, checked further (the schema itself) where it is used. */
@@ -109,6 +166,9 @@ export const chatCompletionBody = {
     modalities: { type: ['array', 'null'], items: { const: 'text' } },
     logprobs: orNull({ type: 'boolean' }),
     top_logprobs: orNull({ type: 'integer', minimum: 0, maximum: limits.topLogprobs }),
+    tools,
+    tool_choice: toolChoice,
+    parallel_tool_calls: orNull({ type: 'boolean' }),
     ...sampling,
   },
 } as const;
@@ -156,12 +216,29 @@ export interface JsonSchemaFormatBody {
   strict?: boolean | null;
 }
 
+export interface MessageBody {
+  role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
+  content?: string | { type: 'text'; text: string }[] | null;
+  tool_calls?: { id: string; type: 'function'; function: { name: string; arguments: string } }[] | null;
+  tool_call_id?: string;
+}
+
+export interface ToolBody {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean | null };
+}
+
+export type ToolChoiceBody = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } } | null;
+
 export interface ChatCompletionBody extends SamplingBody {
   model: string;
-  messages: { role: 'system' | 'developer' | 'user' | 'assistant'; content: string | { type: 'text'; text: string }[] }[];
+  messages: MessageBody[];
   response_format?: ResponseFormatBody | null;
   logprobs?: boolean | null;
   top_logprobs?: number | null;
+  tools?: ToolBody[] | null;
+  tool_choice?: ToolChoiceBody;
+  parallel_tool_calls?: boolean | null;
 }
 
 export interface CompletionBody extends SamplingBody {

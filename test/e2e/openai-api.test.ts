@@ -72,7 +72,7 @@ describe('sampling parameters, honoured or refused', () => {
 
   it('400s a parameter it does not support, naming it, on chat and legacy completions', async () => {
     const unsupported: [string, Record<string, unknown>][] = [
-      ['tools', { tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }] }],
+      ['functions', { functions: [{ name: 'f', parameters: { type: 'object' } }] }],
       ['audio', { audio: { voice: 'alloy', format: 'mp3' } }],
       ['reasoning_effort', { reasoning_effort: 'low' }],
       ['frobnicate', { frobnicate: true }],
@@ -195,5 +195,99 @@ describe('logprobs, from the node’s own distribution', () => {
     const tooMany = await apiError(client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, logprobs: true, top_logprobs: 20, max_tokens: 2000 }));
     expect(tooMany).toMatchObject({ status: 400, param: 'top_logprobs' });
     expect(tooMany.message).toMatch(/42000 log-probabilities; the limit is 32768/);
+  });
+});
+
+describe('tool calling in OpenAI’s shape, with the model’s own function-calling syntax', () => {
+  const tools: OpenAI.Chat.Completions.ChatCompletionFunctionTool[] = [
+    {
+      type: 'function',
+      function: {
+        name: 'get_weather',
+        description: 'The weather in a city',
+        parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 12 }, unit: { enum: ['c', 'f'] } }, required: ['city', 'unit'], additionalProperties: false },
+      },
+    },
+    { type: 'function', function: { name: 'get_time', description: 'The time now', parameters: { type: 'object', properties: {} } } },
+  ];
+  const question = [{ role: 'user' as const, content: 'What is the weather in Paris?' }];
+  const validate = z.fromJSONSchema(tools[0]!.function.parameters as never);
+
+  /** The turn after the calls: each call answered by a tool message. */
+  const withResults = (calls: OpenAI.Chat.Completions.ChatCompletionMessageToolCall[]): OpenAI.Chat.Completions.ChatCompletionMessageParam[] => [
+    ...question,
+    { role: 'assistant', content: null, tool_calls: calls },
+    ...calls.map((c) => ({ role: 'tool' as const, tool_call_id: c.id, content: JSON.stringify({ temperature: 21, sky: 'clear' }) })),
+  ];
+
+  it('round trip, not streamed: a required call with arguments valid for its schema, the tool’s result, then the answer', async () => {
+    const first = await client.chat.completions.create({ model: 'gitblock-tiny', messages: question, tools, tool_choice: { type: 'function', function: { name: 'get_weather' } }, temperature: 0.8, seed: 2, max_tokens: 120 });
+    const choice = first.choices[0]!;
+    expect(choice.finish_reason).toBe('tool_calls');
+    expect(choice.message.content).toBeNull();
+    const calls = choice.message.tool_calls as OpenAI.Chat.Completions.ChatCompletionMessageFunctionToolCall[];
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ type: 'function', function: { name: 'get_weather' } });
+    expect(calls[0]!.id).toMatch(/^call_/);
+    expect(validate.safeParse(JSON.parse(calls[0]!.function.arguments)).success, calls[0]!.function.arguments).toBe(true);
+
+    const second = await client.chat.completions.create({ model: 'gitblock-tiny', messages: withResults(calls), tools, tool_choice: 'none', temperature: 0, max_tokens: 16 });
+    expect(second.choices[0]!.finish_reason).toBe('length');
+    expect(second.choices[0]!.message.content!.length).toBeGreaterThan(0);
+    expect(second.choices[0]!.message.tool_calls ?? []).toEqual([]);
+  });
+
+  it('round trip, streamed: the calls arrive as tool_calls deltas, never as content', async () => {
+    const stream = await client.chat.completions.create({ model: 'gitblock-tiny', messages: question, tools, tool_choice: 'required', parallel_tool_calls: false, temperature: 0, max_tokens: 120, stream: true });
+    let content = '';
+    let finish: string | null | undefined;
+    const calls: { id?: string; type?: string; function: { name: string; arguments: string } }[] = [];
+    for await (const chunk of stream) {
+      const delta = chunk.choices[0]?.delta;
+      content += delta?.content ?? '';
+      for (const call of delta?.tool_calls ?? []) {
+        calls[call.index] ??= { function: { name: '', arguments: '' } };
+        const into = calls[call.index]!;
+        if (call.id) into.id = call.id;
+        if (call.type) into.type = call.type;
+        into.function.name += call.function?.name ?? '';
+        into.function.arguments += call.function?.arguments ?? '';
+      }
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(content.trim()).toBe('');
+    expect(finish).toBe('tool_calls');
+    expect(calls).toHaveLength(1);
+    expect(['get_weather', 'get_time']).toContain(calls[0]!.function.name);
+    JSON.parse(calls[0]!.function.arguments);
+
+    const answer = await client.chat.completions.create({
+      model: 'gitblock-tiny',
+      messages: withResults(calls as OpenAI.Chat.Completions.ChatCompletionMessageToolCall[]),
+      tools,
+      temperature: 0,
+      max_tokens: 16,
+      stream: true,
+    });
+    let text = '';
+    for await (const chunk of answer) text += chunk.choices[0]?.delta?.content ?? '';
+    expect(text.length).toBeGreaterThan(0);
+  });
+
+  it('400s tool messages and choices that do not fit the chat, naming the parameter', async () => {
+    const orphan = await apiError(client.chat.completions.create({ model: 'gitblock-tiny', messages: [...question, { role: 'tool', tool_call_id: 'nope', content: '1' }], tools }));
+    expect(orphan).toMatchObject({ status: 400, param: 'messages.1.tool_call_id' });
+    const unanswered = await apiError(
+      client.chat.completions.create({ model: 'gitblock-tiny', messages: [...question, { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_time', arguments: '{}' } }] }], tools }),
+    );
+    expect(unanswered).toMatchObject({ status: 400, param: 'messages.1.tool_calls.0' });
+    expect(await apiError(client.chat.completions.create({ model: 'gitblock-tiny', messages: question, tools, tool_choice: { type: 'function', function: { name: 'nope' } } }))).toMatchObject({
+      status: 400,
+      param: 'tool_choice.function.name',
+    });
+    expect(await apiError(client.chat.completions.create({ model: 'gitblock-tiny', messages: question, tool_choice: 'required' }))).toMatchObject({ status: 400, param: 'tool_choice' });
+    const badSchema = [{ type: 'function' as const, function: { name: 'f', parameters: { type: 'object', properties: { n: { type: 'number', minimum: 1 } } } } }];
+    expect(await apiError(client.chat.completions.create({ model: 'gitblock-tiny', messages: question, tools: badSchema }))).toMatchObject({ status: 400, param: 'tools.0.function.parameters' });
+    expect(await apiError(client.chat.completions.create({ model: 'gitblock-tiny', messages: question, tools, response_format: { type: 'json_object' } }))).toMatchObject({ status: 400, param: 'response_format' });
   });
 });

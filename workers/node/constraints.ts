@@ -13,6 +13,7 @@ import {
   type Token,
 } from 'node-llama-cpp';
 import type { AnswerGrammar, Sampling } from '../../domain/inference.ts';
+import type { JsonSchema } from '../../domain/json-schema.ts';
 
 export class EngineError extends Error {
   override name = 'EngineError';
@@ -73,6 +74,8 @@ export class GrammarCache {
 
   constructor(
     private readonly model: LlamaModel,
+    /** The grammar of tool calls, in the model's own function-calling syntax (workers/node/tools.ts). */
+    private readonly toolCalls: (tools: { name: string; parameters: JsonSchema }[], parallel: boolean) => Promise<LlamaGrammar>,
     private readonly capacity = 64,
   ) {}
 
@@ -84,9 +87,12 @@ export class GrammarCache {
       this.grammars.delete(key);
     } else {
       const llama = this.model.llama;
-      grammar = (spec.type === 'json' ? llama.getGrammarFor('json') : llama.createGrammarForJsonSchema(spec.schema as never)).catch((err: unknown) => {
+      const built = spec.type === 'json' ? llama.getGrammarFor('json') : spec.type === 'json_schema' ? llama.createGrammarForJsonSchema(spec.schema as never) : this.toolCalls(spec.tools, spec.parallel);
+      const param = spec.type === 'tool_calls' ? 'tools' : 'response_format';
+      grammar = built.catch((err: unknown) => {
         this.grammars.delete(key);
-        throw new EngineError('BAD_INPUT', `the response format's grammar could not be built: ${(err as Error).message}`, 'response_format');
+        if (err instanceof EngineError) throw err;
+        throw new EngineError('BAD_INPUT', `${param}: the grammar could not be built: ${(err as Error).message}`, param);
       });
     }
     this.grammars.set(key, grammar);

@@ -1,7 +1,7 @@
 import { getLlama, type Llama, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { z } from 'zod';
-import type { Sampling } from '../../domain/inference.ts';
+import type { ChatMessage, Sampling, ToolSpec } from '../../domain/inference.ts';
 import { normalizeJsonSchema } from '../../domain/json-schema.ts';
 import { EngineError, ModelEngine } from './engine.ts';
 
@@ -274,6 +274,54 @@ describe('ModelEngine on the fixture model', () => {
         expect(logprob).toBeCloseTo(entries[i]![1], 3);
         expect(top!.map(([t]) => t)).toEqual(entries[i]![2]!.map(([t]) => t));
       });
+    });
+  });
+
+  describe('tool calls, in the model’s own function-calling syntax', () => {
+    // The template's instructions for calling functions take some 500 of the fixture's tokens.
+    let engine: ModelEngine;
+    beforeAll(async () => {
+      engine = await ModelEngine.load(llama, { modelId: 'gitblock-tiny', modelPath: inject('fixtureModelPath'), contextSize: 1024, sequences: 1, threads: 1 });
+    });
+    afterAll(async () => {
+      await engine[Symbol.asyncDispose]();
+    });
+    const tools: ToolSpec[] = [
+      { name: 'get_weather', description: 'The weather in a city', parameters: normalizeJsonSchema({ type: 'object', properties: { city: { type: 'string', maxLength: 10 } } }) },
+      { name: 'get_time', parameters: normalizeJsonSchema({ type: 'object', properties: {} }) },
+    ];
+    const callGrammar = (parallel: boolean): Sampling['grammar'] => ({ type: 'tool_calls', tools: tools.map((t) => ({ name: t.name, parameters: t.parameters })), parallel });
+    const question: ChatMessage[] = [{ role: 'user', content: 'What is the weather in Paris?' }];
+
+    it('documents the tools in the prompt, and renders a call with its result inside the model’s turn, to go on from', () => {
+      const prompt = engine.detokenize(engine.renderChat(question, tools));
+      expect(prompt).toContain('get_weather');
+      const after = engine.detokenize(
+        engine.renderChat([...question, { role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'get_weather', arguments: '{"city":"Paris"}' }] }, { role: 'tool', toolCallId: 'c1', content: '{"temp":21}' }], tools),
+      );
+      expect(after).toMatch(/get_weather[\s\S]*Paris[\s\S]*"temp": ?21\}\s*$/);
+    });
+
+    it('answers a required call with one call, or several, each parsing to a known tool with JSON arguments', async () => {
+      for (const [parallel, sampling] of [[false, { temperature: 0.9, seed: 2 }], [true, { temperature: 1.1, seed: 7 }], [false, { temperature: 0 }]] as const) {
+        const answer = await engine.generate({ promptTokens: engine.renderChat(question, tools), sampling: { ...sampling, maxTokens: 150, grammar: callGrammar(parallel) }, hold: engine.toolCallMarker });
+        expect(answer.text.trim()).toBe(''); // everything was the calls, withheld from the stream
+        const decoded = engine.detokenize(answer.tokens);
+        const calls = engine.parseToolCalls(decoded.slice(decoded.indexOf(engine.toolCallMarker)), tools);
+        expect(calls, decoded).toBeDefined();
+        if (!parallel) expect(calls).toHaveLength(1);
+        for (const call of calls!) expect(typeof JSON.parse(call.arguments)).toBe('object');
+      }
+    });
+
+    it('withholds text from a call marker on, releasing what came before, also across a continuation', async () => {
+      const marker = engine.toolCallMarker;
+      // An earlier attempt had written this, and released the text before the call.
+      const said = engine.model.tokenize(`Let me check. ${marker} get_time({})`, false);
+      const rest = await engine.generate({ promptTokens: engine.renderChat(question, tools), prefixTokens: said, prefixText: 'Let me check.', sampling: { ...greedy, maxTokens: said.length + 5 }, hold: marker });
+      expect(rest.text).toBe(' ');
+      const decoded = engine.detokenize(said);
+      expect(engine.parseToolCalls(decoded.slice(decoded.indexOf(marker)), tools)).toEqual([{ name: 'get_time', arguments: '{}' }]);
     });
   });
 });

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, statSync, writeFileSync } from 'node:fs';
 import {
   resolveChatWrapper,
-  type ChatHistoryItem,
+  type ChatWrapper,
   type ControlledEvaluateInputItem,
   type Llama,
   type LlamaContext,
@@ -15,9 +15,10 @@ import {
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
-import type { ChatMessage, FinishReason, Sampling, TokenLogprob } from '../../domain/inference.ts';
+import type { ChatMessage, FinishReason, Sampling, TokenLogprob, ToolSpec } from '../../domain/inference.ts';
 import { positionStat, resolveSampling, type PositionStat } from '../../domain/verification.ts';
 import { Constraints, EngineError, GrammarCache, type GrammarWalk } from './constraints.ts';
+import { callSyntaxOf, chatHistoryOf, functionsOf, parseToolCalls, toolCallsGbnf } from './tools.ts';
 
 export { EngineError } from './constraints.ts';
 
@@ -53,6 +54,8 @@ export interface GenerateRequest {
   afterToken?: () => Promise<void>;
   /** Log-probabilities of every answer token (the prefix's too), with this many alternatives each. */
   logprobs?: { top: number } | undefined;
+  /** With tools: text from where a call starts is withheld from the stream (see toolCallMarker). */
+  hold?: string | undefined;
 }
 
 export interface GenerateResult {
@@ -117,6 +120,8 @@ class StreamingText {
   private pending: Token[] = [];
   private history: Token[];
   private stopped = false;
+  /** Set once the marker appeared: from there on the text is tool calls, never released. */
+  private withholding = false;
 
   constructor(
     private readonly model: LlamaModel,
@@ -125,6 +130,8 @@ class StreamingText {
     prefixText?: string,
     /** Whitespace held back at the end is dropped (a grammar's answer ends without it). */
     private readonly trimEnd = false,
+    /** Where tool calls start: the text before it is released, none after it. */
+    private readonly marker?: string,
   ) {
     this.history = prefix.slice(-8);
     if (prefixText === undefined || !prefix.length) return;
@@ -140,6 +147,12 @@ class StreamingText {
       this.held = decoded.slice(prefixText.length);
       this.pending = prefix.slice(prefix.length - k);
       this.history = head.slice(-8);
+      // The earlier attempt was already writing tool calls: keep withholding them.
+      const at = this.marker ? this.held.indexOf(this.marker) : -1;
+      if (at >= 0) {
+        this.held = this.held.slice(0, at);
+        this.withholding = true;
+      }
       return;
     }
   }
@@ -150,6 +163,11 @@ class StreamingText {
     if (decoded.endsWith('\uFFFD') && this.pending.length < 4) return { piece: '', stopped: false };
     this.history = [...this.history, ...this.pending].slice(-8);
     this.pending = [];
+    if (this.withholding) {
+      const piece = this.release(this.held);
+      this.held = '';
+      return { piece, stopped: false };
+    }
     const candidate = this.held + decoded;
     let stopAt = -1;
     for (const stop of this.stops) {
@@ -161,7 +179,13 @@ class StreamingText {
       this.stopped = true;
       return { piece: this.release(candidate.slice(0, stopAt)), stopped: true };
     }
-    const hold = pendingStopOverlap(candidate, this.stops);
+    const at = this.marker ? candidate.indexOf(this.marker) : -1;
+    if (at >= 0) {
+      this.held = '';
+      this.withholding = true;
+      return { piece: this.release(candidate.slice(0, at)), stopped: false };
+    }
+    const hold = pendingStopOverlap(candidate, this.marker ? [...this.stops, this.marker] : this.stops);
     this.held = candidate.slice(candidate.length - hold);
     return { piece: this.release(candidate.slice(0, candidate.length - hold)), stopped: false };
   }
@@ -169,6 +193,11 @@ class StreamingText {
   /** Releases whatever was held back once generation has ended without a stop string. */
   finish(): string {
     if (this.stopped) return '';
+    if (this.withholding) {
+      const piece = this.release(this.held);
+      this.held = '';
+      return piece;
+    }
     const tail = this.held + (this.pending.length ? this.model.detokenize(this.pending, false, this.history) : '');
     this.held = '';
     this.pending = [];
@@ -255,7 +284,7 @@ function distributionOf(next: { probabilities?: Map<Token, number>; logits?: Map
 }
 
 export class ModelEngine implements AsyncDisposable {
-  private chatWrapper: ReturnType<typeof resolveChatWrapper> | undefined;
+  private chatWrapper: ChatWrapper | undefined;
   private grammars: GrammarCache | undefined;
 
   private constructor(
@@ -298,15 +327,32 @@ export class ModelEngine implements AsyncDisposable {
     return this.free.length;
   }
 
-  /** Renders a chat with the model's own chat template, ending where the assistant's answer starts. */
-  renderChat(messages: readonly ChatMessage[]): Token[] {
-    const history: ChatHistoryItem[] = messages.map((m) =>
-      m.role === 'assistant' ? { type: 'model', response: [m.content] } : { type: m.role, text: m.content },
-    );
-    history.push({ type: 'model', response: [] });
+  /**
+   * Renders a chat with the model's own template, ending where the assistant's answer starts (or
+   * goes on, after a tool's result), with the tools it may call documented its own way.
+   */
+  renderChat(messages: readonly ChatMessage[], tools?: readonly ToolSpec[]): Token[] {
+    const { history, open } = chatHistoryOf(messages);
+    if (!open) history.push({ type: 'model', response: [] });
+    return this.wrapper()
+      .generateContextState({ chatHistory: history, ...(tools?.length ? { availableFunctions: functionsOf(tools) } : {}) })
+      .contextText.tokenize(this.model.tokenizer);
+  }
+
+  /** Where a tool call starts in this model's answers: text from there on is calls, not content. */
+  get toolCallMarker(): string {
+    return callSyntaxOf(this.wrapper()).marker;
+  }
+
+  /** The calls `text` (an answer's text from its call marker on) makes, or undefined if it makes none. */
+  parseToolCalls(text: string, tools: readonly ToolSpec[]): { name: string; arguments: string }[] | undefined {
+    return parseToolCalls(text, callSyntaxOf(this.wrapper()), new Set(tools.map((t) => t.name)));
+  }
+
+  private wrapper(): ChatWrapper {
     // Resolved once per model: detecting the template from the GGUF took ~170 ms a call.
     this.chatWrapper ??= resolveChatWrapper(this.model);
-    return this.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(this.model.tokenizer);
+    return this.chatWrapper;
   }
 
   renderPrompt(prompt: string): Token[] {
@@ -322,7 +368,9 @@ export class ModelEngine implements AsyncDisposable {
    * @throws EngineError BAD_INPUT naming the parameter this model cannot honour.
    */
   constraintsFor(sampling: Sampling): Promise<Constraints> {
-    this.grammars ??= new GrammarCache(this.model);
+    this.grammars ??= new GrammarCache(this.model, async (tools, parallel) =>
+      this.model.llama.createGrammar({ grammar: await toolCallsGbnf(this.model.llama, callSyntaxOf(this.wrapper()), tools, parallel) }),
+    );
     return Constraints.of(this.model, this.grammars, sampling);
   }
 
@@ -357,7 +405,7 @@ export class ModelEngine implements AsyncDisposable {
     const tokens: Token[] = [];
     const answer: Token[] = [...prefix];
     const top = request.logprobs?.top;
-    const text = new StreamingText(this.model, constraints.stops, prefix, request.prefixText, constraints.trimWhitespaceSuffix);
+    const text = new StreamingText(this.model, constraints.stops, prefix, request.prefixText, constraints.trimWhitespaceSuffix, request.hold);
     let finishReason: FinishReason = 'length';
     try {
       // A continuation's prefix was drawn elsewhere: its log-probabilities are read back here.

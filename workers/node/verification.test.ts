@@ -6,7 +6,7 @@
 import { dirname, join } from 'node:path';
 import { getLlama, type Llama, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
-import type { Sampling } from '../../domain/inference.ts';
+import type { ChatMessage, Sampling, ToolSpec } from '../../domain/inference.ts';
 import { normalizeJsonSchema } from '../../domain/json-schema.ts';
 import { judge, type VerifierReport } from '../../domain/verification.ts';
 import { generateImpostorModel } from '../../models/fixture/tiny-llama.ts';
@@ -21,12 +21,17 @@ beforeAll(async () => {
   llama = await getLlama({ gpu: false });
   const path = inject('fixtureModelPath');
   const fake = await generateImpostorModel(join(dirname(path), 'gitblock-tiny-impostor.gguf'));
-  const load = (modelPath: string) => ModelEngine.load(llama, { modelId: 'gitblock-tiny', modelPath, contextSize: 512, sequences: 1, threads: 1 });
+  const load = (modelPath: string) => ModelEngine.load(llama, { modelId: 'gitblock-tiny', modelPath, contextSize: 1024, sequences: 1, threads: 1 });
   [honest, verifier, impostor] = [await load(path), await load(path), await load(fake.path)];
 });
 afterAll(async () => {
   for (const e of [honest, verifier, impostor]) await e[Symbol.asyncDispose]();
 });
+
+const tools: ToolSpec[] = [
+  { name: 'get_weather', description: 'The weather in a city', parameters: normalizeJsonSchema({ type: 'object', properties: { city: { type: 'string', maxLength: 12 }, unit: { enum: ['c', 'f'] } } }) },
+  { name: 'get_time', parameters: normalizeJsonSchema({ type: 'object', properties: {} }) },
+];
 
 const prompts = ['Tell me about the sea.', 'What is a mountain?', 'Write about a small boat.', 'Why do birds sing?', 'Describe a city at night.'];
 
@@ -49,26 +54,36 @@ describe('teacher-forcing verification', () => {
     expect(failures).toEqual([]);
   }, 120_000);
 
-  it('passes honest constrained answers: no false alarm over 300 checks under a JSON schema, json_object, penalties and logit_bias', async () => {
+  it('passes honest constrained answers: no false alarm over 300 checks under a JSON schema, json_object, required tool calls, penalties and logit_bias', async () => {
     const schema = normalizeJsonSchema({ type: 'object', properties: { answer: { enum: ['yes', 'no'] }, why: { type: 'string', maxLength: 20 }, score: { type: 'integer' } } });
+    const calls: Sampling['grammar'] = { type: 'tool_calls', tools: tools.map((t) => ({ name: t.name, parameters: t.parameters })), parallel: true };
     const constraints: Partial<Sampling>[] = [
       { grammar: { type: 'json_schema', schema } },
       { grammar: { type: 'json' } },
       { frequencyPenalty: 1.5, presencePenalty: 0.5 },
       { logitBias: { '1072': -100, '1180': 3 } },
       { grammar: { type: 'json_schema', schema }, frequencyPenalty: 0.8, logitBias: { '300': 2 } },
+      { grammar: calls },
     ];
     const failures: string[] = [];
     for (let i = 0; i < 300; i++) {
       const base: Sampling = i % 3 === 0 ? { temperature: 0, maxTokens: 32 } : { temperature: [0.7, 1, 1.3][i % 3]!, topK: i % 2 ? 40 : undefined, topP: i % 5 ? 0.9 : undefined, seed: i, maxTokens: 32 };
       const sampling: Sampling = { ...base, ...constraints[i % constraints.length] };
-      const prompt = honest.renderChat([{ role: 'user', content: `${prompts[i % prompts.length]} (${i})` }]);
+      const messages: ChatMessage[] = [{ role: 'user', content: `${prompts[i % prompts.length]} (${i})` }];
+      const prompt = sampling.grammar?.type === 'tool_calls' ? honest.renderChat(messages, tools) : honest.renderChat(messages);
       const answer = await honest.generate({ promptTokens: prompt, sampling });
       const verdict = await check(prompt, answer.tokens, sampling, answer.finishReason);
       if (!verdict.passed) failures.push(`#${i} ${JSON.stringify(sampling).slice(0, 160)}: ${verdict.reason}`);
     }
     expect(failures).toEqual([]);
   }, 300_000);
+
+  it('catches a tool call answer generated without the call grammar it claims', async () => {
+    const claimed: Sampling = { temperature: 0, maxTokens: 40, grammar: { type: 'tool_calls', tools: tools.map((t) => ({ name: t.name, parameters: t.parameters })), parallel: false } };
+    const prompt = honest.renderChat([{ role: 'user', content: prompts[0]! }], tools);
+    const prose = await honest.generate({ promptTokens: prompt, sampling: { temperature: 0, maxTokens: 40 } });
+    expect(await check(prompt, prose.tokens, claimed, prose.finishReason)).toMatchObject({ passed: false, fault: 'constraint' });
+  });
 
   it('catches an answer generated without the grammar it claims, greedy and sampled', async () => {
     const schema = normalizeJsonSchema({ type: 'object', properties: { answer: { enum: ['yes', 'no'] } } });
