@@ -5,7 +5,7 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { GatewayDeps } from './deps.ts';
-import { ApiError, errorHandler } from './errors.ts';
+import { answeredCodes, ApiError, errorHandler } from './errors.ts';
 import { completionRoutes } from './routes/completions.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -29,8 +29,13 @@ export async function buildApp(deps: GatewayDeps, options: { logger?: boolean } 
     },
   });
   app.setErrorHandler(errorHandler);
+  // Every outcome is counted, refusals too: a 429 or 503 storm must show on a dashboard.
+  app.addHook('onResponse', async (request, reply) => {
+    deps.metrics.responses.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode), code: answeredCodes.get(request) ?? '' });
+  });
   app.setNotFoundHandler((request, reply) => {
     const error = new ApiError('not_found', `No route ${request.method} ${request.url}`);
+    answeredCodes.set(request, error.code);
     return reply.status(404).send(error.body());
   });
   completionRoutes(app, deps);

@@ -135,8 +135,12 @@ export function toApiError(error: FastifyError | Error): ApiError {
   return new ApiError('internal_error', 'The gateway hit an internal error; it has been logged');
 }
 
+/** The error code a request was answered with, for metrics (see app.ts's onResponse hook). */
+export const answeredCodes = new WeakMap<FastifyRequest, ErrorCode>();
+
 export function errorHandler(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
   const api = toApiError(error);
+  answeredCodes.set(request, api.code);
   if (api.status >= 500 && api.code === 'internal_error') request.log.error({ err: error }, 'internal error');
   return reply.status(api.status).headers(api.headers).send(api.body());
 }

@@ -15,7 +15,9 @@ export function createMetrics() {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
       registers: [registry],
     }),
-    liveNodes: new Gauge({ name: 'gitblock_live_nodes', help: 'Nodes with a live heartbeat', registers: [registry] }),
+    liveNodes: new Gauge({ name: 'gitblock_live_nodes', help: 'Nodes the router would send work to now', registers: [registry] }),
+    /** Every answer, refusals included (401, 429, 503 ...), by route, HTTP status and error code. */
+    responses: new Counter({ name: 'gitblock_http_responses_total', help: 'HTTP answers by route, status and error code', labelNames: ['route', 'status', 'code'] as const, registers: [registry] }),
   };
 }
 

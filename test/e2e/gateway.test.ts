@@ -305,7 +305,11 @@ describe('errors, in OpenAI’s shape and status', () => {
 describe('registration and operations endpoints', () => {
   it('serves health, metrics and an OpenAPI document', async () => {
     expect(((await (await fetch(`${net.url}/health`)).json()) as { status: string }).status).toBe('ok');
-    expect(await (await fetch(`${net.url}/metrics`)).text()).toMatch(/gitblock_requests_total\{model="gitblock-tiny",outcome="ok"\} \d+/);
+    const metrics = await (await fetch(`${net.url}/metrics`)).text();
+    expect(metrics).toMatch(/gitblock_requests_total\{model="gitblock-tiny",outcome="ok"\} \d+/);
+    // Refusals are counted too (the 429s of the test above), by route, status and code.
+    expect(metrics).toMatch(/gitblock_http_responses_total\{route="\/v1\/chat\/completions",status="429",code="rate_limit_exceeded"\} [1-9]/);
+    expect(metrics).toMatch(/gitblock_http_responses_total\{route="\/v1\/chat\/completions",status="200",code=""\} [1-9]/);
     const openapi = (await (await fetch(`${net.url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(['/v1/chat/completions', '/v1/completions', '/v1/models', '/v1/keys', '/v1/nodes/register']));
   });
