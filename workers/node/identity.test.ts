@@ -1,21 +1,15 @@
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryNonceStore } from '../../gateway/registration/signed.ts';
-import { RegistrationError, verifyRegistration, type VerifiedRegistration } from '../../gateway/registration/verify.ts';
+import { verifyRegistration } from '../../gateway/registration/verify.ts';
 import {
-  GatewayError,
   loadOrCreateNodeId,
   loadOrCreateOperatorKey,
   NodeIdError,
   OperatorKeyError,
   RegistrationInputError,
-  RegistrationRejectedError,
-  registerWithGateway,
   signRegistration,
   type RegistrationInput,
 } from './identity.ts';
@@ -179,84 +173,3 @@ describe('signRegistration', () => {
   });
 });
 
-describe('registerWithGateway against a test double of the gateway endpoint', () => {
-  let app: FastifyInstance;
-  let gatewayUrl: string;
-  const registered: VerifiedRegistration[] = [];
-  const stalled: (() => void)[] = [];
-
-  beforeAll(async () => {
-    // The same verification the gateway runs, answering in OpenAI's error shape.
-    const nonces = new MemoryNonceStore();
-    // Force-close: undici may keep the timed-out request's socket open, which would stall close().
-    app = Fastify({ forceCloseConnections: true });
-    app.post('/v1/nodes/register', async (request, reply) => {
-      try {
-        const verified = await verifyRegistration(request.body, { chainId, now: () => Math.floor(Date.now() / 1000), nonces });
-        registered.push(verified);
-        return { nodeId: verified.nodeId, status: 'registered' };
-      } catch (err) {
-        if (!(err instanceof RegistrationError)) throw err;
-        return reply.code(err.httpStatus).send(err.toResponseBody());
-      }
-    });
-    // Answers only when the test run ends, long after the client gave up.
-    app.post('/slow/v1/nodes/register', () => new Promise((resolve) => stalled.push(() => resolve({}))));
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    gatewayUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  });
-  afterAll(async () => {
-    for (const release of stalled) release();
-    await app.close();
-  });
-
-  it('is accepted with a good registration, and a replay is refused with the gateway’s message', async () => {
-    const { account } = await loadOrCreateOperatorKey(join(scratch(), 'operator.key'));
-    const body = await signRegistration(account, input, chainId);
-    await expect(registerWithGateway(gatewayUrl, body)).resolves.toEqual({ nodeId: 'node-0a1b2c3d4e', status: 'registered' });
-    expect(registered.at(-1)?.operator).toBe(account.address);
-
-    const err = await refusal(registerWithGateway(`${gatewayUrl}/`, body), RegistrationRejectedError);
-    expect(err.code).toBe('REGISTRATION_REJECTED');
-    expect(err.httpStatus).toBe(409);
-    expect(err.gatewayCode).toBe('REGISTRATION_REPLAYED');
-    expect(err.message).toContain(`nonce ${body.registration.nonce} was already used by ${account.address}`);
-  });
-
-  it('surfaces a bad-signature refusal (signed for another chain)', async () => {
-    const { account } = await loadOrCreateOperatorKey(join(scratch(), 'operator.key'));
-    const err = await refusal(registerWithGateway(gatewayUrl, await signRegistration(account, input, 1)), RegistrationRejectedError);
-    expect(err.httpStatus).toBe(401);
-    expect(err.gatewayCode).toBe('REGISTRATION_BAD_SIGNATURE');
-    expect(err.message).toContain('is not signed by operator');
-  });
-
-  it('names the gateway when it does not answer in time', async () => {
-    const { account } = await loadOrCreateOperatorKey(join(scratch(), 'operator.key'));
-    const slow = `${gatewayUrl}/slow`;
-    const err = await refusal(registerWithGateway(slow, await signRegistration(account, input, chainId), { timeoutMs: 200 }), GatewayError);
-    expect(err.code).toBe('GATEWAY_TIMEOUT');
-    expect(err.message).toContain(slow);
-  });
-
-  it('names the gateway when nothing listens there', async () => {
-    const closed: Server = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise((resolve) => closed.close(resolve));
-    const { account } = await loadOrCreateOperatorKey(join(scratch(), 'operator.key'));
-    const err = await refusal(registerWithGateway(`http://127.0.0.1:${port}`, await signRegistration(account, input, chainId)), GatewayError);
-    expect(err.code).toBe('GATEWAY_UNREACHABLE');
-    expect(err.message).toContain(`cannot reach the gateway at http://127.0.0.1:${port}`);
-    expect(err.message).toContain('ECONNREFUSED');
-  });
-
-  it('reports a non-JSON error answer (e.g. from a proxy) with its status', async () => {
-    const { account } = await loadOrCreateOperatorKey(join(scratch(), 'operator.key'));
-    const fetchImpl = (async () => new Response('Bad Gateway', { status: 502 })) as typeof fetch;
-    const err = await refusal(registerWithGateway('https://gw.example', await signRegistration(account, input, chainId), { fetchImpl }), RegistrationRejectedError);
-    expect(err.httpStatus).toBe(502);
-    expect(err.gatewayCode).toBeUndefined();
-    expect(err.message).toContain('HTTP 502: Bad Gateway');
-  });
-});

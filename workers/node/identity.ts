@@ -1,7 +1,7 @@
 /**
  * Who this node is: the operator's Ethereum key (rewards go to its address, and only the
  * holder can sign for it), a stable node id, and the signed registration that ties the two
- * together at the gateway.
+ * together, sent through the edge (workers/node/edge-client.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,7 +9,6 @@ import { link, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Hex, LocalAccount, PrivateKeyAccount } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
-import { z } from 'zod';
 import { nodeIdSchema } from '../../domain/heartbeat.ts';
 import {
   defaultRegistrationLifetimeSeconds,
@@ -232,98 +231,4 @@ export async function signRegistration(
   const registration = parsed.data;
   const signature = await account.signTypedData(registrationTypedData(chainId, registration));
   return { registration, signature };
-}
-
-/** The gateway refused the registration; `message` is the gateway's own explanation. */
-export class RegistrationRejectedError extends Error {
-  override name = 'RegistrationRejectedError';
-  readonly code = 'REGISTRATION_REJECTED';
-  constructor(
-    message: string,
-    readonly httpStatus: number,
-    /** The gateway's error code, e.g. REGISTRATION_REPLAYED, when it sent one. */
-    readonly gatewayCode: string | undefined,
-  ) {
-    super(message);
-  }
-}
-
-/** The gateway could not be reached, did not answer in time, or answered something unreadable. */
-export class GatewayError extends Error {
-  override name = 'GatewayError';
-  constructor(
-    readonly code: 'GATEWAY_UNREACHABLE' | 'GATEWAY_TIMEOUT' | 'GATEWAY_BAD_RESPONSE',
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const acceptedSchema = z.object({ nodeId: z.string(), status: z.string() });
-const openAiErrorSchema = z.object({ error: z.object({ message: z.string(), code: z.string().nullish() }) });
-
-export interface RegisterOptions {
-  fetchImpl?: typeof fetch;
-  /** Whole request, connect to body; default 10 s. */
-  timeoutMs?: number;
-}
-
-/**
- * POSTs a signed registration to `${gatewayUrl}/v1/nodes/register`.
- *
- * @throws {RegistrationRejectedError} when the gateway answers non-2xx, carrying its message.
- * @throws {GatewayError} when it cannot be reached, times out, or answers an unexpected body.
- */
-export async function registerWithGateway(gatewayUrl: string, body: RegistrationBody, options: RegisterOptions = {}): Promise<{ nodeId: string; status: string }> {
-  const fetchImpl = options.fetchImpl ?? fetch;
-  const timeoutMs = options.timeoutMs ?? 10_000;
-  const url = `${gatewayUrl.replace(/\/+$/, '')}/v1/nodes/register`;
-
-  let response: Response;
-  let text: string;
-  try {
-    // One signal for the request and the body read, so a gateway that stalls mid-body times out too.
-    const signal = AbortSignal.timeout(timeoutMs);
-    response = await fetchImpl(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify(body),
-      signal,
-    });
-    text = await response.text();
-  } catch (err) {
-    const name = (err as Error).name;
-    if (name === 'TimeoutError' || name === 'AbortError') {
-      throw new GatewayError('GATEWAY_TIMEOUT', `the gateway at ${gatewayUrl} did not answer the registration within ${timeoutMs} ms`);
-    }
-    // undici hides the useful part ("ECONNREFUSED 127.0.0.1:8080") in `cause`.
-    const cause = (err as { cause?: { message?: string } }).cause?.message;
-    throw new GatewayError('GATEWAY_UNREACHABLE', `cannot reach the gateway at ${gatewayUrl}: ${cause ?? (err as Error).message}`);
-  }
-
-  const json = parseJson(text);
-  if (!response.ok) {
-    const parsed = openAiErrorSchema.safeParse(json);
-    if (parsed.success) {
-      throw new RegistrationRejectedError(`the gateway at ${gatewayUrl} refused the registration: ${parsed.data.error.message}`, response.status, parsed.data.error.code ?? undefined);
-    }
-    throw new RegistrationRejectedError(
-      `the gateway at ${gatewayUrl} refused the registration with HTTP ${response.status}: ${text.slice(0, 200) || response.statusText}`,
-      response.status,
-      undefined,
-    );
-  }
-  const accepted = acceptedSchema.safeParse(json);
-  if (!accepted.success) {
-    throw new GatewayError('GATEWAY_BAD_RESPONSE', `the gateway at ${gatewayUrl} accepted the registration but answered an unexpected body: ${text.slice(0, 200)}`);
-  }
-  return accepted.data;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
