@@ -185,7 +185,7 @@ export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceI
         },
       });
       // A watch never outlives the task it is for.
-      const expiry = setTimeout(() => call.end(), Math.max(0, task.expiresAt - (performance.timeOrigin + performance.now())));
+      const expiry = setTimeout(() => call.end(), deps.tasks.msLeft(task));
       expiry.unref();
       unsubscribe = () => {
         clearTimeout(expiry);

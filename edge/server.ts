@@ -135,25 +135,20 @@ export interface EdgeProcess extends Edge {
 export async function startEdgeFromConfig(config: Config, options: { mongodbUri: string; controlTaskQueue?: string; log?: (line: string) => void }): Promise<EdgeProcess> {
   const temporal = { address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE };
   const temporalClient = await connectTemporalClient(temporal);
+  // Closed in reverse order when the edge stops, or when a later start step fails (a port taken, a chain away).
   const opened: (() => PromiseLike<unknown>)[] = [() => temporalClient[Symbol.asyncDispose]()];
-  // What was connected is closed again when a later step fails (a port taken, a chain away).
   const closeAll = async () => {
     for (const close of opened.reverse()) await Promise.resolve(close()).catch(() => {});
   };
-  let edge: Edge;
-  let mongo: Awaited<ReturnType<typeof connectMongo>>;
-  let nc: NatsConnection;
   try {
-    mongo = await connectMongo(options.mongodbUri, config.MONGODB_DB);
-    const m = mongo;
-    opened.push(() => m[Symbol.asyncDispose]());
-    nc = await connectNats(config, 'gitblock-edge');
-    const n = nc;
-    opened.push(() => n.close());
+    const mongo = await connectMongo(options.mongodbUri, config.MONGODB_DB);
+    opened.push(() => mongo[Symbol.asyncDispose]());
+    const nc = await connectNats(config, 'gitblock-edge');
+    opened.push(() => nc.drain());
     const nonces = new MongoNonceStore(mongo.db);
     await nonces.ensureIndexes();
     const chainId = await chainClient(config.CHAIN_RPC_URL).getChainId();
-    edge = await startEdge({
+    const edge = await startEdge({
       listen: `${config.EDGE_HOST}:${config.EDGE_PORT}`,
       temporal,
       temporalClient,
@@ -166,17 +161,15 @@ export async function startEdgeFromConfig(config: Config, options: { mongodbUri:
       tls: config.EDGE_TLS_CERT_FILE && config.EDGE_TLS_KEY_FILE ? { cert: readFileSync(config.EDGE_TLS_CERT_FILE), key: readFileSync(config.EDGE_TLS_KEY_FILE) } : undefined,
       ...(options.log ? { log: options.log } : {}),
     });
+    return {
+      ...edge,
+      async stop() {
+        await edge.close();
+        await closeAll();
+      },
+    };
   } catch (err) {
     await closeAll();
     throw err;
   }
-  return {
-    ...edge,
-    async stop() {
-      await edge.close();
-      await nc.drain().catch(() => {});
-      await mongo[Symbol.asyncDispose]();
-      await temporalClient[Symbol.asyncDispose]();
-    },
-  };
 }

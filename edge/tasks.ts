@@ -90,6 +90,11 @@ export class TaskLedger {
     return [...this.tasks.values()].filter((t) => t.nodeId === nodeId && t.requestId === requestId);
   }
 
+  /** How long the task stays held, ms, whatever the node does. */
+  msLeft(task: HeldTask): number {
+    return Math.max(0, task.expiresAt - this.now());
+  }
+
   recordChunk(task: HeldTask, tokens: number): void {
     const at = this.now();
     if (tokens > 0) task.firstChunkAt ??= at;

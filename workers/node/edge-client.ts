@@ -64,9 +64,15 @@ export class EdgeClient {
     }) as grpc.Client & Record<string, unknown>;
   }
 
-  private call<Req, Res>(method: keyof typeof nodeEdgeService, request: Req, timeoutMs = 15_000): Promise<Res> {
+  /** The session's token, as every call after `openSession` carries it. */
+  private metadata(): grpc.Metadata {
     const metadata = new grpc.Metadata();
     if (this.token) metadata.set(sessionMetadataKey, this.token);
+    return metadata;
+  }
+
+  private call<Req, Res>(method: keyof typeof nodeEdgeService, request: Req, timeoutMs = 15_000): Promise<Res> {
+    const metadata = this.metadata();
     const fn = (this.client[method] as Unary<Req, Res>).bind(this.client);
     return new Promise((resolve, reject) => {
       fn(request, metadata, { deadline: Date.now() + timeoutMs }, (err, value) => {
@@ -120,9 +126,7 @@ export class EdgeClient {
       readDelivered: (input) => this.call<{ requestId: string }, Delivered>('readDelivered', { requestId: input.requestId }, 60_000),
       publisher: (input): ChunkPublisher => this.chunkStream(input.requestId),
       watchCancel: (input, onCancel) => {
-        const metadata = new grpc.Metadata();
-        if (this.token) metadata.set(sessionMetadataKey, this.token);
-        const stream = (this.client['watchCancel'] as (req: unknown, md: grpc.Metadata) => grpc.ClientReadableStream<{ cancelled?: boolean }>).call(this.client, { requestId: input.requestId }, metadata);
+        const stream = (this.client['watchCancel'] as (req: unknown, md: grpc.Metadata) => grpc.ClientReadableStream<{ cancelled?: boolean }>).call(this.client, { requestId: input.requestId }, this.metadata());
         stream.on('data', (event) => {
           if (event?.cancelled === true) onCancel();
         });
@@ -147,9 +151,7 @@ export class EdgeClient {
       stream = undefined;
     };
     const open = () => {
-      const metadata = new grpc.Metadata();
-      if (this.token) metadata.set(sessionMetadataKey, this.token);
-      const opened = (this.client['publishChunks'] as (md: grpc.Metadata) => grpc.ClientDuplexStream<PublishRequest, PublishReply>).call(this.client, metadata);
+      const opened = (this.client['publishChunks'] as (md: grpc.Metadata) => grpc.ClientDuplexStream<PublishRequest, PublishReply>).call(this.client, this.metadata());
       opened.on('data', (reply: PublishReply) => {
         const next = pending.shift();
         if (!next) return;
