@@ -9,7 +9,7 @@
 import { getAddress, type Address, type Hex } from 'viem';
 import { z } from 'zod';
 import { nodeIdSchema } from './heartbeat.ts';
-import { registrationDomain } from './registration.ts';
+import { addressSchema, bytes32Schema, expirySchema, registrationDomain, signatureSchema } from './registration.ts';
 
 /**
  * What nodes ask for: long enough to ride out a slow renewal, short enough that a leaked token
@@ -33,18 +33,18 @@ export const edgeSessionTypes = {
 
 export const edgeSessionFieldsSchema = z.strictObject({
   nodeId: nodeIdSchema,
-  operator: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address'),
+  operator: addressSchema,
   /** The edge this session is for, as the edge names itself (its `info`). */
   audience: z.string().min(1).max(128),
   /** Requests the node serves at once: the most free slots its heartbeats may claim. */
   slots: z.number().int().min(1).max(maxSessionSlots),
-  expiry: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
-  nonce: z.string().regex(/^0x[0-9a-f]{64}$/, 'expected 32 random bytes as 0x + 64 lowercase hex digits'),
+  expiry: expirySchema,
+  nonce: bytes32Schema('32 random bytes'),
 });
 
 export const edgeSessionBodySchema = z.strictObject({
   session: edgeSessionFieldsSchema,
-  signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte signature as 0x + 130 hex digits'),
+  signature: signatureSchema,
 });
 
 export type EdgeSessionFields = z.infer<typeof edgeSessionFieldsSchema>;

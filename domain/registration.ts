@@ -81,7 +81,7 @@ export const bytes32Schema = (what: string) => z.string().regex(/^0x[0-9a-f]{64}
 export const expirySchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 /** A 65-byte (r, s, v) signature. */
 export const signatureSchema = z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte signature as 0x + 130 hex digits');
-const addressSchema = z
+export const addressSchema = z
   .string()
   .regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address')
   // A mixed-case address carries an EIP-55 checksum; a wrong one is a typo, not an address.

@@ -14,6 +14,7 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import proto from '@temporalio/proto';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { getAddress, type Address } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { natsConnectionOptions } from '../../connections/nats.ts';
@@ -39,7 +40,7 @@ const model = 'gitblock-tiny';
 let net: Network;
 let victim: NodeProcess;
 let victimHash: string;
-let victimOperator: string;
+let victimOperator: Address;
 let namespace: string;
 let controlQueue: string;
 /** A finished request the victim served: its prompt is what describe and history would leak. */
@@ -65,7 +66,7 @@ beforeAll(async () => {
   victim = await net.startNode('victim', ['--test-faults', 'slow:15']);
   const registration = await registrationOf(victim.nodeId);
   victimHash = registration!.modelHashes[model]!;
-  victimOperator = registration!.operator;
+  victimOperator = getAddress(registration!.operator);
 
   edge = new EdgeClient(net.edge.address);
   info = await edge.info();
