@@ -10,7 +10,8 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Token } from 'node-llama-cpp';
 import { loadConfig } from '../config/env.ts';
-import type { Sampling } from '../domain/inference.ts';
+import type { Sampling, ToolSpec } from '../domain/inference.ts';
+import { normalizeJsonSchema } from '../domain/json-schema.ts';
 import { samplingPolicy } from '../domain/sampling.ts';
 import { judge } from '../domain/verification.ts';
 import { getModel } from '../models/catalog.ts';
@@ -62,21 +63,59 @@ for (let i = 0; i < samples; i++) {
 }
 const share = median(shares);
 
+// Honest answers under the constraints a request may add (issue 11): a JSON schema, json_object,
+// required tool calls, penalties, logit_bias. The verifier re-scores under the same ones.
+const schema = normalizeJsonSchema({ type: 'object', properties: { place: { type: 'string', maxLength: 24 }, good: { type: 'boolean' } } });
+const tools: ToolSpec[] = [{ name: 'find_place', description: 'Looks a place up', parameters: normalizeJsonSchema({ type: 'object', properties: { name: { type: 'string', maxLength: 16 } } }) }];
+const someTokens = node.model.tokenize(' the sea', false).map(String);
+const constraints: [string, Partial<Sampling>][] = [
+  ['json_schema', { grammar: { type: 'json_schema', schema } }],
+  ['json_object', { grammar: { type: 'json' } }],
+  ['tool call', { grammar: { type: 'tool_calls', tools: tools.map((t) => ({ name: t.name, parameters: t.parameters })), parallel: false } }],
+  ['penalties', { frequencyPenalty: 1, presencePenalty: 0.5 }],
+  ['logit_bias', { logitBias: Object.fromEntries(someTokens.map((t, k) => [t, k % 2 ? -100 : 3])) }],
+];
+const constrainedFor = (i: number): [string, Sampling] => {
+  const [name, extra] = constraints[i % constraints.length]!;
+  return [name, { ...samplingFor(Math.floor(i / constraints.length)), ...extra }];
+};
+const constrainedPrompt = (i: number, sampling: Sampling) => {
+  const messages = [{ role: 'user' as const, content: `Write a few sentences about ${topics[i % topics.length]} (${i}).` }];
+  return sampling.grammar?.type === 'tool_calls' ? node.renderChat(messages, tools) : node.renderChat(messages);
+};
+const constrainedShares: number[] = [];
+let constrainedFalseAlarms = 0;
+for (let i = 0; i < samples; i++) {
+  const [name, sampling] = constrainedFor(i);
+  const p = constrainedPrompt(i, sampling);
+  const t = performance.now();
+  const answer = await node.generate({ promptTokens: p, sampling });
+  const generationMs = performance.now() - t;
+  const { verdict, checkMs } = await check(p, answer.tokens, sampling, answer.finishReason);
+  constrainedShares.push(checkMs / generationMs);
+  if (!verdict.passed) {
+    constrainedFalseAlarms++;
+    console.error(`false alarm, constrained #${i} (${name}) finish=${answer.finishReason} n=${answer.tokens.length}: ${verdict.reason}`);
+  }
+}
+
 // Lies.
 const detection: Record<string, number> = {};
-const lies: [string, (i: number) => Promise<{ p: Token[]; claimed: Token[]; finish: 'stop' | 'length' }>][] = [
+type Lie = { p: Token[]; claimed: Token[]; finish: 'stop' | 'length'; claim?: Sampling };
+const lies: [string, (i: number) => Promise<Lie>][] = [
   ['random tokens', async (i) => ({ p: prompt(i), claimed: (await node.generate({ promptTokens: prompt(i), sampling: { ...samplingFor(i), temperature: 5, topK: 0, topP: 1 } })).tokens, finish: 'length' })],
   ['truncated', async (i) => {
     const full = await node.generate({ promptTokens: prompt(i), sampling: samplingFor(i) });
     return { p: prompt(i), claimed: full.tokens.slice(0, Math.max(1, Math.floor(full.tokens.length * (0.2 + 0.4 * ((i * 7919) % 100) / 100)))), finish: 'stop' };
   }],
-  ...(impostor ? [['different model', async (i: number) => ({ p: prompt(i), claimed: (await impostor.generate({ promptTokens: prompt(i), sampling: samplingFor(i) })).tokens, finish: 'length' as const })] as [string, (i: number) => Promise<{ p: Token[]; claimed: Token[]; finish: 'stop' | 'length' }>]] : []),
+  ['no grammar, claiming one', async (i) => ({ p: prompt(i), claimed: (await node.generate({ promptTokens: prompt(i), sampling: samplingFor(i) })).tokens, finish: 'length', claim: { ...samplingFor(i), grammar: { type: 'json_schema', schema } } })],
+  ...(impostor ? [['different model', async (i: number) => ({ p: prompt(i), claimed: (await impostor.generate({ promptTokens: prompt(i), sampling: samplingFor(i) })).tokens, finish: 'length' as const })] as [string, (i: number) => Promise<Lie>]] : []),
 ];
 for (const [name, lie] of lies) {
   let caught = 0;
   for (let i = 0; i < samples; i++) {
-    const { p, claimed, finish } = await lie(i);
-    if (!(await check(p, claimed, samplingFor(i), finish)).verdict.passed) caught++;
+    const { p, claimed, finish, claim } = await lie(i);
+    if (!(await check(p, claimed, claim ?? samplingFor(i), finish)).verdict.passed) caught++;
   }
   detection[name] = caught / samples;
 }
@@ -88,6 +127,8 @@ console.log(table([
   { measure: `verification overhead, new active nodes (rate ${samplingPolicy.active})`, value: `${(samplingPolicy.active * share * 100).toFixed(1)} %` },
   { measure: `verification overhead, established nodes (rate ${samplingPolicy.floor})`, value: `${(samplingPolicy.floor * share * 100).toFixed(2)} %` },
   { measure: 'false alarms on honest answers', value: `${falseAlarms} / ${samples}` },
+  { measure: 'false alarms on honest constrained answers (JSON schema, json_object, tool call, penalties, logit_bias)', value: `${constrainedFalseAlarms} / ${samples}` },
+  { measure: 'check time / generation time, constrained answers (median)', value: `${(median(constrainedShares) * 100).toFixed(1)} %` },
   ...Object.entries(detection).map(([name, rate]) => ({ measure: `detection rate: ${name}`, value: `${(rate * 100).toFixed(0)} %` })),
 ]));
 process.exit(0);

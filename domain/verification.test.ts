@@ -37,6 +37,13 @@ describe('judge', () => {
     expect(judge({ sampling, finishReason: 'length', tokenCount: 8 }, topChoices(8))).toMatchObject({ passed: true });
   });
 
+  it('leaves the z-test to answers long enough for it: a short honest answer from the tail passes', () => {
+    const sampling = { temperature: 0.8, maxTokens: 64 };
+    const unlikely = (n: number): VerifierReport => ({ ...topChoices(n), positions: Array.from({ length: n }, () => ({ p: 0.01, rank: 3, pTop: 0.9, logQ: -3.6, entropy: 0.3, variance: 0.6 })) });
+    expect(judge({ sampling, finishReason: 'stop', tokenCount: 2 }, { ...unlikely(2), endProbability: 0.5 })).toMatchObject({ passed: true });
+    expect(judge({ sampling, finishReason: 'stop', tokenCount: 20 }, { ...unlikely(20), endProbability: 0.5 })).toMatchObject({ passed: false, fault: 'implausible' });
+  });
+
   it('fails a report that scored another number of positions', () => {
     expect(judge({ sampling: greedy, finishReason: 'length', tokenCount: 8 }, topChoices(7))).toMatchObject({ passed: false, fault: 'mismatch' });
   });

@@ -69,6 +69,13 @@ export const greedyMismatchAllowance = 0.03;
  * tokens: P(z < -4) ≈ 3.2e-5, i.e. about one false alarm in 30,000 checks.
  */
 export const samplingZThreshold = -4;
+/**
+ * Answers this long at least, for the z-test: its normal approximation needs many positions.
+ * A short answer under a grammar (`{}` as JSON, two tokens) drawn honestly from the tail of
+ * two peaked distributions measured z = -5.1 on SmolLM2; below this length only the sampler's
+ * kept set and the answer's end are checked.
+ */
+export const zTestMinPositions = 16;
 /** Share of positions (plus one) where a token outside the kept set is tolerated (a boundary flipped by noise). */
 export const impossibleAllowance = 0.02;
 /** A greedy answer may end early only where ending has at least this probability. */
@@ -170,7 +177,7 @@ export function judge(claim: Claim, report: VerifierReport): Verdict {
     sumVariance += x.variance;
   }
   const z = sumVariance > 1e-9 ? (sumLog + sumEntropy) / Math.sqrt(sumVariance) : 0;
-  if (z < samplingZThreshold) {
+  if (n >= zTestMinPositions && z < samplingZThreshold) {
     return { passed: false, fault: 'implausible', reason: `the answer is far less likely than honest sampling gives (z = ${z.toFixed(1)})`, z };
   }
   if (endedEarly && report.endProbability < 1e-4) {

@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenSubject, type InferInput, type Sampling } from '../../domain/inference.ts';
+import { normalizeJsonSchema } from '../../domain/json-schema.ts';
 import { SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES } from '../../domain/reputation.ts';
 import { workflowIds } from '../../temporal.config.ts';
 import { inferenceWorkflow } from '../../workflows/inference.ts';
@@ -48,6 +49,24 @@ describe('spot checks', () => {
     }
     expect(failures).toEqual([]);
     for (const node of honest) expect(await stateOf(node.nodeId)).not.toBe('suspended');
+  }, 180_000);
+
+  it('pass honest constrained answers (JSON schema, json_object, penalties, logit_bias), the constraints travelling with the claim', async () => {
+    const schema = normalizeJsonSchema({ type: 'object', properties: { river: { type: 'string', maxLength: 16 }, long: { type: 'boolean' } } });
+    const constrained: Partial<Sampling>[] = [
+      { grammar: { type: 'json_schema', schema } },
+      { grammar: { type: 'json' } },
+      { frequencyPenalty: 1.2, presencePenalty: 0.4 },
+      { logitBias: { '1072': -100, '1180': 4 } },
+    ];
+    const failures: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const claimant = honest[i % 3]!;
+      const base: Sampling = i % 2 ? { temperature: 0.9, seed: i, maxTokens: 32 } : { temperature: 0, maxTokens: 32 };
+      const { outcome } = await net.serveAndCheck(claimant.nodeId, { ...base, ...constrained[i % constrained.length] }, `Constrained question ${i}: tell me about rivers.`);
+      if (outcome.status !== 'passed') failures.push(`${i}: ${outcome.status} ${outcome.reason}`);
+    }
+    expect(failures).toEqual([]);
   }, 180_000);
 
   // Two failed checks in a row suspend a node; the bound here allows one unlucky pass.

@@ -185,7 +185,9 @@ class StreamingText {
       this.withholding = true;
       return { piece: this.release(candidate.slice(0, at)), stopped: false };
     }
-    const hold = pendingStopOverlap(candidate, this.marker ? [...this.stops, this.marker] : this.stops);
+    // Under a grammar that ends without trailing whitespace, whitespace waits for what follows it.
+    const trailing = this.trimEnd ? candidate.length - candidate.trimEnd().length : 0;
+    const hold = Math.max(trailing, pendingStopOverlap(candidate, this.marker ? [...this.stops, this.marker] : this.stops));
     this.held = candidate.slice(candidate.length - hold);
     return { piece: this.release(candidate.slice(0, candidate.length - hold)), stopped: false };
   }
@@ -241,7 +243,7 @@ const rawOptions = { temperature: 1, topK: 0, topP: 1, minP: 0 } as const;
  * How many of the top tokens a verifier reads at each position under a grammar. Where fewer
  * than the sampler needs are allowed among them, it reads that position's whole distribution.
  */
-const grammarScoringWidth = 64;
+const grammarScoringWidth = 512;
 
 type Distribution = { tokens: Token[]; probs: number[] };
 
@@ -257,19 +259,48 @@ function keep(dist: Distribution, allowed: (t: Token) => boolean): Distribution 
 }
 
 /**
- * From a whole distribution, the `need` most probable tokens the grammar allows (testing
- * tokens in order of probability, so only as many as it takes), and the claimed one.
+ * Whether the most probable allowed tokens found so far already settle what the sampler keeps
+ * under a grammar: `allowed` are their probabilities (most probable first, out of the whole
+ * vocabulary), `unseen` the probability of every token not yet looked at, which may hold more
+ * allowed ones, all less probable. Greedy needs the top one; sampling, the top-k, or fewer where
+ * top-p cuts the same place whatever the unseen tokens hold.
  */
-function allowedTop(dist: Distribution, allowed: (t: Token) => boolean, need: number, claimed: Token): Distribution {
-  const out: Distribution = { tokens: [], probs: [] };
+function settled(allowed: readonly number[], unseen: number, sampling: Sampling): boolean {
+  const s = resolveSampling(sampling);
+  if (s.temperature === 0) return allowed.length > 0;
+  if (s.topK > 0 && allowed.length >= s.topK) return true;
+  const found = allowed.reduce((a, b) => a + b, 0);
+  const cut = (mass: number) => {
+    let cumulative = 0;
+    for (let j = 0; j < allowed.length; j++) {
+      cumulative += allowed[j]!;
+      if (cumulative >= s.topP * mass) return j;
+    }
+    return -1;
+  };
+  const at = cut(found + Math.max(0, unseen));
+  return at >= 0 && at === cut(found);
+}
+
+/**
+ * From the top of a distribution, the most probable tokens the grammar allows, testing tokens
+ * in order of probability only until they settle the sampler's kept set, and the claimed one.
+ * `settled` is false when the top ran out first: the rest of the distribution must be read.
+ */
+function allowedTop(dist: Distribution, allowed: (t: Token) => boolean, sampling: Sampling, claimed: Token): Distribution & { settled: boolean } {
+  const out = { tokens: [] as Token[], probs: [] as number[], settled: false };
+  let seen = 0;
   for (let i = 0; i < dist.tokens.length; i++) {
     const t = dist.tokens[i]!;
-    const full = out.tokens.length >= need;
-    if (full && out.tokens.includes(claimed)) break;
-    // Past the top, only the claimed token is still wanted (the grammar allows it: it was checked).
-    if (full ? t !== claimed : !allowed(t)) continue;
+    if (out.settled && out.tokens.includes(claimed)) break;
+    seen += dist.probs[i]!;
+    // Past the kept set, only the claimed token is still wanted (the grammar allows it: it was checked).
+    if (out.settled ? t !== claimed : !allowed(t)) continue;
     out.tokens.push(t);
     out.probs.push(dist.probs[i]!);
+    // The claimed token, if it comes after the kept set, weighs less than what was unseen when it
+    // settled: it cannot move the cut.
+    out.settled ||= settled(out.probs, 1 - seen, sampling);
   }
   return out;
 }
@@ -583,9 +614,17 @@ export class ModelEngine implements AsyncDisposable {
           grammarViolations++;
           grammar = undefined;
         } else if (grammar) {
-          const topAllowed = dist.tokens.slice(0, width).filter((t) => grammar!.allows(t)).length;
-          if (!fullDistribution && topAllowed < need) deferred.push({ j, grammar: grammar.clone() });
-          dist = keep(dist, (t) => grammar!.allows(t));
+          const walk = grammar;
+          // The claimed token comes last when it is not among the top `width`: it is not part of
+          // the top's order, and is added back after it.
+          const top = allowedTop({ tokens: dist.tokens.slice(0, width), probs: dist.probs.slice(0, width) }, (t) => walk.allows(t), sampling, token);
+          if (!top.tokens.includes(token)) {
+            top.tokens.push(token);
+            top.probs.push(dist.probs[dist.tokens.indexOf(token)] ?? 0);
+          }
+          // The whole distribution (top-k 0) is all there is; otherwise read the rest if the top ran out.
+          if (!fullDistribution && !top.settled) deferred.push({ j, grammar: grammar.clone() });
+          dist = fullDistribution ? keep(dist, (t) => walk.allows(t)) : top;
           grammar.accept(token);
         }
         const index = dist.tokens.indexOf(token);
@@ -597,7 +636,7 @@ export class ModelEngine implements AsyncDisposable {
         const at = new Set(deferred.map((d) => first + d.j));
         const again = await sequence.controlledEvaluate(all.map((t, i) => (at.has(i) ? [t, { generateNext: { logits: true, totalLogitWeight: true, options: options(i - first) } }] : t)));
         for (const { j, grammar: walk } of deferred) {
-          const dist = allowedTop(distributionOf(again[first + j]?.next), (t) => walk.allows(t), need, claimed[j]!);
+          const dist = allowedTop(distributionOf(again[first + j]?.next), (t) => walk.allows(t), sampling, claimed[j]!);
           const index = dist.tokens.indexOf(claimed[j]!);
           positions[j] = positionStat(dist.probs, index < 0 ? dist.probs.length : index, sampling);
         }
