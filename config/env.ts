@@ -95,7 +95,31 @@ export const configSchema = z.object({
     .transform((list) => list.split(',').map((a) => a.trim()).filter((a) => a !== ''))
     .pipe(z.array(z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x address (40 hex digits); separate several with commas')))
     .default([]),
+  // The fallback provider (issue 11, the Phase-1 proxy): an OpenAI-compatible upstream that
+  // answers what no node can serve. Unset: such requests get 503 no_node_available.
+  /** Base URL of the upstream, ending where `/chat/completions` is appended, e.g. https://api.openai.com/v1. */
+  GITBLOCK_FALLBACK_URL: url(['http:', 'https:']).optional(),
+  /** Sent as `Authorization: Bearer ...`; a local upstream may need none. */
+  GITBLOCK_FALLBACK_API_KEY: z.string().regex(/^\S+$/, 'no spaces').optional(),
+  /** `network-id=upstream-name` pairs, comma-separated; a model not listed is asked for by its own id. */
+  GITBLOCK_FALLBACK_MODELS: z
+    .string()
+    .transform((list) => list.split(',').map((p) => p.trim()).filter((p) => p !== ''))
+    .pipe(z.array(z.string().regex(/^[^=\s]+=[^=\s]+$/, 'must be network-id=upstream-name pairs, separated by commas')))
+    .transform((pairs) => Object.fromEntries(pairs.map((p) => p.split('=') as [string, string])))
+    .default({}),
+  /** Requests the fallback serves at once, over this gateway process; more get 503 fallback_unavailable. */
+  GITBLOCK_FALLBACK_MAX_CONCURRENT: z.coerce.number().int().min(1).max(10_000).default(8),
+  /** Requests the fallback starts per minute, over this gateway process. */
+  GITBLOCK_FALLBACK_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(120),
+  /** The whole upstream call, first byte to last token; past it the client gets 504 fallback_timeout. */
+  GITBLOCK_FALLBACK_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(60_000),
+  /** max_tokens asked of the upstream at most: a larger max_tokens is lowered to it (finish_reason says length). */
+  GITBLOCK_FALLBACK_MAX_TOKENS: z.coerce.number().int().min(1).max(1_000_000).default(1024),
 }).superRefine((env, ctx) => {
+  if (env.GITBLOCK_FALLBACK_URL === undefined && env.GITBLOCK_FALLBACK_API_KEY !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['GITBLOCK_FALLBACK_URL'], message: 'GITBLOCK_FALLBACK_API_KEY is set but not the URL it is for' });
+  }
   // Credentials half given, or given twice, would connect as nobody or as the wrong one.
   if ((env.EDGE_TLS_CERT_FILE === undefined) !== (env.EDGE_TLS_KEY_FILE === undefined)) {
     const missing = env.EDGE_TLS_CERT_FILE === undefined ? 'EDGE_TLS_CERT_FILE' : 'EDGE_TLS_KEY_FILE';

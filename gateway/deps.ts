@@ -6,6 +6,7 @@ import type { Db } from 'mongodb';
 import type { PublicClient } from 'viem';
 import type { LiveNodes } from '../activities/live-nodes.ts';
 import type { NodeStandings } from '../activities/node-standings.ts';
+import type { FallbackProvider } from './fallback.ts';
 import type { ApiKeys } from './keys/keys.ts';
 import type { Metrics } from './metrics.ts';
 import type { RegisteredNodes } from './registered-nodes.ts';
@@ -34,6 +35,8 @@ export interface GatewayDeps {
   now?: () => number;
   /** How long after a suspension an operator may reinstate the node; default REINSTATE_COOL_DOWN_MS. */
   reinstateCoolDownMs?: number;
+  /** Answers what no node can serve (GITBLOCK_FALLBACK_URL); none: such requests get 503 no_node_available. */
+  fallback?: FallbackProvider | undefined;
   /** Reads the rewards distributor (claim state for `GET /v1/rewards/<operator>`); optional. */
   chain?: PublicClient | undefined;
 }

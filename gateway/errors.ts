@@ -36,6 +36,10 @@ const statusOf = {
   no_node_available: 503,
   upstream_unavailable: 503,
   upstream_timeout: 504,
+  /** The fallback provider (gateway/fallback.ts): unreachable or at its limits, answered wrongly, or too slow. */
+  fallback_unavailable: 503,
+  fallback_error: 502,
+  fallback_timeout: 504,
 } as const;
 
 export type ErrorCode = keyof typeof statusOf;

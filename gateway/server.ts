@@ -16,6 +16,7 @@ import { taskQueues } from '../temporal.config.ts';
 import { bindPreferring } from '../stack/ports.ts';
 import { buildApp } from './app.ts';
 import { ApiKeys, defaultKeyPolicy } from './keys/keys.ts';
+import { FallbackProvider, fallbackOptionsOf } from './fallback.ts';
 import { createMetrics } from './metrics.ts';
 import { RegisteredNodes } from './registered-nodes.ts';
 import { startReconciler } from './reservations.ts';
@@ -56,6 +57,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const registered = await new RegisteredNodes(mongo.db).start();
   const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
   const standings = await new NodeStandings(mongo.db).start();
+  const fallbackOptions = fallbackOptionsOf(config);
   const app = await buildApp(
     {
       temporal,
@@ -72,6 +74,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       chain,
       controlTaskQueue: options.controlTaskQueue ?? taskQueues.control,
       keysPerHourPerAddress: 20,
+      fallback: fallbackOptions ? new FallbackProvider(fallbackOptions) : undefined,
     },
     { logger: options.logger ?? false },
   );

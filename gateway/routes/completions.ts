@@ -16,6 +16,7 @@ import { authenticate } from '../auth.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { TokenRelay } from '../relay.ts';
+import { answerFromFallback, unservedOrThrow, type OpenStream } from '../fallback.ts';
 import { chargeFor } from '../reservations.ts';
 import { upstream } from '../upstream.ts';
 import { servingNodes } from '../serving-nodes.ts';
@@ -91,6 +92,8 @@ interface Prepared {
   kind: Kind;
   /** parallel_tool_calls: false keeps an answer's first call only. */
   parallelToolCalls: boolean;
+  /** Why no node can serve it, when the fallback provider is to (fallback.ts). */
+  unserved: string | undefined;
 }
 
 async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind, requestId: string): Promise<Prepared> {
@@ -112,7 +115,7 @@ async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind, r
     (messages?.length ?? 0) * 8 +
     // The template documents the tools and how to call them: a few hundred tokens beyond their JSON.
     (tools ? estimatePromptTokens(JSON.stringify(tools)) + 300 : 0);
-  admit(deps, modelId, promptTokens, sampling.maxTokens);
+  const unserved = unservedOrThrow(deps, () => admit(deps, modelId, promptTokens, sampling.maxTokens));
 
   const reserved = promptTokens + sampling.maxTokens;
   // Carries the request id, so that were this gateway to die (or the deadline to pass while the
@@ -133,6 +136,7 @@ async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind, r
     includeUsage: body.stream_options?.include_usage === true,
     kind,
     parallelToolCalls: (body as ChatCompletionBody).parallel_tool_calls !== false,
+    unserved,
     input: { requestId, modelId, messages, prompt, sampling, subject: tokenSubject(requestId), promptTokensEstimate: promptTokens, ...(logprobs ? { logprobs } : {}), ...(tools ? { tools } : {}) },
   };
 }
@@ -192,6 +196,9 @@ interface Progress {
 /** Settles the key's reservation for the request's outcome, or for none; only the first call counts. */
 type Settle = (outcome?: RequestOutcome) => Promise<void>;
 
+/** Hands a request no node could serve to the fallback provider; `open` when the stream was already answered 200. */
+type ToFallback = (reason: string, open?: OpenStream) => Promise<unknown>;
+
 async function handle(deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply, kind: Kind) {
   // Named first, so every answer, a refusal included, carries the id to quote.
   const requestId = randomBytes(12).toString('hex');
@@ -206,13 +213,19 @@ async function handle(deps: GatewayDeps, request: FastifyRequest, reply: Fastify
   const charge = (outcome?: RequestOutcome) =>
     chargeFor(reservation, outcome ? { kind: 'completed', outcome } : progress.cancelled ? { kind: 'cancelled', relayedTokens: progress.relayedTokens } : { kind: 'failed' });
   let settled: Promise<void> | undefined;
-  const settle: Settle = (outcome) =>
-    (settled ??= upstream('MongoDB', () => deps.keys.settleReservation(reservation, charge(outcome))).then(
+  const settleAt = (charged: number) =>
+    (settled ??= upstream('MongoDB', () => deps.keys.settleReservation(reservation, charged)).then(
       () => {},
       (err: unknown) => request.log.warn({ err, keyId: p.keyId, requestId: p.requestId }, 'quota settle failed; the reconciler will settle it'),
     ));
+  const settle: Settle = (outcome) => settleAt(charge(outcome));
+  const fallback = deps.fallback;
+  const toFallback: ToFallback | undefined = fallback
+    ? (reason, open) => answerFromFallback(deps, fallback, request, reply, { ...reservation, kind, modelId: p.input.modelId, stream: p.stream, includeUsage: p.includeUsage, promptTokensEstimate: p.input.promptTokensEstimate, maxTokens: p.input.sampling.maxTokens, reason, settle: settleAt }, open)
+    : undefined;
   try {
-    return await serve(deps, request, reply, kind, p, settle, progress);
+    if (toFallback && p.unserved !== undefined) return await toFallback(p.unserved);
+    return await serve(deps, request, reply, kind, p, settle, progress, toFallback);
   } finally {
     await settle();
   }
@@ -246,7 +259,7 @@ async function markFailed(deps: GatewayDeps, requestId: string, err: unknown): P
   ).catch(() => {});
 }
 
-async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply, kind: Kind, p: Prepared, settle: Settle, progress: Progress) {
+async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply, kind: Kind, p: Prepared, settle: Settle, progress: Progress, toFallback?: ToFallback) {
   const started = performance.now();
   const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${p.requestId}`;
   const created = Math.floor((deps.now ?? Date.now)() / 1000);
@@ -299,7 +312,9 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
         finished = true;
         if (!progress.cancelled) deps.metrics.requests.inc({ model, outcome: 'failed' });
         await recordTimeout(deps, p.requestId, err);
-        throw failureOf(err);
+        const failure = failureOf(err);
+        if (toFallback && failure.code === 'no_node_available' && !progress.cancelled) return toFallback(failure.message);
+        throw failure;
       }
       finished = true;
       await settle(outcome);
@@ -347,8 +362,13 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
       } catch (err) {
         finished = true;
         await recordTimeout(deps, p.requestId, err);
-        await settle(); // before the error, on which a client's stream ends
-        send(failureOf(err).body());
+        const failure = failureOf(err);
+        // Only an answer not yet begun: the fallback's would not continue a node's.
+        if (toFallback && failure.code === 'no_node_available' && !progress.relayedTokens && !progress.cancelled) await toFallback(failure.message, { send });
+        else {
+          await settle(); // before the error, on which a client's stream ends
+          send(failure.body());
+        }
       }
       finished = true;
       if (outcome) {

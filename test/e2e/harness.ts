@@ -38,6 +38,8 @@ import { writeKeyFile } from '../settlement-helpers.ts';
 export interface Network {
   url: string;
   app: FastifyInstance;
+  /** What the gateway was built from; read per request, so a test may swap a part (its fallback provider). */
+  gatewayDeps: GatewayDeps;
   mongo: MongoHandle;
   nc: NatsConnection;
   temporal: Awaited<ReturnType<typeof connectTemporalClient>>;
@@ -95,7 +97,7 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
   const registered = await new RegisteredNodes(mongo.db).start();
   const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
   const standings = await new NodeStandings(mongo.db).start();
-  const app = await buildApp({
+  const gatewayDeps: GatewayDeps = {
     temporal,
     nc,
     js: jetstream(nc),
@@ -111,7 +113,8 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
     controlTaskQueue: taskQueue,
     keysPerHourPerAddress: 1000,
     ...options.gateway,
-  });
+  };
+  const app = await buildApp(gatewayDeps);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const edge = await startTestEdge({ db: mongo.db, controlTaskQueue: taskQueue });
   const nodes: NodeProcess[] = [];
@@ -123,6 +126,7 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
   return {
     url,
     app,
+    gatewayDeps,
     mongo,
     nc,
     temporal,
