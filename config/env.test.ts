@@ -47,6 +47,16 @@ describe('config', () => {
     expect(() => parseConfig({ GITBLOCK_SEED_VERIFIERS: `${a},alice` })).toThrow(/GITBLOCK_SEED_VERIFIERS.*must be a 0x address/);
   });
 
+  it('configures no fallback provider by default, and validates one that is given', () => {
+    expect(parseConfig({}).GITBLOCK_FALLBACK_URL).toBeUndefined();
+    const config = parseConfig({ GITBLOCK_FALLBACK_URL: 'https://api.example.com/v1', GITBLOCK_FALLBACK_API_KEY: 'sk-1', GITBLOCK_FALLBACK_MODELS: 'smollm2-135m=gpt-4o-mini, gitblock-tiny=tiny' });
+    expect(config).toMatchObject({ GITBLOCK_FALLBACK_MODELS: { 'smollm2-135m': 'gpt-4o-mini', 'gitblock-tiny': 'tiny' }, GITBLOCK_FALLBACK_MAX_CONCURRENT: 8, GITBLOCK_FALLBACK_TIMEOUT_MS: 60_000 });
+    expect(() => parseConfig({ GITBLOCK_FALLBACK_API_KEY: 'sk-1' })).toThrow(/GITBLOCK_FALLBACK_URL: GITBLOCK_FALLBACK_API_KEY is set but not the URL/);
+    expect(() => parseConfig({ GITBLOCK_FALLBACK_URL: 'ftp://x' })).toThrow(/GITBLOCK_FALLBACK_URL: must be a URL starting with http/);
+    expect(() => parseConfig({ GITBLOCK_FALLBACK_URL: 'http://x', GITBLOCK_FALLBACK_MODELS: 'a=b,c' })).toThrow(/GITBLOCK_FALLBACK_MODELS.*network-id=upstream-name/);
+    expect(() => parseConfig({ GITBLOCK_FALLBACK_URL: 'http://x', GITBLOCK_FALLBACK_MAX_CONCURRENT: '0' })).toThrow(/GITBLOCK_FALLBACK_MAX_CONCURRENT/);
+  });
+
   describe('explicitValue', () => {
     it('tells a value set in the environment from a default, even an equal one', () => {
       const config = parseConfig({ TEMPORAL_ADDRESS: '127.0.0.1:7233', NATS_URL: '' });

@@ -1,5 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** Seconds from a request to its last token: the same buckets for the network and the fallback, to compare. */
+const latencyBuckets = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120];
+
 /** Prometheus metrics of one gateway process, on its own registry (tests build several apps). */
 export function createMetrics() {
   const registry = new Registry();
@@ -12,7 +15,7 @@ export function createMetrics() {
       name: 'gitblock_request_seconds',
       help: 'Time from request to last token',
       labelNames: ['model', 'stream'] as const,
-      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
+      buckets: latencyBuckets,
       registers: [registry],
     }),
     liveNodes: new Gauge({ name: 'gitblock_live_nodes', help: 'Nodes the router would send work to now', registers: [registry] }),
@@ -23,7 +26,7 @@ export function createMetrics() {
       name: 'gitblock_fallback_request_seconds',
       help: 'Time from the upstream call to its last token',
       labelNames: ['model', 'stream'] as const,
-      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
+      buckets: latencyBuckets,
       registers: [registry],
     }),
     /** Every answer, refusals included (401, 429, 503 ...), by route, HTTP status and error code. */

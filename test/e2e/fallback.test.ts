@@ -5,7 +5,7 @@
  * charged its usage, nothing accrues; an upstream that is down, hangs or answers nonsense gets a
  * clear error quickly; with none configured, 503 as before; with a node live, the node serves.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
@@ -25,7 +25,7 @@ const provider = (overrides: Partial<FallbackOptions> = {}) =>
   new FallbackProvider({ url: plain.url, apiKey: 'sk-test-upstream', models: {}, maxConcurrent: 4, requestsPerMinute: 1000, timeoutMs: 60_000, maxTokens: cap, ...overrides });
 
 /** An HTTP server answering every request with `answer`, or never when it is undefined. */
-async function fakeUpstream(answer?: (res: import('node:http').ServerResponse) => void): Promise<{ url: string; close(): Promise<void> }> {
+async function fakeUpstream(answer?: (res: ServerResponse) => void): Promise<{ url: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     req.resume();
@@ -41,6 +41,18 @@ async function fakeUpstream(answer?: (res: import('node:http').ServerResponse) =
       return new Promise((r) => server.close(() => r()));
     },
   };
+}
+
+/** Runs `fn` with the gateway's fallback pointed at a fake upstream (see fakeUpstream), then puts the real one back. */
+async function withFakeUpstream(answer: Parameters<typeof fakeUpstream>[0], overrides: Partial<FallbackOptions>, fn: () => Promise<void>): Promise<void> {
+  const fake = await fakeUpstream(answer);
+  net.gatewayDeps.fallback = provider({ url: fake.url, ...overrides });
+  try {
+    await fn();
+  } finally {
+    net.gatewayDeps.fallback = provider();
+    await fake.close();
+  }
 }
 
 async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
@@ -174,9 +186,7 @@ describe('when the fallback cannot answer, a clear error, quickly', () => {
   });
 
   it('hanging: 504 fallback_timeout at its own deadline; past its concurrency, 503 at once', async () => {
-    const hanging = await fakeUpstream();
-    net.gatewayDeps.fallback = provider({ url: hanging.url, timeoutMs: 1_500, maxConcurrent: 1 });
-    try {
+    await withFakeUpstream(undefined, { timeoutMs: 1_500, maxConcurrent: 1 }, async () => {
       const started = Date.now();
       const first = apiError(client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 8 }));
       await new Promise((r) => setTimeout(r, 300));
@@ -185,19 +195,15 @@ describe('when the fallback cannot answer, a clear error, quickly', () => {
       expect(busy.message).toMatch(/at its limit/);
       expect(await first).toMatchObject({ status: 504, code: 'fallback_timeout' });
       expect(Date.now() - started).toBeLessThan(15_000);
-    } finally {
-      net.gatewayDeps.fallback = provider();
-      await hanging.close();
-    }
+    });
   });
 
   it('answering nonsense: 502 fallback_error, the nonsense never relayed; the key is charged nothing', async () => {
-    const liar = await fakeUpstream((res) => {
+    const lie = (res: ServerResponse) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: { evil: true } } }], usage: { prompt_tokens: -5 } }));
-    });
-    net.gatewayDeps.fallback = provider({ url: liar.url });
-    try {
+    };
+    await withFakeUpstream(lie, {}, async () => {
       const error = await apiError(client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 8 }));
       expect(error).toMatchObject({ status: 502, code: 'fallback_error' });
       expect(error.message).not.toMatch(/evil/);
@@ -206,20 +212,16 @@ describe('when the fallback cannot answer, a clear error, quickly', () => {
       expect(await receipt(requestId!)).toMatchObject({ status: 'failed', servedBy: 'fallback' });
       const settlement = await net.mongo.db.collection<{ _id: string; actual: number }>('api_key_settlements').findOne({ _id: requestId! });
       expect(settlement?.actual).toBe(0);
-    } finally {
-      net.gatewayDeps.fallback = provider();
-      await liar.close();
-    }
+    });
   });
 
   it('a broken stream: the client gets the error event and the stream ends', async () => {
-    const liar = await fakeUpstream((res) => {
+    const broken = (res: ServerResponse) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: 'hello' }, finish_reason: null }] })}\n\n`);
       res.end('data: {not json\n\n');
-    });
-    net.gatewayDeps.fallback = provider({ url: liar.url });
-    try {
+    };
+    await withFakeUpstream(broken, {}, async () => {
       const stream = await client.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 8, stream: true });
       let text = '';
       const error = await (async () => {
@@ -228,10 +230,7 @@ describe('when the fallback cannot answer, a clear error, quickly', () => {
       expect(text).toBe('hello');
       expect(error).toBeInstanceOf(OpenAI.APIError);
       expect((error as Error).message).toMatch(/not a valid completion/);
-    } finally {
-      net.gatewayDeps.fallback = provider();
-      await liar.close();
-    }
+    });
   });
 
   it('with no fallback configured: 503 no_node_available, as before', async () => {
