@@ -273,13 +273,26 @@ const recordFields = (req: FallbackRequest) => ({
   verification: { status: 'not sampled', reason: 'served by the fallback provider' },
 });
 
+/** One fallback call in progress: its deadline, how it ends, and what its answers are marked with. */
+interface Call {
+  req: FallbackRequest;
+  signal: AbortSignal;
+  /** Aborted when the client goes away. */
+  cancelled: AbortSignal;
+  /** Answer chunks relayed so far: what a stream that breaks off is charged for. */
+  relayed: number;
+  head: { id: string; created: number; model: string; system_fingerprint: string };
+  receipt: { request_id: string; served_by: 'fallback'; node_id: null };
+  /** Settles, records and counts how the call ended; once. */
+  end(status: 'completed' | 'failed' | 'cancelled', usage: Usage | undefined, finishReason: string | null | undefined, error?: ApiError): Promise<void>;
+}
+
 /**
  * Answers a request from the fallback provider, streamed or not, records it, settles its
  * reservation and counts it. `open` is the route's stream when it had already answered 200.
  */
 export async function answerFromFallback(deps: GatewayDeps, fallback: FallbackProvider, request: FastifyRequest, reply: FastifyReply, req: FallbackRequest, open?: OpenStream) {
   const labels = { model: req.modelId, stream: String(req.stream) };
-  const requests = deps.db.collection<{ _id: string }>('requests');
   const fail = (err: ApiError) => {
     deps.metrics.fallbackRequests.inc({ ...labels, outcome: 'failed' });
     deps.metrics.fallbackErrors.inc({ model: req.modelId, code: err.code });
@@ -292,16 +305,64 @@ export async function answerFromFallback(deps: GatewayDeps, fallback: FallbackPr
     throw fail(err as ApiError);
   }
   const started = performance.now();
-  const timeout = AbortSignal.timeout(fallback.options.timeoutMs);
   const cancel = new AbortController();
-  const signal = AbortSignal.any([timeout, cancel.signal]);
   let finished = false;
-  let relayedTokens = 0;
   reply.raw.on('close', () => {
     if (!finished) cancel.abort();
   });
-  // One record per request id: the workflow's, when it ran and found no node, gains the fallback's answer.
-  const record = (status: string, fields: Record<string, unknown>) =>
+  const record = recorder(deps, req);
+  const call: Call = {
+    req,
+    signal: AbortSignal.any([AbortSignal.timeout(fallback.options.timeoutMs), cancel.signal]),
+    cancelled: cancel.signal,
+    relayed: 0,
+    head: { id: `${req.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${req.requestId}`, created: Math.floor((deps.now ?? Date.now)() / 1000), model: req.modelId, system_fingerprint: fallbackFingerprint },
+    receipt: { request_id: req.requestId, served_by: 'fallback', node_id: null },
+    async end(status, usage, finishReason, error) {
+      finished = true;
+      release();
+      // The upstream's count, which may pass the gateway's estimate (another tokenizer); an outside
+      // input all the same, so a report past twice the reservation is not believed beyond that.
+      const charged =
+        status === 'completed' && usage
+          ? Math.min(usage.total_tokens, 2 * req.reserved)
+          : chargeFor({ reserved: req.reserved, promptTokens: req.promptTokensEstimate }, status === 'failed' && !call.relayed ? { kind: 'failed' } : { kind: 'cancelled', relayedTokens: call.relayed });
+      await req.settle(charged);
+      const totalMs = performance.now() - started;
+      await record(status, {
+        ...(usage ? { usage: { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, totalTokens: usage.total_tokens } } : {}),
+        ...(finishReason ? { finishReason } : {}),
+        ...(error ? { fallback: { reason: req.reason, error: error.message } } : {}),
+        timings: { totalMs },
+      }).catch((err: unknown) => request.log.warn({ err, requestId: req.requestId }, 'recording the fallback answer failed'));
+      if (status === 'completed') deps.metrics.fallbackLatency.observe(labels, totalMs / 1000);
+      if (status === 'failed' && error) fail(error);
+      else deps.metrics.fallbackRequests.inc({ ...labels, outcome: status === 'completed' ? 'ok' : status });
+    },
+  };
+  try {
+    if (!open) await record('running', {});
+    let response: Response;
+    try {
+      response = await fallback.call(req, fallback.bodyFor(req, request.body as ChatCompletionBody), call.signal);
+    } catch (err) {
+      const failure = fallback.failure(err, call.signal);
+      await call.end(cancel.signal.aborted ? 'cancelled' : 'failed', undefined, undefined, failure);
+      if (open) return void open.send(failure.body());
+      throw failure;
+    }
+    if (!req.stream) return await relayAnswer(fallback, call, response, reply);
+    await relayStream(fallback, call, response, open ?? { send: openStream(reply, req) });
+  } finally {
+    release();
+    if (req.stream && !open && reply.raw.headersSent && !reply.raw.writableEnded && !reply.raw.destroyed) reply.raw.end('data: [DONE]\n\n');
+  }
+}
+
+/** Writes the request record: one per request id, so the workflow's, when it ran and found no node, gains the fallback's answer. */
+function recorder(deps: GatewayDeps, req: FallbackRequest) {
+  const requests = deps.db.collection<{ _id: string }>('requests');
+  return (status: string, fields: Record<string, unknown>) =>
     upstream('MongoDB', () =>
       requests.updateOne(
         { _id: req.requestId },
@@ -309,92 +370,60 @@ export async function answerFromFallback(deps: GatewayDeps, fallback: FallbackPr
         { upsert: true },
       ),
     );
-  const end = async (status: 'completed' | 'failed' | 'cancelled', usage: Usage | undefined, finishReason: string | null | undefined, error?: ApiError) => {
-    finished = true;
-    release();
-    // The upstream's count, which may pass the gateway's estimate (another tokenizer); an outside
-    // input all the same, so a report past twice the reservation is not believed beyond that.
-    const charged = status === 'completed' && usage ? Math.min(usage.total_tokens, 2 * req.reserved) : chargeFor({ reserved: req.reserved, promptTokens: req.promptTokensEstimate }, status === 'failed' && !relayedTokens ? { kind: 'failed' } : { kind: 'cancelled', relayedTokens });
-    await req.settle(charged);
-    const totalMs = performance.now() - started;
-    await record(status, {
-      ...(usage ? { usage: { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, totalTokens: usage.total_tokens } } : {}),
-      ...(finishReason ? { finishReason } : {}),
-      ...(error ? { fallback: { reason: req.reason, error: error.message } } : {}),
-      timings: { totalMs },
-    }).catch((err: unknown) => request.log.warn({ err, requestId: req.requestId }, 'recording the fallback answer failed'));
-    if (status === 'completed') deps.metrics.fallbackLatency.observe(labels, totalMs / 1000);
-    if (status === 'failed' && error) fail(error);
-    else deps.metrics.fallbackRequests.inc({ ...labels, outcome: status === 'completed' ? 'ok' : status });
-  };
+}
 
-  const id = `${req.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${req.requestId}`;
-  const created = Math.floor((deps.now ?? Date.now)() / 1000);
-  const head = { id, created, model: req.modelId, system_fingerprint: fallbackFingerprint };
-  const receipt = { request_id: req.requestId, served_by: 'fallback', node_id: null };
+/** Answers 200 as a server-sent event stream, marked; returns how to send an event. */
+function openStream(reply: FastifyReply, req: FallbackRequest): (payload: unknown) => void {
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-gitblock-request-id': req.requestId, 'x-gitblock-served-by': 'fallback', 'x-accel-buffering': 'no' });
+  return (payload) => void (raw.destroyed || raw.write(`data: ${JSON.stringify(payload)}\n\n`));
+}
+
+/** The upstream's whole answer, validated, relayed in this network's shape. */
+async function relayAnswer(fallback: FallbackProvider, call: Call, response: Response, reply: FastifyReply) {
+  const { req } = call;
+  let answer: z.infer<typeof chatAnswerSchema> | z.infer<typeof completionAnswerSchema>;
   try {
-    if (!open) await record('running', {});
-    let response: Response;
-    try {
-      response = await fallback.call(req, fallback.bodyFor(req, request.body as ChatCompletionBody), signal);
-    } catch (err) {
-      const failure = fallback.failure(err, signal);
-      await end(cancel.signal.aborted ? 'cancelled' : 'failed', undefined, undefined, failure);
-      if (open) return void open.send(failure.body());
-      throw failure;
-    }
-
-    if (!req.stream) {
-      let answer: z.infer<typeof chatAnswerSchema> | z.infer<typeof completionAnswerSchema>;
-      try {
-        const body: unknown = JSON.parse(await readBounded(response, signal));
-        answer = (req.kind === 'chat' ? chatAnswerSchema : completionAnswerSchema).parse(body);
-      } catch (err) {
-        const failure = fallback.failure(err, signal);
-        await end(cancel.signal.aborted ? 'cancelled' : 'failed', undefined, undefined, failure);
-        throw failure;
-      }
-      const choice = answer.choices[0]!;
-      await end('completed', answer.usage, choice.finish_reason);
-      const message = 'message' in choice ? { message: defined(choice.message) } : {};
-      return reply
-        .headers({ 'x-gitblock-request-id': req.requestId, 'x-gitblock-served-by': 'fallback' })
-        .send({ ...head, object: req.kind === 'chat' ? 'chat.completion' : 'text_completion', choices: [{ index: 0, ...defined(choice), ...message, logprobs: choice.logprobs ?? null }], usage: answer.usage, gitblock: receipt });
-    }
-
-    let send: (payload: unknown) => void;
-    if (open) send = open.send;
-    else {
-      reply.hijack();
-      const raw = reply.raw;
-      raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-gitblock-request-id': req.requestId, 'x-gitblock-served-by': 'fallback', 'x-accel-buffering': 'no' });
-      send = (payload) => void (raw.destroyed || raw.write(`data: ${JSON.stringify(payload)}\n\n`));
-    }
-    const object = req.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
-    const schema = req.kind === 'chat' ? chatChunkSchema : completionChunkSchema;
-    let usage: Usage | undefined;
-    let finishReason: string | null | undefined;
-    try {
-      for await (const event of sseEvents(response, signal)) {
-        const chunk = schema.parse(event);
-        if (chunk.usage) usage = chunk.usage;
-        const choice = chunk.choices[0];
-        if (!choice) continue;
-        finishReason ??= choice.finish_reason;
-        if ('delta' in choice ? choice.delta.content || choice.delta.tool_calls : choice.text) relayedTokens++;
-        const out = 'delta' in choice ? { ...choice, delta: defined(choice.delta) } : choice;
-        send({ ...head, object, choices: [{ index: 0, ...out, finish_reason: choice.finish_reason ?? null, logprobs: choice.logprobs ?? null }], ...(finishReason ? { gitblock: receipt } : {}) });
-      }
-      if (!finishReason) throw new UpstreamAnswerError('the upstream stream ended without a finish_reason');
-    } catch (err) {
-      const failure = fallback.failure(err, signal);
-      await end(cancel.signal.aborted ? 'cancelled' : 'failed', usage, finishReason, failure);
-      return void send(failure.body());
-    }
-    if (req.includeUsage && usage) send({ ...head, object, choices: [], usage });
-    await end('completed', usage, finishReason); // before [DONE], where a client's stream ends
-  } finally {
-    release();
-    if (req.stream && !open && reply.raw.headersSent && !reply.raw.writableEnded && !reply.raw.destroyed) reply.raw.end('data: [DONE]\n\n');
+    const body: unknown = JSON.parse(await readBounded(response, call.signal));
+    answer = (req.kind === 'chat' ? chatAnswerSchema : completionAnswerSchema).parse(body);
+  } catch (err) {
+    const failure = fallback.failure(err, call.signal);
+    await call.end(call.cancelled.aborted ? 'cancelled' : 'failed', undefined, undefined, failure);
+    throw failure;
   }
+  const choice = answer.choices[0]!;
+  await call.end('completed', answer.usage, choice.finish_reason);
+  const message = 'message' in choice ? { message: defined(choice.message) } : {};
+  return reply
+    .headers({ 'x-gitblock-request-id': req.requestId, 'x-gitblock-served-by': 'fallback' })
+    .send({ ...call.head, object: req.kind === 'chat' ? 'chat.completion' : 'text_completion', choices: [{ index: 0, ...defined(choice), ...message, logprobs: choice.logprobs ?? null }], usage: answer.usage, gitblock: call.receipt });
+}
+
+/** The upstream's stream, each event validated and relayed in this network's shape; an error ends it as the last event. */
+async function relayStream(fallback: FallbackProvider, call: Call, response: Response, { send }: OpenStream) {
+  const { req } = call;
+  const object = req.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  const schema = req.kind === 'chat' ? chatChunkSchema : completionChunkSchema;
+  let usage: Usage | undefined;
+  let finishReason: string | null | undefined;
+  try {
+    for await (const event of sseEvents(response, call.signal)) {
+      const chunk = schema.parse(event);
+      if (chunk.usage) usage = chunk.usage;
+      const choice = chunk.choices[0];
+      if (!choice) continue;
+      finishReason ??= choice.finish_reason;
+      if ('delta' in choice ? choice.delta.content || choice.delta.tool_calls : choice.text) call.relayed++;
+      const out = 'delta' in choice ? { ...choice, delta: defined(choice.delta) } : choice;
+      send({ ...call.head, object, choices: [{ index: 0, ...out, finish_reason: choice.finish_reason ?? null, logprobs: choice.logprobs ?? null }], ...(finishReason ? { gitblock: call.receipt } : {}) });
+    }
+    if (!finishReason) throw new UpstreamAnswerError('the upstream stream ended without a finish_reason');
+  } catch (err) {
+    const failure = fallback.failure(err, call.signal);
+    await call.end(call.cancelled.aborted ? 'cancelled' : 'failed', usage, finishReason, failure);
+    return send(failure.body());
+  }
+  if (req.includeUsage && usage) send({ ...call.head, object, choices: [], usage });
+  await call.end('completed', usage, finishReason); // before [DONE], where a client's stream ends
 }
