@@ -6,7 +6,7 @@ import { operatorActions } from '../../domain/operator-action.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { performOperatorAction } from '../operator-actions.ts';
-import { NodeIdTakenError, registerNode } from '../registration/register.ts';
+import { NodeIdTakenError, registerNode, registrationsCollection, type RegistrationDoc } from '../registration/register.ts';
 import { RegistrationError } from '../registration/verify.ts';
 
 /**
@@ -17,15 +17,24 @@ import { RegistrationError } from '../registration/verify.ts';
  */
 export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
   const nodes = deps.db.collection<NodeDocument>('nodes');
+  const registrations = deps.db.collection<RegistrationDoc>(registrationsCollection);
 
-  /** A node as the public sees it: its actor's standing and whether its heartbeat is live. */
-  const publicView = (doc: NodeDocument) => {
+  /** The hardware each node said it runs on when it registered (the actor's document has none). */
+  const hardwareOf = async (ids: string[]) => {
+    const gpus = new Map<string, string>();
+    for await (const r of registrations.find({ _id: { $in: ids } }, { projection: { _id: 1, gpu: 1 } })) gpus.set(r._id, r.gpu);
+    return gpus;
+  };
+
+  /** A node as the public sees it: its actor's standing, its hardware and whether its heartbeat is live. */
+  const publicView = (doc: NodeDocument, gpus: Map<string, string>) => {
     const r = doc.record;
     return {
       id: doc._id,
       object: 'node',
       operator: doc.operator,
       models: doc.models,
+      gpu: gpus.get(doc._id) ?? null,
       state: doc.state,
       reputation: Math.round(doc.reputation * 10_000) / 10_000,
       live: deps.liveNodes.get(doc._id) !== undefined,
@@ -55,7 +64,8 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
     // Registration stores the checksummed address; any casing of the same address finds it.
     const filter = { ...(model ? { models: model } : {}), ...(operator ? { operator: getAddress(operator.toLowerCase()) } : {}) };
     const docs = await nodes.find(filter).sort({ reputation: -1 }).limit(1_000).toArray();
-    return { object: 'list', data: docs.map(publicView) };
+    const gpus = await hardwareOf(docs.map((d) => d._id));
+    return { object: 'list', data: docs.map((d) => publicView(d, gpus)) };
   });
 
   /** `GET /v1/nodes/<id>`: one node's standing. */
@@ -63,7 +73,7 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
     const nodeId = nodeIdParam(request.params);
     const doc = await nodes.findOne({ _id: nodeId });
     if (!doc) throw new ApiError('not_found', `No node ${nodeId} has registered with this network`);
-    return publicView(doc);
+    return publicView(doc, await hardwareOf([doc._id]));
   });
 
   /**
