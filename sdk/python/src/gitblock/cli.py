@@ -47,14 +47,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _common(suppress: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name; after it, only those given count."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--gateway", help="the gateway's URL (default: GITBLOCK_GATEWAY_URL, else http://127.0.0.1:8080)")
-    common.add_argument("--key-file", help="the operator key (default: the node's, ~/.gitblock/operator.key)")
-    common.add_argument("--rpc", help="the chain's JSON-RPC URL, for claims (default: CHAIN_RPC_URL, else http://127.0.0.1:8545)")
-    common.add_argument("--json", action="store_true", help="print JSON for machines instead of a table")
-    parser = argparse.ArgumentParser(prog="gitblock", description="GitBlock for node operators.", parents=[common])
+    default: Any = argparse.SUPPRESS if suppress else None
+    common.add_argument("--gateway", default=default, help="the gateway's URL (default: GITBLOCK_GATEWAY_URL, else http://127.0.0.1:8080)")
+    common.add_argument("--key-file", default=default, help="the operator key (default: the node's, ~/.gitblock/operator.key)")
+    common.add_argument("--rpc", default=default, help="the chain's JSON-RPC URL, for claims (default: CHAIN_RPC_URL, else http://127.0.0.1:8545)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False, help="print JSON for machines instead of a table")
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gitblock", description="GitBlock for node operators.", parents=[_common(False)])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # A subcommand's defaults would overwrite what was given before its name: its own are suppressed.
+    common = _common(True)
 
     nodes = commands.add_parser("nodes", parents=[common], help="this operator's nodes (every node with --all)")
     nodes.add_argument("--all", action="store_true", help="every node of the network, not only this operator's")
