@@ -7,8 +7,7 @@ import socket
 
 from gitblock import Network, Operator
 
-from .conftest import LocalNetwork
-from .test_rewards import gitblock
+from .conftest import LocalNetwork, gitblock, gitblock_script
 
 
 def test_nodes_and_node_as_tables_and_json(network: LocalNetwork) -> None:
@@ -56,6 +55,6 @@ def test_refusals_exit_1_with_the_reason_and_code(network: LocalNetwork) -> None
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    down = gitblock(network, "nodes", "--all", "--gateway", f"http://127.0.0.1:{port}")
+    down = gitblock_script(network, "nodes", "--all", "--gateway", f"http://127.0.0.1:{port}")
     assert down.returncode == 1
     assert f"127.0.0.1:{port}" in down.stderr and "(gateway_unreachable)" in down.stderr

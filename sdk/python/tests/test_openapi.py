@@ -130,7 +130,8 @@ def test_the_check_finds_a_field_the_document_lacks() -> None:
 @pytest.mark.parametrize("path", ["/v1/models", "/v1/nodes", "/health", "/v1/network"])
 def test_the_models_validate_the_gateways_real_answers(network: LocalNetwork, path: str) -> None:
     body = httpx.get(network.gateway_url + path, timeout=15).json()
-    model = {"/v1/models": Model, "/v1/nodes": Node, "/health": Health, "/v1/network": NetworkInfo}[path]
+    models: dict[str, type[BaseModel]] = {"/v1/models": Model, "/v1/nodes": Node, "/health": Health, "/v1/network": NetworkInfo}
+    model = models[path]
     items = body["data"] if "data" in body else [body]
     assert items, f"{path} answered no items to check"
     for item in items:

@@ -7,10 +7,7 @@ Last in the run (by name): the request served at the start (``earned``) has sett
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,17 +16,9 @@ from web3 import Web3
 from gitblock import ClaimReport, InsufficientGasError, Network, Rewards, claim_rewards, verify_reward_proof
 from gitblock.claims import DISTRIBUTOR_ABI, TOKEN_ABI
 
-from .conftest import LocalNetwork
+from .conftest import LocalNetwork, gitblock, gitblock_script
 
-SETTLE_TIMEOUT_SECONDS = 240
-
-
-def gitblock(network: LocalNetwork, *args: str) -> subprocess.CompletedProcess[str]:
-    """The `gitblock` console script of this environment, on this network, with the node's key."""
-    script = Path(sys.executable).parent / "gitblock"
-    common = ["--gateway", network.gateway_url, "--key-file", str(network.key_file), "--rpc", network.rpc_url]
-    # Before the command's name: options given after it (a test's own --key-file) take precedence.
-    return subprocess.run([str(script), *common, *args], capture_output=True, text=True, timeout=180)
+SETTLE_TIMEOUT_SECONDS = 300
 
 
 def _claimable(network: LocalNetwork, net: Network) -> Rewards:
@@ -77,7 +66,7 @@ def test_accrue_settle_claim_once_and_claim_nothing_twice(network: LocalNetwork,
 
         network.rpc("anvil_setBalance", op.address, hex(10**19))
         # The first claim moves the GBT, one transaction per epoch (the command, over the SDK).
-        first = gitblock(network, "claim")
+        first = gitblock_script(network, "claim")
         assert first.returncode == 0, first.stderr
         for e in due:
             assert f"epoch {e.epoch}: claimed " in first.stdout
