@@ -3,7 +3,7 @@
 One network per test run, in temporary folders, on ports it picks: the stack (Temporal,
 MongoDB-wire server, NATS, anvil), the rewards contracts, the control worker, the gateway, the
 edge and one node (``local-node-1``) serving the tiny fixture model on the CPU, with 1-minute
-epochs so a reward settles within a minute. The node's operator key is made by the SDK
+epochs so a reward settles within two minutes. The node's operator key is made by the SDK
 (``Operator.create``) before the start, so the key the tests sign with is the node's own.
 
 Nothing here re-implements the launcher: it runs it as a newcomer would and reads the endpoints
