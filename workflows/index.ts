@@ -1,5 +1,5 @@
 // Every workflow the workers register. Workflow files import only @temporalio/workflow,
-// types, temporal.config.ts and the pure modules in domain/ (test/workflow-imports.test.ts).
+// types, temporal.config.ts and the pure modules in domain/ (enforced by eslint.config.js).
 export { smokeWorkflow } from './smoke.ts';
 export { inferenceWorkflow } from './inference.ts';
 export { requestWorkflow } from './request.ts';
