@@ -16,6 +16,8 @@ export class LiveNodes {
   private stopWatch: (() => void) | undefined;
   private readonly ready: Promise<void>;
   rejected = 0;
+  /** Why the watch ended early, if it did (NATS gone): the view then empties as entries age out. */
+  watchFailure: unknown;
   private accept: (nodeId: string) => boolean = () => true;
 
   constructor(
@@ -41,6 +43,9 @@ export class LiveNodes {
       watcher.stop();
     };
     if ((await this.kv.status()).values === 0) markReady();
+    // The watch runs for the life of this view (stop() ends it), beside whoever awaits `initial`.
+    // Should it fail, entries age out by receive time, so the view empties rather than lies; the
+    // failure is kept instead of crashing the process as an unhandled rejection.
     void (async () => {
       for await (const entry of watcher) {
         if (entry.delta === 0) markReady();
@@ -56,7 +61,10 @@ export class LiveNodes {
         }
         this.nodes.set(entry.key, { heartbeat: parsed.data, receivedAt: this.now() });
       }
-    })();
+    })().catch((err: unknown) => {
+      this.watchFailure = err;
+      markReady();
+    });
     await initial;
   }
 

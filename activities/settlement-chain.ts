@@ -135,7 +135,7 @@ export async function connectSettlementChain(options: ConnectSettlementChainOpti
     distributor: deployment.distributor,
     fromBlock: deployment.blockNumber,
     confirmations: options.confirmations,
-    publicClient: publicClient as PublicClient<Transport, Chain>,
+    publicClient: publicClient,
     wallet,
     pollingIntervalMs,
   };

@@ -15,7 +15,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Collection, Db } from 'mongodb';
-import { getAddress, isAddress, parseEventLogs, zeroHash, type Address, type Hex, type Log, type TransactionReceipt } from 'viem';
+import { getAddress, isAddress, parseEventLogs, zeroHash, type Address, type Hex, type TransactionReceipt } from 'viem';
 import { isDuplicateKey } from '../connections/mongo.ts';
 import { rewardsDistributorAbi } from '../contracts/artifacts/index.ts';
 import { availableEmission, cumulativeEmission, epochEmission, epochPayout, epochWindow, lastCompleteEpoch, type EpochSchedule } from '../domain/emission.ts';
@@ -234,7 +234,7 @@ export function createSettlementActivities(deps: SettlementDeps) {
   /** The EpochPosted event of `epoch` on the distributor: from the known transaction, else by a scan. */
   async function findPostLog(chain: SettlementChain, epoch: number, doc: EpochDoc) {
     const fromReceipt = (receipt: TransactionReceipt) =>
-      parseEventLogs({ abi: rewardsDistributorAbi, eventName: 'EpochPosted', logs: receipt.logs as Log[] }).find(
+      parseEventLogs({ abi: rewardsDistributorAbi, eventName: 'EpochPosted', logs: receipt.logs }).find(
         (l) => l.address.toLowerCase() === chain.distributor.toLowerCase() && l.args.epoch === BigInt(epoch),
       );
     if (doc.postTx) {

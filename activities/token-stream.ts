@@ -145,7 +145,7 @@ export class TokenStreamWriter {
   private queuedTokens: number[] = [];
   private queuedText = '';
   private inFlight: Promise<void> | undefined;
-  private failure: unknown;
+  private failure: Error | undefined;
   private lastPublishAt = 0;
 
   constructor(
@@ -218,7 +218,7 @@ export class TokenStreamWriter {
         await this.publish({ seq: this.nextSeq, nodeId: this.nodeId, tokens: this.take(), text: this.takeText() });
       }
     } catch (err) {
-      this.failure = err;
+      this.failure = err instanceof Error ? err : new Error(String(err));
     } finally {
       this.inFlight = undefined;
     }

@@ -64,7 +64,7 @@ await withStack(async (stack) => {
   const node = spawn(process.execPath, [fileURLToPath(new URL('../bin/gitblock-node.mjs', import.meta.url)), 'start', '--models', 'gitblock-tiny', '--gpu', 'cpu', '--threads', '1', '--gateway', gateway.url, '--temporal', e.temporalAddress, '--nats', e.natsUrl, '--max-parallel', String(maxParallel), '--context-size', '1024', '--node-id', 'bench-node', '--key-file', join(home, 'k')], { env: { ...process.env, GITBLOCK_NODE_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
-    node.stdout.on('data', (d: Buffer) => (out += d) && /serving .* on Temporal/.test(out) && resolve());
+    node.stdout.on('data', (d: Buffer) => (out += d.toString()) && /serving .* on Temporal/.test(out) && resolve());
     node.once('exit', (c) => reject(new Error(`node exited ${c}: ${out}`)));
   });
   await new Promise((r) => setTimeout(r, 1000)); // the gateway's heartbeat view catches up

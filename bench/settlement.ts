@@ -9,7 +9,7 @@
  *   npx tsx bench/settlement.ts [--operators 100000] [--claims 3]
  */
 import { performance } from 'node:perf_hooks';
-import { createWalletClient, getAddress, http, toHex, type Address, type Hex } from 'viem';
+import { createWalletClient, getAddress, http, toHex, type Address } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
 import type { LedgerDoc } from '../activities/ledger.ts';
@@ -93,7 +93,7 @@ await withStack(async (stack) => {
     const operator = operatorAddress(Math.floor((k * operatorCount) / claims));
     const doc = (await proofsCollection(db).findOne({ _id: `${EPOCH}:${operator}` }))!;
     proofLength = doc.proof.length;
-    const hash = await wallet.writeContract({ address: deployment.distributor, abi: rewardsDistributorAbi, functionName: 'claim', args: [BigInt(EPOCH), operator, BigInt(doc.amount), doc.proof as Hex[]] });
+    const hash = await wallet.writeContract({ address: deployment.distributor, abi: rewardsDistributorAbi, functionName: 'claim', args: [BigInt(EPOCH), operator, BigInt(doc.amount), doc.proof] });
     const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });
     if (receipt.status !== 'success') throw new Error(`claim ${hash} reverted`);
     gas.push(receipt.gasUsed);

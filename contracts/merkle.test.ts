@@ -75,7 +75,7 @@ describe('buildRewardsTree', () => {
     expect(() => buildRewardsTree(1n << 64n, entries)).toThrow(/epoch/);
     expect(() => buildRewardsTree(1n, [{ operator: addr(1), amount: 0n }])).toThrow(/amount/);
     expect(() => buildRewardsTree(1n, [{ operator: addr(1), amount: 1.5 as unknown as bigint }])).toThrow(/bigint/);
-    expect(() => buildRewardsTree(1n, [{ operator: '0x1234' as Address, amount: 1n }])).toThrow(/not an address/);
+    expect(() => buildRewardsTree(1n, [{ operator: '0x1234', amount: 1n }])).toThrow(/not an address/);
     const lower = addr(1).toLowerCase() as Address;
     expect(() =>
       buildRewardsTree(1n, [

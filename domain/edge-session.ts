@@ -6,7 +6,7 @@
  *
  * Pure: zod, viem types and viem's pure helpers only; the caller supplies the clock.
  */
-import { getAddress, type Address, type Hex } from 'viem';
+import { getAddress, type Hex } from 'viem';
 import { z } from 'zod';
 import { nodeIdSchema } from './heartbeat.ts';
 import { addressSchema, bytes32Schema, expirySchema, registrationDomain, signatureSchema } from './registration.ts';
@@ -58,7 +58,7 @@ export function edgeSessionTypedData(chainId: number, fields: EdgeSessionFields)
     primaryType: 'EdgeSession',
     message: {
       nodeId: fields.nodeId,
-      operator: getAddress(fields.operator) as Address,
+      operator: getAddress(fields.operator),
       audience: fields.audience,
       slots: fields.slots,
       expiry: BigInt(fields.expiry),

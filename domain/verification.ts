@@ -110,7 +110,7 @@ export function positionStat(sortedProbs: readonly number[], claimedIndex: numbe
   const inside = claimedIndex < kept || p >= boundary * tieRatio;
   const n = Math.max(kept, inside ? claimedIndex + 1 : 0);
   let z = 0;
-  const logits: number[] = new Array(n);
+  const logits = new Array<number>(n);
   for (let i = 0; i < n; i++) {
     logits[i] = Math.log(Math.max(sortedProbs[i]!, 1e-300)) / s.temperature;
   }

@@ -96,6 +96,7 @@ export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceI
 
   const unary = <Res>(authenticated: boolean, fn: (request: unknown, session: NodeSession | undefined) => Promise<Res>) => {
     return (call: grpc.ServerUnaryCall<unknown, Res>, callback: grpc.sendUnaryData<Res>) => {
+      // gRPC's callback API: the outcome, a refusal included, goes to `callback`, not to a caller.
       void (async () => fn(call.request, authenticated ? sessionOf(deps.sessions, call.metadata) : undefined))().then(
         (value) => callback(null, value),
         (err: unknown) => callback(toStatus(refusalOf(err), deps.log)),

@@ -4,7 +4,7 @@
  * Tokens live in this edge's memory: a node that reaches another edge opens a session there.
  */
 import { randomBytes } from 'node:crypto';
-import { getAddress, type TypedDataDefinition } from 'viem';
+import { getAddress } from 'viem';
 import type { Db } from 'mongodb';
 import { edgeSessionBodySchema, edgeSessionTypedData, type EdgeSessionBody, type EdgeSessionFields } from '../domain/edge-session.ts';
 import { registrationsCollection, type RegistrationDoc } from '../gateway/registration/register.ts';
@@ -36,7 +36,7 @@ const sessionKind: SignedKind<EdgeSessionBody, EdgeSessionFields> = {
   noun: 'session',
   schema: edgeSessionBodySchema,
   split: (body) => ({ fields: body.session, signature: body.signature }),
-  typedData: (chainId, fields) => edgeSessionTypedData(chainId, fields) as unknown as TypedDataDefinition,
+  typedData: (chainId, fields) => edgeSessionTypedData(chainId, fields),
 };
 
 const fail = (failure: SignedFailure, message: string) => new SessionError(`SESSION_${failure}`, message);

@@ -208,7 +208,7 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
       // rather than handed over.
       const barredNow = task.taskToken?.length ? deps.standings.barred(session.nodeId) : undefined;
       if (barredNow) {
-        await giveBack(call, task.taskToken!, `node ${session.nodeId} is ${barredNow}; the edge took the task back`);
+        await giveBack(call, task.taskToken, `node ${session.nodeId} is ${barredNow}; the edge took the task back`);
         throw barredRefusal(session.nodeId, barredNow);
       }
       if (task.taskToken?.length) {
@@ -296,6 +296,7 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
   for (const name of methodNames) {
     implementation[name] = (call: Call, callback: Reply) => {
       const handler = handlers[name];
+      // gRPC's callback API: the outcome, a refusal included, goes to `callback`, not to a caller.
       void (async () => {
         const session = sessionOf(deps.sessions, call.metadata);
         if (!handler) throw denied(`${name} is not a call a node may make`);

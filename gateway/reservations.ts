@@ -112,6 +112,7 @@ export function startReconciler(deps: ReconcileDeps, options: ReconcileOptions &
   const timer = setInterval(() => {
     if (running) return;
     running = true;
+    // A timer tick cannot await; `running` keeps ticks from overlapping and the catch logs.
     void reconcileReservations(deps, options)
       .catch((err: unknown) => options.log?.(err))
       .finally(() => (running = false));

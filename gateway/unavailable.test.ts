@@ -26,7 +26,7 @@ import { MongoNonceStore } from './registration/mongo-nonces.ts';
 
 let mongo: MongoHandle;
 let temporal: Awaited<ReturnType<typeof connectTemporalClient>>;
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
+const cleanups: (() => unknown)[] = [];
 
 beforeAll(async () => {
   const s = stack();

@@ -107,7 +107,7 @@ export class LocalNode {
         resolve(`could not start: ${err.message}`);
       });
     });
-    for (const stream of [child.stdout!, child.stderr!]) {
+    for (const stream of [child.stdout, child.stderr]) {
       createInterface({ input: stream }).on('line', (line) => {
         if (line.trim()) this.options.say(`  [node] ${line}`);
         if (servingLine.test(line)) served();
@@ -129,6 +129,7 @@ export class LocalNode {
   }
 
   private superviseRun(run: Run): void {
+    // Supervision runs beside the caller; `exited` never rejects (it resolves with how the run ended).
     void run.exited.then((how) => {
       if (this.stopping || run !== this.run) return;
       // A run that served for a while was healthy: the next failure starts the backoff afresh.

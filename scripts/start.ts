@@ -67,7 +67,8 @@ async function main() {
   };
   stack.onServiceFailure((error) => {
     console.error(`\n${error.message}\nStopping: the network cannot run without ${error.service}.`);
-    void stopAll().then(() => process.exit(1));
+    // A failure callback cannot await: stop what runs, then exit whether stopping worked or not.
+    void stopAll().finally(() => process.exit(1));
   });
   try {
     const e = stack.endpoints;

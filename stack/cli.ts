@@ -23,7 +23,8 @@ program
     printEndpoints(stack);
     stack.onServiceFailure((error) => {
       console.error(`\n${error.message}`);
-      void stack.stop().then(() => process.exit(1));
+      // A failure callback cannot await: stop what runs, then exit whether stopping worked or not.
+      void stack.stop().finally(() => process.exit(1));
     });
     await untilSignal();
     console.log('Stopping the stack...');

@@ -82,6 +82,7 @@ export class ManagedProcess {
 
   /** Called once if the process ends while nobody asked it to stop. */
   onUnexpectedExit(handler: (error: ServiceError) => void): void {
+    // Only a notification: `exited` never rejects, and the caller registers and moves on.
     void this.exited.then(() => {
       if (!this.stopping) handler(this.failure('exited unexpectedly'));
     });

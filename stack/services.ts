@@ -52,7 +52,7 @@ export interface Endpoints {
   rpcUrl: string;
 }
 
-export function endpointsFor(ports: Ports, nats: NatsCredentials, mongodbUri?: string | undefined): Endpoints {
+export function endpointsFor(ports: Ports, nats: NatsCredentials, mongodbUri?: string): Endpoints {
   return {
     temporalAddress: `127.0.0.1:${ports.temporal}`,
     temporalNamespace: 'default',

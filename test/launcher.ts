@@ -57,8 +57,8 @@ export function startLauncher(args: string[] = [], env: Record<string, string> =
     output += d.toString();
     for (const l of listeners) l();
   };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
   const exited = new Promise<number | NodeJS.Signals | null>((r) => child.once('exit', (code, signal) => r(code ?? signal)));
   let ended = false;
   void exited.then(() => {

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Db } from 'mongodb';
-import type { Address, Hex } from 'viem';
+import type { Address } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { epochsCollection, proofsCollection } from '../activities/settlement.ts';
 import { connectMongo, type MongoHandle } from '../connections/mongo.ts';
@@ -62,8 +62,8 @@ async function startControl(extra: string[] = []): Promise<ControlProcess> {
       output += chunk.toString();
       if (output.includes('control worker polling')) resolve();
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     void exited.then(({ code }) => reject(new Error(`control worker exited (${code}) before polling:\n${output}`)));
     setTimeout(() => reject(new Error(`control worker not polling in 60 s:\n${output}`)), 60_000).unref();
   });
@@ -136,7 +136,7 @@ describe('killing the control worker in the middle of settlement', () => {
         const proof = (await proofsCollection(db).findOne({ _id: `${epoch}:${operator}` }))!;
         expect(BigInt(proof.amount)).toBe(amounts[k]);
         const before = await gbtBalance(s.rpcUrl, deployment, operator);
-        await mined(pub, walletFor(s.rpcUrl, testAccount(index)).writeContract({ address: deployment.distributor, abi: rewardsDistributorAbi, functionName: 'claim', args: [BigInt(epoch), operator, amounts[k]!, proof.proof as Hex[]] }));
+        await mined(pub, walletFor(s.rpcUrl, testAccount(index)).writeContract({ address: deployment.distributor, abi: rewardsDistributorAbi, functionName: 'claim', args: [BigInt(epoch), operator, amounts[k]!, proof.proof] }));
         expect((await gbtBalance(s.rpcUrl, deployment, operator)) - before).toBe(amounts[k]);
       }
 

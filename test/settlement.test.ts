@@ -12,7 +12,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from 'mongodb';
-import { createTestClient, http, type Address, type Hex } from 'viem';
+import { createTestClient, http, type Address } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -364,7 +364,7 @@ describe('the emission cap', () => {
       const proof = (await proofsCollection(net.db).findOne({ _id: `0:${operator}` }))!;
       expect(proof.amount).toBe(share.toString());
       const before = await gbtBalance(s.rpcUrl, net.deployment, operator);
-      await mined(pub, walletFor(s.rpcUrl, testAccount(index)).writeContract({ address: net.deployment.distributor, abi: rewardsDistributorAbi, functionName: 'claim', args: [0n, operator, share, proof.proof as Hex[]] }));
+      await mined(pub, walletFor(s.rpcUrl, testAccount(index)).writeContract({ address: net.deployment.distributor, abi: rewardsDistributorAbi, functionName: 'claim', args: [0n, operator, share, proof.proof] }));
       expect((await gbtBalance(s.rpcUrl, net.deployment, operator)) - before).toBe(share);
     }
 

@@ -88,10 +88,17 @@ async function main(): Promise<void> {
     if (stopping) process.exit(1);
     stopping = true;
     console.log(`${signal}: draining...`);
+    // A signal handler cannot await: the drain runs on its own and ends the process either way.
     void control
       .shutdown()
       .then(() => Promise.all([nc.drain().catch(() => {}), mongo[Symbol.asyncDispose]()]))
-      .then(() => process.exit(0));
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          console.error('drain failed:', err);
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

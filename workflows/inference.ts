@@ -43,7 +43,7 @@ const final = new Set<string>([inferErrors.superseded, 'INFER_CANCELLED']);
 export async function runInference(input: InferInput, candidates: readonly string[]): Promise<InferenceOutcome> {
   const attempts: InferAttempt[] = [];
   const queues = [
-    ...candidates.map((n) => ({ q: taskQueues.node(n), shared: false, nodeId: n as string | undefined })),
+    ...candidates.map((n) => ({ q: taskQueues.node(n), shared: false, nodeId: n })),
     { q: taskQueues.model(input.modelId), shared: true, nodeId: undefined },
   ];
   const resultSchema = inferResultSchema(input);

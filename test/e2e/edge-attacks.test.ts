@@ -460,7 +460,7 @@ describe('heartbeats', () => {
     ['another file for its model', () => report({ models: [{ id: model, hash: 'f'.repeat(64), contextSize: 2048, slots: 1 }] }), grpc.status.PERMISSION_DENIED],
     ['the victim\'s node id', () => ({ ...report(), nodeId: victim.nodeId }), grpc.status.INVALID_ARGUMENT],
   ])('naming %s are refused', async (_what, beat, code) => {
-    expect(await unary(nodeEdgeService.heartbeat, beat() as NodeReport)).toMatchObject({ code });
+    expect(await unary(nodeEdgeService.heartbeat, beat())).toMatchObject({ code });
   });
 });
 

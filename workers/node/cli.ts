@@ -7,11 +7,12 @@ import { Command, Option } from 'commander';
 import { loadLocalConfig as loadConfig } from '../../config/env.ts';
 import { listModels } from '../../models/catalog.ts';
 import { gpuChoices } from './gpu.ts';
+import type { StartFlags } from './options.ts';
 import { modelsCommand } from './commands/models.ts';
-import { operatorActionCommand } from './commands/operator-action.ts';
-import { rewardsClaimCommand, rewardsCommand } from './commands/rewards.ts';
+import { operatorActionCommand, type OperatorActionFlags } from './commands/operator-action.ts';
+import { rewardsClaimCommand, rewardsCommand, type RewardsFlags } from './commands/rewards.ts';
 import { startCommand } from './commands/start.ts';
-import { statusCommand } from './commands/status.ts';
+import { statusCommand, type StatusFlags } from './commands/status.ts';
 
 // Output piped into a reader that stops early (`gitblock-node models | head`) is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -54,7 +55,7 @@ program
   .option('--shutdown-grace <seconds>', 'how long shutdown waits for in-flight requests (default 30)')
   .option('--offline', 'never download: use cached or given files only')
   .addOption(new Option('--test-faults <spec>', 'test-only misbehaviour').hideHelp())
-  .action((flags) => startCommand(flags, loadConfig(), availableParallelism()).catch(fail));
+  .action((flags: StartFlags) => startCommand(flags, loadConfig(), availableParallelism()).catch(fail));
 
 program
   .command('status')
@@ -63,7 +64,7 @@ program
   .option('--key-file <path>', 'operator key file')
   .option('--node-id <id>', 'show this node, whoever operates it')
   .option('--json', 'print JSON')
-  .action((flags) => statusCommand(flags, loadConfig()).catch(fail));
+  .action((flags: StatusFlags) => statusCommand(flags, loadConfig()).catch(fail));
 
 program
   .command('models')
@@ -71,7 +72,7 @@ program
   .addOption(new Option('--gpu <backend>', 'compute backend').choices(gpuChoices).default('auto'))
   .option('--max-parallel <n>', 'requests at once, as for start (default 4)')
   .option('--json', 'print JSON')
-  .action((flags) => modelsCommand(flags).catch(fail));
+  .action((flags: Parameters<typeof modelsCommand>[0]) => modelsCommand(flags).catch(fail));
 
 const rewards = program
   .command('rewards')
@@ -79,7 +80,7 @@ const rewards = program
   .option('--gateway <url>', gatewayHelp)
   .option('--key-file <path>', 'operator key file')
   .option('--json', 'print JSON')
-  .action((flags) => rewardsCommand(flags, loadConfig()).catch(fail));
+  .action((flags: RewardsFlags) => rewardsCommand(flags, loadConfig()).catch(fail));
 
 rewards
   .command('claim')
@@ -96,7 +97,7 @@ program
   .argument('<nodeId>', 'the node to reinstate')
   .option('--gateway <url>', gatewayHelp)
   .option('--key-file <path>', 'operator key file')
-  .action((nodeId: string, flags) => operatorActionCommand('reinstate', nodeId, flags, loadConfig()).catch(fail));
+  .action((nodeId: string, flags: OperatorActionFlags) => operatorActionCommand('reinstate', nodeId, flags, loadConfig()).catch(fail));
 
 program
   .command('retire')
@@ -104,6 +105,6 @@ program
   .argument('<nodeId>', 'the node to retire')
   .option('--gateway <url>', gatewayHelp)
   .option('--key-file <path>', 'operator key file')
-  .action((nodeId: string, flags) => operatorActionCommand('retire', nodeId, flags, loadConfig()).catch(fail));
+  .action((nodeId: string, flags: OperatorActionFlags) => operatorActionCommand('retire', nodeId, flags, loadConfig()).catch(fail));
 
 program.parseAsync().catch(fail);

@@ -61,7 +61,7 @@ export class EdgeClient {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.keepalive_time_ms': 30_000,
       'grpc.enable_channelz': 0,
-    }) as grpc.Client & Record<string, unknown>;
+    });
   }
 
   /** The session's token, as every call after `openSession` carries it. */
@@ -127,7 +127,7 @@ export class EdgeClient {
       publisher: (input): ChunkPublisher => this.chunkStream(input.requestId),
       watchCancel: (input, onCancel) => {
         const stream = (this.client['watchCancel'] as (req: unknown, md: grpc.Metadata) => grpc.ClientReadableStream<{ cancelled?: boolean }>).call(this.client, { requestId: input.requestId }, this.metadata());
-        stream.on('data', (event) => {
+        stream.on('data', (event: { cancelled?: boolean } | undefined) => {
           if (event?.cancelled === true) onCancel();
         });
         // A refused or broken watch is not fatal: cancellation still arrives with the next heartbeat.

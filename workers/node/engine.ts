@@ -645,7 +645,7 @@ export class ModelEngine implements AsyncDisposable {
       let end = distributionOf(out[all.length - 1]?.next);
       if (grammar) {
         // Ending is possible only where the grammar is complete; the chance is out of what it allows.
-        const allowed = keep(end, (t) => grammar!.allows(t));
+        const allowed = keep(end, (t) => grammar.allows(t));
         const mass = allowed.probs.reduce((a, b) => a + b, 0);
         end = { tokens: allowed.tokens, probs: allowed.probs.map((p) => (mass > 0 ? p / mass : 0)) };
       }

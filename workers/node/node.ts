@@ -198,7 +198,7 @@ function readEdgeCa(path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new Error(`--edge-ca ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new Error(`--edge-ca ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
   }
 }
 

@@ -1,4 +1,4 @@
-import type { ActivitySlotInfo, CustomSlotSupplier, SlotPermit } from '@temporalio/worker';
+import type { ActivitySlotInfo, SlotPermit } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { SharedSlots } from './slots.ts';
 
@@ -8,7 +8,7 @@ const ctx = (taskQueue: string) => ({ slotType: 'activity' as const, taskQueue, 
 describe('SharedSlots', () => {
   it('never hands out more slots than the pool holds', async () => {
     const slots = new SharedSlots(2);
-    const s = slots.supplier() as CustomSlotSupplier<ActivitySlotInfo>;
+    const s = slots.supplier();
     const a = await s.reserveSlot(ctx('node.x'), new AbortController().signal);
     await s.reserveSlot(ctx('model.m'), new AbortController().signal);
     expect(s.tryReserveSlot(ctx('model.m'))).toBeNull();
@@ -26,7 +26,7 @@ describe('SharedSlots', () => {
 
   it('gives a freed slot to the queue holding the fewest, so no queue starves', async () => {
     const slots = new SharedSlots(2);
-    const s = slots.supplier() as CustomSlotSupplier<ActivitySlotInfo>;
+    const s = slots.supplier();
     const never = new AbortController().signal;
     const nodePermit = await s.reserveSlot(ctx('node.x'), never);
     const modelPermit = await s.reserveSlot(ctx('model.m'), never);
@@ -45,7 +45,7 @@ describe('SharedSlots', () => {
 
   it('drops an aborted reservation', async () => {
     const slots = new SharedSlots(1);
-    const s = slots.supplier() as CustomSlotSupplier<ActivitySlotInfo>;
+    const s = slots.supplier();
     const first = await s.reserveSlot(ctx('q'), new AbortController().signal);
     const abort = new AbortController();
     const waiting = s.reserveSlot(ctx('q'), abort.signal);

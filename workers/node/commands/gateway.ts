@@ -75,7 +75,7 @@ export async function callGateway(gateway: string, path: string, options: CallOp
   } catch (err) {
     // undici hides the useful part ("ECONNREFUSED 127.0.0.1:8080") in `cause`.
     const cause = (err as { cause?: { message?: string } }).cause?.message;
-    throw new Error(`cannot reach the gateway at ${gateway}: ${cause ?? (err as Error).message}`);
+    throw new Error(`cannot reach the gateway at ${gateway}: ${cause ?? (err as Error).message}`, { cause: err });
   }
   let json: unknown;
   try {

@@ -56,7 +56,7 @@ export async function operatorActionCommand(action: OperatorAction, nodeId: stri
     answer = await callGateway(gateway, `/v1/nodes/${nodeId}/${action}`, { method: 'POST', body });
   } catch (err) {
     // Which key signed is the first thing to check when the gateway says it is not the operator's.
-    if (err instanceof GatewayRefusedError && err.status === 403) throw new Error(`${err.message} (signed with ${account.address}; give the operator's key with --key-file)`);
+    if (err instanceof GatewayRefusedError && err.status === 403) throw new Error(`${err.message} (signed with ${account.address}; give the operator's key with --key-file)`, { cause: err });
     throw err;
   }
   const result = resultSchema.safeParse(answer);

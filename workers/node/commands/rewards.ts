@@ -124,7 +124,7 @@ export async function rewardsClaimCommand(flags: ClaimFlags, config: Config): Pr
   try {
     chainId = await probe.getChainId();
   } catch (err) {
-    throw new Error(`cannot reach the chain at ${rpcUrl}: ${shortError(err)}`);
+    throw new Error(`cannot reach the chain at ${rpcUrl}: ${shortError(err)}`, { cause: err });
   }
   const chain = defineChain({ id: chainId, name: `chain ${chainId}`, nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [rpcUrl] } } });
   const publicClient = createPublicClient({ chain, transport: http(rpcUrl, { timeout: 15_000 }), pollingInterval: 500 });
@@ -182,7 +182,7 @@ export async function rewardsClaimCommand(flags: ClaimFlags, config: Config): Pr
  * @throws {Error} naming the address and the ETH it needs
  */
 async function ensureGasMoney(client: PublicClient, request: Parameters<PublicClient['estimateContractGas']>[0] & { chainId: number }, certain = false): Promise<void> {
-  const address = (typeof request.account === 'string' ? request.account : request.account!.address) as Address;
+  const address = typeof request.account === 'string' ? request.account : request.account!.address;
   const [gas, fees, balance] = await Promise.all([client.estimateContractGas(request), client.estimateFeesPerGas(), client.getBalance({ address })]);
   const price = fees.maxFeePerGas ?? fees.gasPrice ?? 0n;
   const need = gas * price;

@@ -75,7 +75,7 @@ export async function statusCommand(flags: StatusFlags, config: Config): Promise
     try {
       node = parse(nodeSchema, await callGateway(gateway, `/v1/nodes/${encodeURIComponent(nodeId)}`), gateway);
     } catch (err) {
-      if (err instanceof GatewayRefusedError && err.status === 404) throw new Error(`node ${nodeId} is not registered with the network at ${gateway}`);
+      if (err instanceof GatewayRefusedError && err.status === 404) throw new Error(`node ${nodeId} is not registered with the network at ${gateway}`, { cause: err });
       throw err;
     }
     console.log(flags.json ? JSON.stringify(node, null, 2) : formatNode(node, operator));
