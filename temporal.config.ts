@@ -78,8 +78,6 @@ export const inferRetry: RetryPolicy = {
   maximumAttempts: 1,
 };
 
-export const namespaceDefault = 'default';
-
 /** Pacing of the node actor (workflows/node-actor.ts). */
 export const nodeActorTimeouts = {
   /**

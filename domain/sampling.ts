@@ -43,8 +43,3 @@ export function spotCheckRate(state: NodeState | undefined, record: SamplingReco
   if (state === 'degraded') return p.degraded;
   return Math.max(p.floor, p.active * p.decay ** record.verificationPasses);
 }
-
-/** Probability that a node cheating on a share f of requests is caught within n requests. */
-export function detectionProbability(f: number, rate: number, n: number, power = 1): number {
-  return 1 - (1 - f * rate * power) ** n;
-}

@@ -94,10 +94,6 @@ describe('issuing and authenticating', () => {
     expect(await keys.disable(id)).toBe(true);
     expect(await keys.authenticate(key)).toBeUndefined();
     expect(await keys.disable('key_nosuchkey')).toBe(false);
-
-    const err = await rejection(keys.admit(key, 1));
-    expect([err.code, err.httpStatus, err.message]).toEqual(['KEY_INVALID', 401, 'invalid API key']);
-    expect(err.toResponseBody()).toEqual({ error: { message: 'invalid API key', type: 'authentication_error', code: 'KEY_INVALID' } });
   });
 
   it('validates labels: at most 64 characters, no control characters', async () => {
@@ -161,16 +157,13 @@ describe('the per-minute rate limit', () => {
     expect((await a.usage(id)).requests).toBe(3);
   });
 
-  it('is refused by admit with a 429 naming the limit', async () => {
-    const { keys, key, id, clock } = await setup({ requestsPerMinute: 60, tokensPerDay: 200_000 });
-    for (let i = 0; i < 60; i++) await keys.admit(key, 1);
+  it('tells a refused request when the window frees up', async () => {
+    const { keys, id, clock } = await setup({ requestsPerMinute: 60, tokensPerDay: 200_000 });
+    for (let i = 0; i < 60; i++) expect((await keys.checkRate(id)).ok).toBe(true);
     clock.t = Date.UTC(2026, 10, 25, 12, 0, 48);
-    const err = await rejection(keys.admit(key, 1));
-    expect([err.code, err.httpStatus, err.retryAfterSeconds]).toEqual(['KEY_RATE_LIMITED', 429, 12]);
-    expect(err.message).toBe('rate limit of 60 requests per minute reached; retry in 12 s');
-    expect(err.toResponseBody().error.type).toBe('rate_limit_error');
-    // Refused before reserving: the 60 admitted requests reserved 1 token each, nothing more.
-    expect((await keys.usage(id)).usedTokens).toBe(60);
+    expect(await keys.checkRate(id)).toEqual({ ok: false, retryAfterSeconds: 12 });
+    // Refused requests are not counted.
+    expect((await keys.usage(id)).requests).toBe(60);
   });
 });
 
@@ -295,16 +288,13 @@ describe('the daily token quota', () => {
     expect((await keys.reserveTokens(id, 1)).ok).toBe(false);
   });
 
-  it('is refused by admit with a 429 naming the quota, what is left and when it resets', async () => {
-    const { keys, key, clock } = await setup({ requestsPerMinute: 60, tokensPerDay: 200_000 });
-    const admission = await keys.admit(key, 198_766);
-    expect(admission).toMatchObject({ reserved: 198_766, remaining: 1234, day: '2026-11-25' });
+  it('refuses a reservation over the quota, saying what is left and when it resets', async () => {
+    const { keys, id, clock } = await setup({ requestsPerMinute: 60, tokensPerDay: 200_000 });
+    const reservation = await keys.reserveTokens(id, 198_766);
+    expect(reservation).toEqual({ ok: true, remaining: 1234, day: '2026-11-25' });
     clock.t = Date.UTC(2026, 10, 25, 23, 0, 0);
-    const err = await rejection(keys.admit(key, 2000));
-    expect([err.code, err.httpStatus, err.retryAfterSeconds]).toEqual(['KEY_QUOTA_EXCEEDED', 429, 3600]);
-    expect(err.message).toBe('daily quota of 200000 tokens would be exceeded: 1234 left, resets at 2026-11-26T00:00:00Z');
-    expect(err.toResponseBody().error).toEqual({ message: err.message, type: 'insufficient_quota', code: 'KEY_QUOTA_EXCEEDED' });
-    expect(await keys.settleTokens(admission.record.id, admission.reserved, 766, admission.day)).toEqual({ remaining: 199_234 });
+    expect(await keys.reserveTokens(id, 2000)).toEqual({ ok: false, remaining: 1234, resetAt: new Date(Date.UTC(2026, 10, 26)) });
+    expect(await keys.settleTokens(id, 198_766, 766, '2026-11-25')).toEqual({ remaining: 199_234 });
   });
 
   it('refuses nonsense token counts', async () => {

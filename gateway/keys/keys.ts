@@ -97,14 +97,6 @@ export interface KeyUsage {
   requests: number;
 }
 
-/** A request admitted by `admit`: settle it with `settleTokens(record.id, reserved, actual, day)`. */
-export interface Admission {
-  record: KeyRecord;
-  reserved: number;
-  remaining: number;
-  day: string;
-}
-
 /** Stable error codes, for clients to branch on. */
 export type ApiKeyErrorCode = 'KEY_INVALID' | 'KEY_LABEL_INVALID' | 'KEY_RATE_LIMITED' | 'KEY_QUOTA_EXCEEDED';
 
@@ -113,14 +105,6 @@ const httpStatusOf: Record<ApiKeyErrorCode, number> = {
   KEY_LABEL_INVALID: 400,
   KEY_RATE_LIMITED: 429,
   KEY_QUOTA_EXCEEDED: 429,
-};
-
-// OpenAI's error types, so OpenAI clients classify (and back off on) these as they would there.
-const openAiTypeOf: Record<ApiKeyErrorCode, string> = {
-  KEY_INVALID: 'authentication_error',
-  KEY_LABEL_INVALID: 'invalid_request_error',
-  KEY_RATE_LIMITED: 'rate_limit_error',
-  KEY_QUOTA_EXCEEDED: 'insufficient_quota',
 };
 
 /** A refused key or request; `code` is stable for clients, `httpStatus` is what the gateway answers. */
@@ -143,26 +127,6 @@ export class ApiKeyError extends Error {
     return new ApiKeyError('KEY_INVALID', 'invalid API key');
   }
 
-  static rateLimited(policy: KeyPolicy, retryAfterSeconds: number): ApiKeyError {
-    return new ApiKeyError(
-      'KEY_RATE_LIMITED',
-      `rate limit of ${policy.requestsPerMinute} requests per minute reached; retry in ${retryAfterSeconds} s`,
-      retryAfterSeconds,
-    );
-  }
-
-  static quotaExceeded(policy: KeyPolicy, remaining: number, resetAt: Date, now: number): ApiKeyError {
-    return new ApiKeyError(
-      'KEY_QUOTA_EXCEEDED',
-      `daily quota of ${policy.tokensPerDay} tokens would be exceeded: ${remaining} left, resets at ${isoSeconds(resetAt)}`,
-      Math.max(1, Math.ceil((resetAt.getTime() - now) / 1000)),
-    );
-  }
-
-  /** The body in OpenAI's error shape, which every gateway endpoint answers with. */
-  toResponseBody(): { error: { message: string; type: string; code: ApiKeyErrorCode } } {
-    return { error: { message: this.message, type: openAiTypeOf[this.code], code: this.code } };
-  }
 }
 
 interface ApiKeyDoc {
@@ -262,11 +226,6 @@ function utcDay(ms: number): string {
 
 function nextUtcMidnight(ms: number): Date {
   return new Date((Math.floor(ms / dayMs) + 1) * dayMs);
-}
-
-/** `2026-11-26T00:00:00Z`: what people expect to read, without the milliseconds. */
-function isoSeconds(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 function assertPolicy(policy: KeyPolicy): void {
@@ -508,20 +467,6 @@ export class ApiKeys {
     if (!done) await this.appendTokens(claim.keyId, claim.day, (current) => Math.max(0, current + delta), { ref: claim._id, kind: 'settle' });
     await this.settlements.updateOne({ _id: claim._id }, { $set: { applied: true } });
     await this.tokens.updateMany({ ref: claim._id, kind: 'reserve' }, { $set: { settled: true } });
-  }
-
-  /**
-   * The whole front door, in the order that costs least when refusing: authenticate, count the
-   * request, reserve its tokens. Throws `ApiKeyError` on any refusal, having reserved nothing.
-   */
-  async admit(key: string, tokens: number): Promise<Admission> {
-    const record = await this.authenticate(key);
-    if (!record) throw ApiKeyError.invalid();
-    const rate = await this.checkRate(record.id);
-    if (!rate.ok) throw ApiKeyError.rateLimited(record.policy, rate.retryAfterSeconds);
-    const reservation = await this.reserveTokens(record.id, tokens);
-    if (!reservation.ok) throw ApiKeyError.quotaExceeded(record.policy, reservation.remaining, reservation.resetAt, this.now());
-    return { record, reserved: tokens, remaining: reservation.remaining, day: reservation.day };
   }
 
   /** Today's tokens and this minute's requests for the key. */

@@ -8,7 +8,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, TimeoutFailure } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { cancelSubject, tokenSubject } from '../../domain/inference.ts';
-import { estimatePromptTokens } from '../../domain/routing.ts';
+import { estimateChatPromptTokens, estimatePromptTokens } from '../../domain/routing.ts';
 import { getModel } from '../../models/catalog.ts';
 import { timeouts, workflowIds } from '../../temporal.config.ts';
 import { requestWorkflow, type RequestInput, type RequestOutcome } from '../../workflows/request.ts';
@@ -47,9 +47,7 @@ function admit(deps: GatewayDeps, modelId: string, promptTokens: number, maxToke
       'max_tokens',
     );
   }
-  if (live.every((n) => n.heartbeat.freeSlots <= 0)) {
-    // Busy nodes still take the request through the shared queue; it waits there, not here.
-  }
+  // Nodes without a free slot are no refusal: the request waits on the model's shared queue.
 }
 
 /**
@@ -111,8 +109,7 @@ async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind, r
   const tools = kind === 'chat' ? toolingOf(body as ChatCompletionBody).tools : undefined;
   const prompt = kind === 'completion' ? (body as CompletionBody).prompt : undefined;
   const promptTokens =
-    estimatePromptTokens(messages ? messages.map((m) => m.content + (m.toolCalls ? JSON.stringify(m.toolCalls) : '')).join('\n') : (prompt ?? '')) +
-    (messages?.length ?? 0) * 8 +
+    (messages ? estimateChatPromptTokens(messages.map((m) => ({ content: m.content + (m.toolCalls ? JSON.stringify(m.toolCalls) : '') }))) : estimatePromptTokens(prompt ?? '')) +
     // The template documents the tools and how to call them: a few hundred tokens beyond their JSON.
     (tools ? estimatePromptTokens(JSON.stringify(tools)) + 300 : 0);
   const unserved = unservedOrThrow(deps, () => admit(deps, modelId, promptTokens, sampling.maxTokens));

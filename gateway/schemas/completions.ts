@@ -246,14 +246,3 @@ export interface CompletionBody extends SamplingBody {
   prompt: string;
   logprobs?: number | null;
 }
-
-export const errorResponse = {
-  $id: 'Error',
-  type: 'object',
-  properties: {
-    error: {
-      type: 'object',
-      properties: { message: { type: 'string' }, type: { type: 'string' }, param: { type: ['string', 'null'] }, code: { type: 'string' } },
-    },
-  },
-} as const;
