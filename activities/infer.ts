@@ -9,7 +9,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Token } from 'node-llama-cpp';
 import { inferErrors, type InferInput, type InferProgress, type InferResult, type TokenLogprob } from '../domain/inference.ts';
 import { inferInputSchema } from '../domain/inference-schema.ts';
-import { EngineError, type ModelEngine } from '../workers/node/engine.ts';
+import { EngineError, type InferenceEngine } from '../domain/engine.ts';
 import { emptyDelivery, StreamSupersededError, TokenStreamWriter, type TaskStreams } from './token-stream.ts';
 
 /** Live counters the node heartbeats to the router. */
@@ -25,7 +25,7 @@ export class NodeLoad {
 
 export interface InferDeps {
   nodeId: string;
-  engines: ReadonlyMap<string, ModelEngine>;
+  engines: ReadonlyMap<string, InferenceEngine>;
   /** The request's token stream: through the edge on a GPU node, JetStream itself elsewhere. */
   streams: TaskStreams;
   load: NodeLoad;
@@ -45,7 +45,7 @@ export interface InferFaults {
   /** Cuts the answer short and claims it ended by itself. */
   truncate?: number | undefined;
   /** Answers from another model while claiming this one. */
-  impostor?: { rate: number; engine: ModelEngine } | undefined;
+  impostor?: { rate: number; engine: InferenceEngine } | undefined;
   /** Stops producing tokens after a few, holding the request until cancelled. */
   stall?: number | undefined;
 }
@@ -67,7 +67,7 @@ function drawFault(faults: InferFaults | undefined): 'random' | 'truncate' | 'im
  * in the text its tokens decode to beyond what was released. Text that turns out not to be
  * calls after all is content, all of it.
  */
-function answerOf(engine: ModelEngine, input: InferInput, tokens: Token[], released: string, marker: string | undefined): Pick<InferResult, 'text' | 'toolCalls'> {
+function answerOf(engine: InferenceEngine, input: InferInput, tokens: Token[], released: string, marker: string | undefined): Pick<InferResult, 'text' | 'toolCalls'> {
   if (!marker || !input.tools?.length) return { text: released };
   const decoded = engine.detokenize(tokens);
   const at = decoded.indexOf(marker, Math.max(0, released.length - marker.length));

@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Token } from 'node-llama-cpp';
 import { inferErrors, type ChatMessage, type FinishReason, type Sampling, type ToolSpec } from '../domain/inference.ts';
 import type { VerifierReport } from '../domain/verification.ts';
-import { EngineError, type ModelEngine } from '../workers/node/engine.ts';
+import { EngineError, type InferenceEngine } from '../domain/engine.ts';
 
 export interface VerifyInput {
   requestId: string;
@@ -26,7 +26,7 @@ export interface VerifyInput {
 
 export const verifyErrors = { modelMismatch: 'VERIFY_MODEL_MISMATCH' } as const;
 
-export function createVerifyActivities(deps: { nodeId: string; engines: ReadonlyMap<string, ModelEngine> }) {
+export function createVerifyActivities(deps: { nodeId: string; engines: ReadonlyMap<string, InferenceEngine> }) {
   return {
     async verifyClaim(input: VerifyInput): Promise<VerifierReport> {
       const started = performance.now();

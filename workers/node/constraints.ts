@@ -13,19 +13,8 @@ import {
   type Token,
 } from 'node-llama-cpp';
 import type { AnswerGrammar, Sampling } from '../../domain/inference.ts';
+import { EngineError } from '../../domain/engine.ts';
 import type { JsonSchema } from '../../domain/json-schema.ts';
-
-export class EngineError extends Error {
-  override name = 'EngineError';
-  constructor(
-    readonly code: 'PROMPT_TOO_LONG' | 'NO_FREE_SEQUENCE' | 'ABORTED' | 'BAD_INPUT',
-    message: string,
-    /** For BAD_INPUT: the API parameter at fault, so the client is told which. */
-    readonly param?: string,
-  ) {
-    super(message);
-  }
-}
 
 /**
  * node-llama-cpp 3.22 applies a grammar natively and accepts each token it samples; a node

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { z } from 'zod';
 import type { ChatMessage, Sampling, ToolSpec } from '../../domain/inference.ts';
 import { normalizeJsonSchema } from '../../domain/json-schema.ts';
-import { EngineError, ModelEngine } from './engine.ts';
+import { EngineError } from '../../domain/engine.ts';
+import { ModelEngine } from './engine.ts';
 
 describe('ModelEngine on the fixture model', () => {
   let llama: Llama;

@@ -17,10 +17,9 @@ import {
 } from 'node-llama-cpp';
 import type { ChatMessage, FinishReason, Sampling, TokenLogprob, ToolSpec } from '../../domain/inference.ts';
 import { positionStat, resolveSampling, type PositionStat } from '../../domain/verification.ts';
-import { Constraints, EngineError, GrammarCache, type GrammarWalk } from './constraints.ts';
+import { EngineError, type GenerateRequest, type GenerateResult, type InferenceEngine, type ScoreReport } from '../../domain/engine.ts';
+import { Constraints, GrammarCache, type GrammarWalk } from './constraints.ts';
 import { callSyntaxOf, chatHistoryOf, functionsOf, parseToolCalls, toolCallsGbnf } from './tools.ts';
-
-export { EngineError } from './constraints.ts';
 
 export interface EngineOptions {
   modelId: string;
@@ -32,42 +31,6 @@ export interface EngineOptions {
   /** CPU threads for evaluation; 0 = node-llama-cpp's default (all math cores). */
   threads: number;
   gpuLayers?: 'auto' | number;
-}
-
-export interface GenerateRequest {
-  /** The rendered prompt. */
-  promptTokens: Token[];
-  /** Answer tokens already delivered by an earlier attempt; generation continues after them. */
-  prefixTokens?: Token[];
-  /**
-   * The text delivered with prefixTokens. What those tokens decode to beyond it was held back
-   * by the earlier attempt (a possible stop string, an incomplete character); this one releases it.
-   */
-  prefixText?: string;
-  sampling: Sampling;
-  signal?: AbortSignal;
-  /** Called for each new token with the text that became final with it (may be ''). */
-  onToken?: (token: Token, text: string) => void;
-  /** Called at most once, after the last onToken, with held-back text released when generation ended. */
-  onText?: (text: string) => void;
-  /** Awaited after each token before the next is evaluated (test fault modes pace generation with it). */
-  afterToken?: () => Promise<void>;
-  /** Log-probabilities of every answer token (the prefix's too), with this many alternatives each. */
-  logprobs?: { top: number } | undefined;
-  /** With tools: text from where a call starts is withheld from the stream (see toolCallMarker). */
-  hold?: string | undefined;
-}
-
-export interface GenerateResult {
-  /** New tokens only (not the prefix). */
-  tokens: Token[];
-  /** New text only (not the prefix's text). */
-  text: string;
-  finishReason: FinishReason;
-  timeToFirstTokenMs: number;
-  generationMs: number;
-  /** When asked: one per answer token, the prefix's first. */
-  logprobs?: TokenLogprob[] | undefined;
 }
 
 /**
@@ -212,17 +175,6 @@ class StreamingText {
   }
 }
 
-/** What a verifier measures of a claimed answer: the judge (domain/verification.ts) decides from it. */
-export interface ScoreReport {
-  positions: PositionStat[];
-  endProbability: number;
-  endRank: number;
-  /** The claimed text reached a stop string (the request's or its grammar's): a legitimate early end. */
-  stopStringSeen: boolean;
-  /** Claimed tokens the request's grammar forbids where they stand. */
-  grammarViolations: number;
-}
-
 /** The options a request's tokens are drawn with, grammar aside: a verifier models exactly these. */
 function samplerOptions(sampling: Sampling, constraints: Constraints, repeatPenalty: ReturnType<Constraints['repeatPenalty']>) {
   const resolved = resolveSampling(sampling);
@@ -314,7 +266,7 @@ function distributionOf(next: { probabilities?: Map<Token, number>; logits?: Map
   return { tokens: entries.map((e) => e[0]), probs: entries.map((e) => Math.exp(e[1] - max) / next.totalLogitWeight!) };
 }
 
-export class ModelEngine implements AsyncDisposable {
+export class ModelEngine implements InferenceEngine, AsyncDisposable {
   private chatWrapper: ChatWrapper | undefined;
   private grammars: GrammarCache | undefined;
 

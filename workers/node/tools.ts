@@ -9,7 +9,7 @@
 import type { ChatHistoryItem, ChatModelFunctionCall, ChatModelFunctions, ChatWrapper, Llama, LlamaText } from 'node-llama-cpp';
 import type { ChatMessage, ToolSpec } from '../../domain/inference.ts';
 import type { JsonSchema } from '../../domain/json-schema.ts';
-import { EngineError } from './constraints.ts';
+import { EngineError } from '../../domain/engine.ts';
 
 /** The wrapper's call syntax as plain text: `prefix name paramsPrefix {json} suffix`. */
 export interface CallSyntax {
