@@ -53,14 +53,25 @@ export const timeouts = {
    */
   requestExecution: '15 minutes',
   /**
-   * The most a spot check may run (verifiers are asked in turn, 2 minutes each at most). A check
+   * The most a spot check may run (verifiers are asked in turn, verifyStartToClose each at most). A check
    * that has not decided by then leaves the accrual paid; settlement waits longer than this
    * after an epoch ends (settlementConfig.scheduleDelaySeconds), so verdicts land before it closes.
    */
   spotCheckExecution: '20 minutes',
   /** Posting a root and waiting for confirmation can take a few blocks. */
   chainStartToClose: '2 minutes',
+  /** A verifier that has not picked up the check by then is busy or gone: the next one is asked. */
+  verifyScheduleToStart: '10 seconds',
+  /** One forward pass over prompt + answer: well under a generation's bound. */
+  verifyStartToClose: '2 minutes',
+  /** The verifier heartbeats while it scores; silence this long means it died. */
+  verifyHeartbeat: '30 seconds',
 } as const;
+
+/** A verifier gets one attempt: the spot check asks another node rather than the same one again. */
+export const verifyRetry: RetryPolicy = {
+  maximumAttempts: 1,
+};
 
 /** Control activities are idempotent, so they may retry freely. */
 export const controlRetry: RetryPolicy = {
@@ -104,6 +115,8 @@ export const settlementConfig = {
   scheduleDelaySeconds: 1800,
   /** One step; computing an epoch of 100,000 operators takes well under this (bench/settlement.ts). */
   stepStartToClose: '15 minutes',
+  /** Reads of the epoch's record: small and quick. */
+  readStartToClose: '30 seconds',
   /** Steps heartbeat; a step on a worker that died is noticed after this and retried on another. */
   stepHeartbeat: '10 seconds',
   /** How many times the workflow posts again after a posted root vanished (reorg) before failing. */

@@ -26,7 +26,7 @@ const steps = proxyActivities<SettlementActivities>({
 
 /** Reads only: the epoch's record is small and its steps are quick. */
 const reads = proxyActivities<Pick<SettlementActivities, 'epochsDue' | 'epochStatus'>>({
-  startToCloseTimeout: '30 seconds',
+  startToCloseTimeout: settlementConfig.readStartToClose,
   retry: settlementRetry,
 });
 

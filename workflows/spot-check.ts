@@ -14,7 +14,7 @@ import type { RoutingActivities } from '../activities/routing.ts';
 import type { VerifyActivities, VerifyInput } from '../activities/verify.ts';
 import { verifierReportSchema } from '../domain/inference-schema.ts';
 import { judge, type Verdict, type VerifierReport } from '../domain/verification.ts';
-import { controlRetry, taskQueues, timeouts, workflowIds } from '../temporal.config.ts';
+import { controlRetry, taskQueues, timeouts, verifyRetry, workflowIds } from '../temporal.config.ts';
 import { verificationVerdictSignal } from './node-actor.ts';
 
 const control = proxyLocalActivities<RoutingActivities & RequestActivities & LedgerActivities>({ startToCloseTimeout: timeouts.controlStartToClose, retry: controlRetry });
@@ -22,10 +22,10 @@ const control = proxyLocalActivities<RoutingActivities & RequestActivities & Led
 function verifierOn(nodeId: string) {
   return proxyActivities<VerifyActivities>({
     taskQueue: taskQueues.node(nodeId),
-    scheduleToStartTimeout: '10 seconds',
-    startToCloseTimeout: '2 minutes',
-    heartbeatTimeout: '30 seconds',
-    retry: { maximumAttempts: 1 },
+    scheduleToStartTimeout: timeouts.verifyScheduleToStart,
+    startToCloseTimeout: timeouts.verifyStartToClose,
+    heartbeatTimeout: timeouts.verifyHeartbeat,
+    retry: verifyRetry,
   }).verifyClaim;
 }
 
