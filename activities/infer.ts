@@ -29,37 +29,6 @@ export interface InferDeps {
   /** The request's token stream: through the edge on a GPU node, JetStream itself elsewhere. */
   streams: TaskStreams;
   load: NodeLoad;
-  /** Test-only fault injection (gitblock-node --test-faults); absent in normal operation. */
-  faults?: InferFaults | undefined;
-}
-
-/**
- * Test-only misbehaviour, each at a rate (share of requests): what the network's verification
- * must catch. Only reachable with gitblock-node's hidden --test-faults flag.
- */
-export interface InferFaults {
-  /** Delay after each token, ms: makes generations long enough to kill a node mid-answer. */
-  tokenDelayMs?: number | undefined;
-  /** Answers with (near) random tokens: sampled from a flattened distribution. */
-  random?: number | undefined;
-  /** Cuts the answer short and claims it ended by itself. */
-  truncate?: number | undefined;
-  /** Answers from another model while claiming this one. */
-  impostor?: { rate: number; engine: InferenceEngine } | undefined;
-  /** Stops producing tokens after a few, holding the request until cancelled. */
-  stall?: number | undefined;
-}
-
-/** The first '...' of the faults that fires for this request, if any. */
-function drawFault(faults: InferFaults | undefined): 'random' | 'truncate' | 'impostor' | 'stall' | undefined {
-  if (!faults) return undefined;
-  const draw = Math.random();
-  let edge = 0;
-  for (const [kind, rate] of [['random', faults.random], ['truncate', faults.truncate], ['impostor', faults.impostor?.rate], ['stall', faults.stall]] as const) {
-    edge += rate ?? 0;
-    if (draw < edge) return kind;
-  }
-  return undefined;
 }
 
 /**
@@ -129,7 +98,6 @@ export function createInferActivities(deps: InferDeps) {
       // The gateway's cancel message stops generation without waiting for a heartbeat round trip.
       const stopWatching = deps.streams.watchCancel(input, onCancel);
       let completionTokens = delivered.tokens.length;
-      const fault = drawFault(deps.faults);
       const progress = (): InferProgress => ({ nextSeq: writer.published, completionTokens });
 
       deps.load.inFlight++;
@@ -148,26 +116,14 @@ export function createInferActivities(deps: InferDeps) {
         }
       }, 500);
       try {
-        const truncateAt = fault === 'truncate' ? Math.max(1, Math.floor(input.sampling.maxTokens * (0.2 + 0.4 * Math.random()))) : undefined;
-        const generator = fault === 'impostor' ? deps.faults!.impostor!.engine : engine;
-        const generated = await generator.generate({
+        const generated = await engine.generate({
           promptTokens,
           prefixTokens: delivered.tokens as Token[], // ids from the same model file (the hash is checked by routing)
           prefixText: delivered.text,
-          sampling:
-            fault === 'random'
-              ? { ...input.sampling, temperature: 5, topK: 0, topP: 1 }
-              : truncateAt
-                ? { ...input.sampling, maxTokens: truncateAt }
-                : input.sampling,
+          sampling: input.sampling,
           signal: abort.signal,
           logprobs: input.logprobs,
           hold,
-          ...(fault === 'stall'
-            ? { afterToken: () => (completionTokens >= 3 ? new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve())) : Promise.resolve()) }
-            : deps.faults?.tokenDelayMs
-              ? { afterToken: () => new Promise<void>((r) => setTimeout(r, deps.faults!.tokenDelayMs)) }
-              : {}),
           onToken: (token, text) => {
             completionTokens++;
             writer.push(token, text);
@@ -176,7 +132,7 @@ export function createInferActivities(deps: InferDeps) {
           onText: (text) => writer.pushText(text),
         });
         const tokens = [...delivered.tokens, ...generated.tokens];
-        const done = result(tokens, delivered.text + generated.text, truncateAt ? 'stop' : generated.finishReason, generated.tokens.length, generated.generationMs, generated.timeToFirstTokenMs, generated.logprobs);
+        const done = result(tokens, delivered.text + generated.text, generated.finishReason, generated.tokens.length, generated.generationMs, generated.timeToFirstTokenMs, generated.logprobs);
         await writer.finish(done.finishReason, done.usage);
         deps.load.record(done.timings.tokensPerSecond);
         return done;

@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
 
 const bin = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'gitblock-node.mjs');
+/** The same CLI with `--test-faults` (test/faulty-node.ts): the installed one has no such flag. */
+const faultyBin = resolve(dirname(fileURLToPath(import.meta.url)), 'faulty-node.mjs');
 
 export interface NodeProcess {
   nodeId: string;
@@ -53,7 +55,7 @@ export function nodeArgs(options: NodeProcessOptions): { args: string[]; env: Re
 }
 
 export function runNodeCli(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [args.includes('--test-faults') ? faultyBin : bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export interface CliRun {

@@ -54,7 +54,6 @@ program
   .option('--config <file>', 'JSON file with any of these settings')
   .option('--shutdown-grace <seconds>', 'how long shutdown waits for in-flight requests (default 30)')
   .option('--offline', 'never download: use cached or given files only')
-  .addOption(new Option('--test-faults <spec>', 'test-only misbehaviour').hideHelp())
   .action((flags: StartFlags) => startCommand(flags, loadConfig(), availableParallelism()).catch(fail));
 
 program

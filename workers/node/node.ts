@@ -8,8 +8,8 @@ import { Runtime, DefaultLogger, NativeConnection } from '@temporalio/worker';
 import { getModel } from '../../models/catalog.ts';
 import type { Heartbeat } from '../../domain/heartbeat.ts';
 import { sessionMetadataKey, type NodeReport } from '../../edge/protocol.ts';
-import { join } from 'node:path';
-import { generateImpostorModel } from '../../models/fixture/tiny-llama.ts';
+import type { Llama } from 'node-llama-cpp';
+import type { InferenceEngine } from '../../domain/engine.ts';
 import { ModelEngine } from './engine.ts';
 import { describeMisfit, ModelDoesNotFitError, planFit, type FitPlan } from './fit.ts';
 import { detectCompute, memoryState, type ComputeInfo } from './gpu.ts';
@@ -33,6 +33,28 @@ export interface RunningNode {
 }
 
 type Log = (line: string) => void;
+
+/** The engines a node's activities run on, and what to release with them. */
+export interface ServedEngines {
+  engines: ReadonlyMap<string, InferenceEngine>;
+  dispose(): Promise<void>;
+}
+
+/** Puts something between the loaded engines and the activities (tests: deliberate faults). */
+export type EngineWrapper = (
+  engines: ReadonlyMap<string, ModelEngine>,
+  context: { llama: Llama; modelDir: string; maxParallel: number; threads: number; log: Log },
+) => Promise<ServedEngines>;
+
+let engineWrapper: EngineWrapper | undefined;
+
+/**
+ * Serves every node this process starts through `wrapper`. Only the test entry of gitblock-node
+ * (test/faulty-node.ts) calls it, before the CLI runs; a real node serves its engines as loaded.
+ */
+export function serveEnginesThrough(wrapper: EngineWrapper): void {
+  engineWrapper = wrapper;
+}
 
 /** Fits every model together: they share the same memory. */
 async function checkFit(compute: ComputeInfo, models: { modelId: string; path: string }[], options: NodeOptions): Promise<FitPlan[]> {
@@ -83,6 +105,7 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
   const edge = new EdgeClient(options.edge, transport);
   let keeper: SessionKeeper | undefined;
   let connection: NativeConnection | undefined;
+  let served: ServedEngines | undefined;
   try {
     for (const [i, file] of files.entries()) {
       const engine = await ModelEngine.load(compute.llama, {
@@ -124,31 +147,18 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
     const token = await keeper.start();
     connection = await NativeConnection.connect({ address: options.edge, tls: nativeTls(transport), metadata: { [sessionMetadataKey]: token } });
 
-    let impostor: ModelEngine | undefined;
-    if (options.faults.impostor) {
-      // Same vocabulary, other weights: "a different model" served under this one's name and hash.
-      const fake = await generateImpostorModel(join(options.modelDir, 'gitblock-tiny-impostor.gguf'));
-      const first = [...engines.values()][0]!;
-      impostor = await ModelEngine.load(compute.llama, { modelId: first.modelId, modelPath: fake.path, contextSize: first.contextSize, sequences: options.maxParallel, threads: options.threads });
-    }
-    const faults = {
-      tokenDelayMs: options.faults.tokenDelayMs,
-      random: options.faults.random,
-      truncate: options.faults.truncate,
-      stall: options.faults.stall,
-      impostor: impostor && options.faults.impostor ? { rate: options.faults.impostor, engine: impostor } : undefined,
-    };
+    served = engineWrapper
+      ? await engineWrapper(engines, { llama: compute.llama, modelDir: options.modelDir, maxParallel: options.maxParallel, threads: options.threads, log })
+      : { engines, dispose: async () => {} };
     const server = await NodeServer.start({
       nodeId,
       connection,
       namespace: info.namespace,
       streams: edge.streams(),
-      engines,
+      engines: served.engines,
       maxParallel: options.maxParallel,
       shutdownGraceMs: options.shutdownGraceMs,
-      faults,
     });
-    if (Object.values(options.faults).some((v) => v !== undefined)) log(`TEST FAULTS ON: ${JSON.stringify(options.faults)}`);
 
     let status: Heartbeat['status'] = 'serving';
     // What the node says of itself; the edge fills in its id, operator, load and speed.
@@ -166,6 +176,7 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
     );
     await heartbeat.start();
     const session = keeper;
+    const wrapped = served;
     log(`Node ${nodeId} serving ${[...engines.keys()].join(', ')} through the edge ${options.edge}, up to ${options.maxParallel} requests at once`);
 
     return {
@@ -181,11 +192,13 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
         await heartbeat.stop();
         session.stop();
         edge.close();
-        for (const engine of [...engines.values(), ...(impostor ? [impostor] : [])]) await engine[Symbol.asyncDispose]();
+        await wrapped.dispose();
+        for (const engine of engines.values()) await engine[Symbol.asyncDispose]();
         await compute.llama.dispose();
       },
     };
   } catch (err) {
+    await served?.dispose().catch(() => {});
     for (const engine of engines.values()) await engine[Symbol.asyncDispose]().catch(() => {});
     keeper?.stop();
     await connection?.close().catch(() => {});

@@ -50,14 +50,6 @@ export const nodeOptionsSchema = z.object({
   home: z.string().min(1),
   shutdownGraceMs: z.coerce.number().int().min(0).max(3_600_000),
   offline: z.boolean(),
-  /** Test-only fault modes; see parseFaults. */
-  faults: z.object({
-    tokenDelayMs: z.number().int().min(0).max(10_000).optional(),
-    random: z.number().min(0).max(1).optional(),
-    truncate: z.number().min(0).max(1).optional(),
-    impostor: z.number().min(0).max(1).optional(),
-    stall: z.number().min(0).max(1).optional(),
-  }),
 });
 
 export type NodeOptions = z.infer<typeof nodeOptionsSchema>;
@@ -80,24 +72,6 @@ export interface StartFlags {
   config?: string;
   shutdownGrace?: string;
   offline?: boolean;
-  testFaults?: string;
-}
-
-/**
- * `--test-faults slow:<ms>,random:<rate>,truncate:<rate>,impostor:<rate>,stall:<rate>`: a node
- * that misbehaves on purpose, for tests of the network's failover and verification. Hidden
- * from --help; never set by any default.
- */
-export function parseFaults(spec: string | undefined): NodeOptions['faults'] {
-  if (!spec) return {};
-  const faults: NodeOptions['faults'] = {};
-  for (const part of spec.split(',')) {
-    const [kind, value = ''] = part.split(':');
-    if (kind === 'slow' && /^\d+$/.test(value)) faults.tokenDelayMs = Number(value);
-    else if ((kind === 'random' || kind === 'truncate' || kind === 'impostor' || kind === 'stall') && /^(0(\.\d+)?|1(\.0+)?)$/.test(value)) faults[kind] = Number(value);
-    else throw new OptionsError(`--test-faults ${spec}: unknown fault '${part}' (known: slow:<ms>, random|truncate|impostor|stall:<rate 0..1>)`);
-  }
-  return faults;
 }
 
 export class OptionsError extends Error {
@@ -185,7 +159,6 @@ export function resolveStartOptions(flags: StartFlags, config: Config, cores: nu
     home: config.GITBLOCK_NODE_HOME,
     shutdownGraceMs: pick(secondsToMs(flags.shutdownGrace), secondsToMs(config.GITBLOCK_NODE_SHUTDOWN_GRACE), 'shutdownGraceMs', 30_000),
     offline: flags.offline ?? file['offline'] ?? false,
-    faults: parseFaults(flags.testFaults),
   };
   const parsed = nodeOptionsSchema.safeParse(raw);
   if (!parsed.success) {

@@ -3,11 +3,11 @@
  * model, all running the same `infer` activity and sharing one pool of `maxParallel` slots.
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createInferActivities, NodeLoad, type InferFaults } from '../../activities/infer.ts';
+import { createInferActivities, NodeLoad } from '../../activities/infer.ts';
 import type { TaskStreams } from '../../activities/token-stream.ts';
 import { createVerifyActivities } from '../../activities/verify.ts';
+import type { InferenceEngine } from '../../domain/engine.ts';
 import { taskQueues } from '../../temporal.config.ts';
-import type { ModelEngine } from './engine.ts';
 import { SharedSlots } from './slots.ts';
 
 export interface ServeOptions {
@@ -16,11 +16,10 @@ export interface ServeOptions {
   connection: NativeConnection;
   namespace: string;
   streams: TaskStreams;
-  engines: ReadonlyMap<string, ModelEngine>;
+  engines: ReadonlyMap<string, InferenceEngine>;
   maxParallel: number;
   /** How long shutdown waits for in-flight requests before cancelling them. */
   shutdownGraceMs: number;
-  faults?: InferFaults | undefined;
 }
 
 export class NodeServer {
@@ -44,7 +43,7 @@ export class NodeServer {
     const connection = options.connection;
     const server = new NodeServer([], connection, slots);
     const activities = {
-      ...createInferActivities({ nodeId: options.nodeId, engines: options.engines, streams: options.streams, load: server.load, faults: options.faults }),
+      ...createInferActivities({ nodeId: options.nodeId, engines: options.engines, streams: options.streams, load: server.load }),
       ...createVerifyActivities({ nodeId: options.nodeId, engines: options.engines }),
     };
     try {
