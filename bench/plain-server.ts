@@ -15,7 +15,8 @@ import type { Sampling } from '../domain/inference.ts';
 import { ApiError, errorHandler } from '../gateway/errors.ts';
 import { messagesOf, samplingOf } from '../gateway/openai-request.ts';
 import { chatCompletionBody, completionBody, gatewayLimits, type ChatCompletionBody, type CompletionBody } from '../gateway/schemas/completions.ts';
-import { EngineError, ModelEngine } from '../workers/node/engine.ts';
+import { EngineError } from '../domain/engine.ts';
+import { ModelEngine } from '../workers/node/engine.ts';
 import { detectCompute, type GpuChoice } from '../workers/node/gpu.ts';
 
 export interface PlainServerOptions {

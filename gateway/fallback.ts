@@ -137,7 +137,8 @@ export interface FallbackRequest {
 
 /** A stream the route already answered 200 to (the network failed after it began): only its events are left. */
 export interface OpenStream {
-  send(payload: unknown): void;
+  /** A plain function (relayStream takes it off the object). */
+  send: (payload: unknown) => void;
 }
 
 /** Where a fallback call stands: counted against the limits while it runs. */
