@@ -46,7 +46,7 @@ const noHostAccess = {
 };
 
 export default defineConfig(
-  globalIgnores(['node_modules/', '.data/', '.cache/', 'dist/', 'contracts/artifacts/', 'sdk/']),
+  globalIgnores(['**/node_modules/', '**/.data/', '.cache/', 'dist/', 'contracts/artifacts/', '**/.venv/']),
   js.configs.recommended,
   {
     files: tsFiles,
