@@ -14,14 +14,15 @@ import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '
 import { z } from 'zod';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { cancelSubject, tokenStreamName, type FinishReason, type InferInput, type TokenChunk, type Usage } from '../domain/inference.ts';
+import { codedError } from '../domain/errors.ts';
+import { edgeErrors } from '../domain/failures.ts';
 
 /** JetStream's answer to a publish whose expected last subject sequence is not the last one. */
 export const wrongLastSequence = 10071;
 export const minChunkIntervalMs = 16;
 
-export class StreamSupersededError extends Error {
+export class StreamSupersededError extends codedError(edgeErrors.superseded) {
   override name = 'StreamSupersededError';
-  readonly code = 'STREAM_SUPERSEDED';
 }
 
 export interface Delivered {

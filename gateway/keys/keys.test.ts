@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { connectMongo, type MongoHandle } from '../../connections/mongo.ts';
 import { unique } from '../../test/helpers.ts';
+import { toApiError } from '../errors.ts';
 import {
   ApiKeyError,
   ApiKeys,
@@ -96,8 +97,8 @@ describe('issuing and authenticating', () => {
     expect(await keys.disable('key_nosuchkey')).toBe(false);
 
     const err = await rejection(keys.admit(key, 1));
-    expect([err.code, err.httpStatus, err.message]).toEqual(['KEY_INVALID', 401, 'invalid API key']);
-    expect(err.toResponseBody()).toEqual({ error: { message: 'invalid API key', type: 'authentication_error', code: 'KEY_INVALID' } });
+    expect([err.code, toApiError(err).status, err.message]).toEqual(['KEY_INVALID', 401, 'invalid API key']);
+    expect(toApiError(err).body()).toEqual({ error: { message: 'invalid API key', type: 'authentication_error', param: null, code: 'invalid_api_key' } });
   });
 
   it('validates labels: at most 64 characters, no control characters', async () => {
@@ -107,7 +108,7 @@ describe('issuing and authenticating', () => {
     expect((await keys.authenticate((await keys.issue('  my app  ')).key))?.label).toBe('my app');
     for (const bad of ['x'.repeat(65), '', '   ', 'tab\there', 'new\nline']) {
       const err = await rejection(keys.issue(bad));
-      expect([err.code, err.httpStatus]).toEqual(['KEY_LABEL_INVALID', 400]);
+      expect([err.code, toApiError(err).status, toApiError(err).param]).toEqual(['KEY_LABEL_INVALID', 400, 'label']);
     }
   });
 });
@@ -166,9 +167,9 @@ describe('the per-minute rate limit', () => {
     for (let i = 0; i < 60; i++) await keys.admit(key, 1);
     clock.t = Date.UTC(2026, 10, 25, 12, 0, 48);
     const err = await rejection(keys.admit(key, 1));
-    expect([err.code, err.httpStatus, err.retryAfterSeconds]).toEqual(['KEY_RATE_LIMITED', 429, 12]);
+    expect([err.code, toApiError(err).status, err.retryAfterSeconds, toApiError(err).headers]).toEqual(['KEY_RATE_LIMITED', 429, 12, { 'retry-after': '12' }]);
     expect(err.message).toBe('rate limit of 60 requests per minute reached; retry in 12 s');
-    expect(err.toResponseBody().error.type).toBe('rate_limit_error');
+    expect(toApiError(err).body().error.type).toBe('rate_limit_error');
     // Refused before reserving: the 60 admitted requests reserved 1 token each, nothing more.
     expect((await keys.usage(id)).usedTokens).toBe(60);
   });
@@ -301,9 +302,9 @@ describe('the daily token quota', () => {
     expect(admission).toMatchObject({ reserved: 198_766, remaining: 1234, day: '2026-11-25' });
     clock.t = Date.UTC(2026, 10, 25, 23, 0, 0);
     const err = await rejection(keys.admit(key, 2000));
-    expect([err.code, err.httpStatus, err.retryAfterSeconds]).toEqual(['KEY_QUOTA_EXCEEDED', 429, 3600]);
+    expect([err.code, toApiError(err).status, err.retryAfterSeconds]).toEqual(['KEY_QUOTA_EXCEEDED', 429, 3600]);
     expect(err.message).toBe('daily quota of 200000 tokens would be exceeded: 1234 left, resets at 2026-11-26T00:00:00Z');
-    expect(err.toResponseBody().error).toEqual({ message: err.message, type: 'insufficient_quota', code: 'KEY_QUOTA_EXCEEDED' });
+    expect(toApiError(err).body().error).toEqual({ message: err.message, type: 'rate_limit_error', param: null, code: 'insufficient_quota' });
     expect(await keys.settleTokens(admission.record.id, admission.reserved, 766, admission.day)).toEqual({ remaining: 199_234 });
   });
 

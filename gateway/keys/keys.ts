@@ -15,6 +15,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey } from '../../connections/mongo.ts';
+import { BaseError } from '../../domain/errors.ts';
 
 /** The keys themselves, by id, holding only each key's sha256. */
 export const apiKeysCollection = 'api_keys';
@@ -108,34 +109,17 @@ export interface Admission {
 /** Stable error codes, for clients to branch on. */
 export type ApiKeyErrorCode = 'KEY_INVALID' | 'KEY_LABEL_INVALID' | 'KEY_RATE_LIMITED' | 'KEY_QUOTA_EXCEEDED';
 
-const httpStatusOf: Record<ApiKeyErrorCode, number> = {
-  KEY_INVALID: 401,
-  KEY_LABEL_INVALID: 400,
-  KEY_RATE_LIMITED: 429,
-  KEY_QUOTA_EXCEEDED: 429,
-};
-
-// OpenAI's error types, so OpenAI clients classify (and back off on) these as they would there.
-const openAiTypeOf: Record<ApiKeyErrorCode, string> = {
-  KEY_INVALID: 'authentication_error',
-  KEY_LABEL_INVALID: 'invalid_request_error',
-  KEY_RATE_LIMITED: 'rate_limit_error',
-  KEY_QUOTA_EXCEEDED: 'insufficient_quota',
-};
-
-/** A refused key or request; `code` is stable for clients, `httpStatus` is what the gateway answers. */
-export class ApiKeyError extends Error {
+/** A refused key or request; `code` is stable for clients, and gateway/errors.ts says what it answers. */
+export class ApiKeyError extends BaseError<ApiKeyErrorCode> {
   override readonly name = 'ApiKeyError';
-  readonly httpStatus: number;
 
   constructor(
-    readonly code: ApiKeyErrorCode,
+    code: ApiKeyErrorCode,
     message: string,
     /** For 429s: the `Retry-After` the gateway should send. */
     readonly retryAfterSeconds?: number,
   ) {
-    super(message);
-    this.httpStatus = httpStatusOf[code];
+    super(message, { code });
   }
 
   /** A missing, malformed, unknown or disabled key; deliberately one message for all, so probing learns nothing. */
@@ -157,11 +141,6 @@ export class ApiKeyError extends Error {
       `daily quota of ${policy.tokensPerDay} tokens would be exceeded: ${remaining} left, resets at ${isoSeconds(resetAt)}`,
       Math.max(1, Math.ceil((resetAt.getTime() - now) / 1000)),
     );
-  }
-
-  /** The body in OpenAI's error shape, which every gateway endpoint answers with. */
-  toResponseBody(): { error: { message: string; type: string; code: ApiKeyErrorCode } } {
-    return { error: { message: this.message, type: openAiTypeOf[this.code], code: this.code } };
   }
 }
 

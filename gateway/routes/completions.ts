@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, TimeoutFailure } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { walk } from '../../domain/errors.ts';
+import { inferErrors } from '../../domain/failures.ts';
 import { cancelSubject, tokenSubject } from '../../domain/inference.ts';
 import { estimatePromptTokens } from '../../domain/routing.ts';
 import { getModel } from '../../models/catalog.ts';
@@ -70,9 +72,10 @@ function failureOf(err: unknown): ApiError {
   if (cause instanceof TimeoutFailure) {
     return new ApiError('upstream_timeout', `The network did not finish this request in time (${timeouts.requestExecution}); try again, or lower max_tokens`);
   }
-  const inner = cause instanceof ApplicationFailure ? cause : cause?.cause instanceof ApplicationFailure ? cause.cause : undefined;
-  if (inner?.type === 'NO_NODE_AVAILABLE') return new ApiError('no_node_available', inner.message);
-  if (inner?.type === 'INFER_BAD_INPUT') {
+  // The workflow's own failure, or an activity's inside an ActivityFailure: the first on the chain.
+  const inner = walk(cause, (e) => e instanceof ApplicationFailure) as ApplicationFailure | undefined;
+  if (inner?.type === inferErrors.noNode) return new ApiError('no_node_available', inner.message);
+  if (inner?.type === inferErrors.badInput) {
     // The node names the parameter it could not honour (a token id its model lacks, ...).
     const param = (inner.details?.[0] as { param?: unknown } | undefined)?.param;
     return new ApiError('invalid_body', inner.message, typeof param === 'string' ? param : null);

@@ -6,8 +6,7 @@ import { operatorActions } from '../../domain/operator-action.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { performOperatorAction } from '../operator-actions.ts';
-import { NodeIdTakenError, registerNode, registrationsCollection, type RegistrationDoc } from '../registration/register.ts';
-import { RegistrationError } from '../registration/verify.ts';
+import { registerNode, registrationsCollection, type RegistrationDoc } from '../registration/register.ts';
 
 /**
  * The nodes' resource: their public standing, their registration and their operators' actions.
@@ -87,17 +86,8 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
   }
 
   app.post('/v1/nodes/register', { schema: { tags: ['nodes'] } }, async (request, reply) => {
-    let registered;
-    try {
-      registered = await registerNode(deps, request.body);
-    } catch (err) {
-      if (err instanceof NodeIdTakenError) throw new ApiError('conflict', err.message);
-      if (err instanceof RegistrationError) {
-        const code = err.httpStatus === 409 ? 'conflict' : err.httpStatus === 401 ? 'registration_rejected' : 'invalid_body';
-        throw new ApiError(code, err.message);
-      }
-      throw err;
-    }
+    // A refusal (RegistrationError, NodeIdTakenError) answers by its code (gateway/errors.ts).
+    const registered = await registerNode(deps, request.body);
     deps.registered.add(registered.nodeId);
     return reply.status(registered.status === 'registered' ? 201 : 200).send(registered);
   });

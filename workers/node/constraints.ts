@@ -14,16 +14,17 @@ import {
 } from 'node-llama-cpp';
 import type { AnswerGrammar, Sampling } from '../../domain/inference.ts';
 import type { JsonSchema } from '../../domain/json-schema.ts';
+import { BaseError } from '../../domain/errors.ts';
 
-export class EngineError extends Error {
+export class EngineError extends BaseError<'PROMPT_TOO_LONG' | 'NO_FREE_SEQUENCE' | 'ABORTED' | 'BAD_INPUT'> {
   override name = 'EngineError';
   constructor(
-    readonly code: 'PROMPT_TOO_LONG' | 'NO_FREE_SEQUENCE' | 'ABORTED' | 'BAD_INPUT',
+    code: EngineError['code'],
     message: string,
     /** For BAD_INPUT: the API parameter at fault, so the client is told which. */
     readonly param?: string,
   ) {
-    super(message);
+    super(message, { code });
   }
 }
 

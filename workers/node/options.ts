@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { explicitValue, type Config } from '../../config/env.ts';
 import { gpuChoices } from './gpu.ts';
+import { codedError } from '../../domain/errors.ts';
 
 const csv = (value: string) =>
   value
@@ -100,9 +101,8 @@ export function parseFaults(spec: string | undefined): NodeOptions['faults'] {
   return faults;
 }
 
-export class OptionsError extends Error {
+export class OptionsError extends codedError('NODE_OPTIONS_INVALID') {
   override name = 'OptionsError';
-  readonly code = 'NODE_OPTIONS_INVALID';
 }
 
 const flagNames: Record<string, string> = {
