@@ -147,7 +147,24 @@ export function unreachable(err: unknown): Upstream | undefined {
   return undefined;
 }
 
-/** Fastify's own errors (schema validation, body limits, bad JSON) in the same shape. */
+/**
+ * A request the route's zod schema refused (fastify-type-provider-zod puts zod's issues in
+ * `validation`), naming the parameter: an unknown one is `unsupported_parameter`, refused by
+ * name rather than ignored; anything else is `invalid_body`, with what is wrong with it.
+ */
+function invalidInput(fe: FastifyError): ApiError {
+  const first = fe.validation?.[0];
+  const where = fe.validationContext === 'querystring' ? 'query' : fe.validationContext === 'params' ? 'path' : 'request body';
+  const path = first?.instancePath ? first.instancePath.replace(/^\//, '').replace(/\//g, '.') : '';
+  const keys = (first?.params as { keys?: unknown } | undefined)?.keys;
+  if (first?.keyword === 'unrecognized_keys' && Array.isArray(keys) && typeof keys[0] === 'string') {
+    const param = path ? `${path}.${keys[0]}` : keys[0];
+    return new ApiError('unsupported_parameter', `Unsupported parameter: '${param}' is not supported by this network (README, "The API", lists what is)`, param);
+  }
+  return new ApiError('invalid_body', `Invalid ${where}: ${path ? `${path}: ` : ''}${first?.message ?? fe.message}`, path || null);
+}
+
+/** Fastify's own errors (schema validation, body limits, bad JSON, rate limits) in the same shape. */
 export function toApiError(error: FastifyError | Error): ApiError {
   const api = walk(error, (e) => e instanceof ApiError);
   if (api) return api as ApiError;
@@ -160,17 +177,7 @@ export function toApiError(error: FastifyError | Error): ApiError {
   const away = unreachable(error);
   if (away) return unavailable(away);
   const fe = error as FastifyError;
-  if (fe.validation) {
-    const first = fe.validation[0];
-    const path = first?.instancePath ? first.instancePath.replace(/^\//, '').replace(/\//g, '.') : '';
-    const extra = first?.keyword === 'additionalProperties' ? (first.params as { additionalProperty?: string }).additionalProperty : undefined;
-    if (extra !== undefined) {
-      const param = path ? `${path}.${extra}` : extra;
-      return new ApiError('unsupported_parameter', `Unsupported parameter: '${param}' is not supported by this network (README, "The API", lists what is)`, param);
-    }
-    const param = path || ((first?.params as { missingProperty?: string })?.missingProperty ?? null);
-    return new ApiError('invalid_body', `Invalid request body: ${fe.message.replace(/^body\/?/, '')}`, param);
-  }
+  if (fe.validation) return invalidInput(fe);
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError('body_too_large', `Request body is larger than the limit of ${fe.message.match(/\d+/)?.[0] ?? 'the server'} bytes`);
   if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ApiError('invalid_body', 'Send the request body as application/json');
   if (fe.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || fe.statusCode === 400) return new ApiError('invalid_body', `Invalid request body: ${fe.message}`);
