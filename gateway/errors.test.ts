@@ -25,6 +25,9 @@ const expected: Record<string, [number, string]> = {
   no_node_available: [503, 'server_error'],
   upstream_unavailable: [503, 'server_error'],
   upstream_timeout: [504, 'server_error'],
+  fallback_unavailable: [503, 'server_error'],
+  fallback_error: [502, 'server_error'],
+  fallback_timeout: [504, 'server_error'],
 };
 
 describe('the one map from error code to HTTP status and OpenAI error type', () => {
