@@ -3,7 +3,7 @@
  * imports it, so it must stay free of I/O and environment reads.
  */
 import type { RetryPolicy } from '@temporalio/common';
-import { nonRetryableSettlementErrors } from './domain/settlement.ts';
+import { inferErrors, nonRetryableSettlementErrors } from './domain/failures.ts';
 
 /** Task queues. `node.<id>` is polled by one node; `model.<id>` by every node serving a model. */
 export const taskQueues = {
@@ -37,7 +37,7 @@ export const timeouts = {
   /** How long an inference may wait on the model's shared queue for any node to take it. */
   inferSharedScheduleToStart: '60 seconds',
   /** On the shared queue, a few attempts: each continues from the delivered tokens. */
-  inferSharedRetry: { maximumAttempts: 3, initialInterval: '200 milliseconds', nonRetryableErrorTypes: ['INFER_BAD_INPUT', 'INFER_SUPERSEDED', 'INFER_CANCELLED'] } satisfies RetryPolicy,
+  inferSharedRetry: { maximumAttempts: 3, initialInterval: '200 milliseconds', nonRetryableErrorTypes: [inferErrors.badInput, inferErrors.superseded, inferErrors.cancelled] } satisfies RetryPolicy,
   /** A generous bound on one generation; heartbeats catch a dead node long before it. */
   inferStartToClose: '10 minutes',
   /** A node that has not heartbeated within this is treated as dead and the attempt retried. */

@@ -141,7 +141,7 @@ export function createInferActivities(deps: InferDeps) {
         const cause = writer.error ?? err;
         if (cause instanceof StreamSupersededError) throw ApplicationFailure.nonRetryable(cause.message, inferErrors.superseded);
         if (ctx.cancellationSignal.aborted) throw new CancelledFailure('request cancelled');
-        if (cause instanceof EngineError && cause.code === 'ABORTED') throw ApplicationFailure.nonRetryable('request cancelled by the client', 'INFER_CANCELLED');
+        if (cause instanceof EngineError && cause.code === 'ABORTED') throw ApplicationFailure.nonRetryable('request cancelled by the client', inferErrors.cancelled);
         if (cause instanceof EngineError && (cause.code === 'PROMPT_TOO_LONG' || cause.code === 'BAD_INPUT')) {
           // What no node can serve; `param` tells the client which of its parameters.
           throw ApplicationFailure.create({ message: cause.message, type: inferErrors.badInput, nonRetryable: true, details: cause.param ? [{ param: cause.param }] : [] });

@@ -5,6 +5,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from 'mongodb';
 import { isDuplicateKey } from '../connections/mongo.ts';
+import { settlementErrors } from '../domain/failures.ts';
 import { accrualAmount } from '../domain/rewards.ts';
 import type { NodeState } from '../domain/reputation.ts';
 import type { SamplingRecord } from '../domain/sampling.ts';
@@ -67,7 +68,7 @@ export function createRequestActivities(deps: { db: Db; now?: () => Date }) {
      */
     async accrueReward(input: AccrualInput): Promise<AccrualResult> {
       if (!Number.isSafeInteger(input.completionTokens) || input.completionTokens < 0) {
-        throw ApplicationFailure.nonRetryable(`accrueReward: completion tokens must be a non-negative integer, got ${String(input.completionTokens)}`, 'LEDGER_BAD_INPUT');
+        throw ApplicationFailure.nonRetryable(`accrueReward: completion tokens must be a non-negative integer, got ${String(input.completionTokens)}`, settlementErrors.ledgerBadInput);
       }
       const existing = await ledger.findOne({ _id: input.requestId });
       if (existing) return { status: 'accrued', amount: existing.amount, operator: existing.operator };

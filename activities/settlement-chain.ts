@@ -25,6 +25,7 @@ import { privateKeyToAccount } from 'viem/accounts';
 import type { Config } from '../config/env.ts';
 import { rewardsDistributorAbi } from '../contracts/artifacts/index.ts';
 import { parseDeploymentFile, type GitBlockDeployment } from '../contracts/deploy.ts';
+import { codedError } from '../domain/errors.ts';
 
 export interface SettlementChain {
   chainId: number;
@@ -38,9 +39,8 @@ export interface SettlementChain {
   pollingIntervalMs: number;
 }
 
-export class SettlementConfigError extends Error {
+export class SettlementConfigError extends codedError('SETTLEMENT_CONFIG_INVALID') {
   override name = 'SettlementConfigError';
-  readonly code = 'SETTLEMENT_CONFIG_INVALID';
 }
 
 /** Reads a private key file (one line, 0x + 64 hex), refusing one that group or others can read. */

@@ -19,6 +19,7 @@ import { getAddress, isAddress, parseEventLogs, zeroHash, type Address, type Hex
 import { isDuplicateKey } from '../connections/mongo.ts';
 import { rewardsDistributorAbi } from '../contracts/artifacts/index.ts';
 import { availableEmission, cumulativeEmission, epochEmission, epochPayout, epochWindow, lastCompleteEpoch, type EpochSchedule } from '../domain/emission.ts';
+import { epochPostPending } from '../domain/failures.ts';
 import { isFinalEpochStatus, settlementErrors, type EpochStatus, type EpochSummary, type SettlementPoint } from '../domain/settlement.ts';
 import { assignAccrualsToEpoch, epochEntriesCollection, ensureLedgerIndexes, insertAllOnce, voidedAmong } from './ledger.ts';
 import { buildRewardsTreeOffThread } from './rewards-tree.ts';
@@ -419,10 +420,10 @@ export function createSettlementActivities(deps: SettlementDeps) {
           await probe('post-sent', epoch);
           await epochs.updateOne({ _id: epoch, status: 'computed' }, { $set: { postTx: hash } });
           const receipt = await receiptOf(chain, hash, 120_000);
-          if (!receipt) throw ApplicationFailure.retryable(`postEpoch(${epoch}) transaction ${hash} not mined yet`, 'EPOCH_POST_PENDING');
+          if (!receipt) throw ApplicationFailure.retryable(`postEpoch(${epoch}) transaction ${hash} not mined yet`, epochPostPending);
         }
         state = await check();
-        if (state === 'absent') throw ApplicationFailure.retryable(`postEpoch(${epoch}) not visible on chain yet`, 'EPOCH_POST_PENDING');
+        if (state === 'absent') throw ApplicationFailure.retryable(`postEpoch(${epoch}) not visible on chain yet`, epochPostPending);
       }
       await epochs.updateOne(
         { _id: epoch, status: 'computed' },

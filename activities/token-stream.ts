@@ -14,14 +14,16 @@ import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '
 import { z } from 'zod';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { cancelSubject, tokenStreamName, type FinishReason, type InferInput, type TokenChunk, type Usage } from '../domain/inference.ts';
+import { codedError } from '../domain/errors.ts';
+import { tokenChunkSchema } from '../domain/inference-schema.ts';
+import { edgeErrors } from '../domain/failures.ts';
 
 /** JetStream's answer to a publish whose expected last subject sequence is not the last one. */
 export const wrongLastSequence = 10071;
 export const minChunkIntervalMs = 16;
 
-export class StreamSupersededError extends Error {
+export class StreamSupersededError extends codedError(edgeErrors.superseded) {
   override name = 'StreamSupersededError';
-  readonly code = 'STREAM_SUPERSEDED';
 }
 
 export interface Delivered {
@@ -33,20 +35,8 @@ export interface Delivered {
   finished: TokenChunk['finish'];
 }
 
-const count = z.number().int().nonnegative();
-
 /** Chunks were written by other nodes, which are untrusted: a continuation builds on them. */
-const chunkSchema = z.object({
-  seq: count,
-  tokens: z.array(count),
-  text: z.string(),
-  finish: z
-    .object({
-      reason: z.enum(['stop', 'length']),
-      usage: z.object({ promptTokens: count, completionTokens: count, totalTokens: count }),
-    })
-    .optional(),
-});
+const chunkSchema = tokenChunkSchema;
 
 export interface ReadDeliveredOptions {
   /** Called every `progressEvery` messages: one round trip each, so a long stream takes a while. */

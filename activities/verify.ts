@@ -6,6 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Token } from 'node-llama-cpp';
+import { verifyErrors } from '../domain/failures.ts';
 import { inferErrors, type ChatMessage, type FinishReason, type Sampling, type ToolSpec } from '../domain/inference.ts';
 import type { VerifierReport } from '../domain/verification.ts';
 import { EngineError, type InferenceEngine } from '../domain/engine.ts';
@@ -23,8 +24,6 @@ export interface VerifyInput {
   tokens: number[];
   finishReason: FinishReason;
 }
-
-export const verifyErrors = { modelMismatch: 'VERIFY_MODEL_MISMATCH' } as const;
 
 export function createVerifyActivities(deps: { nodeId: string; engines: ReadonlyMap<string, InferenceEngine> }) {
   return {

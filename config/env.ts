@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_GENESIS, EPOCH_SECONDS } from '../domain/emission.ts';
 import { localNetworkAsEnv, readLocalNetwork } from './local-network.ts';
+import { BaseError } from '../domain/errors.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const url = (protocols: string[]) =>
@@ -145,11 +146,10 @@ export const defaultedValues: unique symbol = Symbol('gitblock.config.defaulted'
 export type Config = ConfigValues & { readonly [defaultedValues]?: Partial<ConfigValues> };
 
 /** A config error lists every bad variable with what it must be, in one message. */
-export class ConfigError extends Error {
+export class ConfigError extends BaseError<'CONFIG_INVALID'> {
   override name = 'ConfigError';
-  readonly code = 'CONFIG_INVALID';
   constructor(readonly issues: string[]) {
-    super(`Invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    super(`Invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`, { code: 'CONFIG_INVALID' });
   }
 }
 

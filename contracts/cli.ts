@@ -22,6 +22,7 @@ import {
   toDeploymentFile,
   type GitBlockDeployment,
 } from './deploy.ts';
+import { codedError } from '../domain/errors.ts';
 
 const USAGE = `usage: tsx contracts/cli.ts deploy --rpc URL (--key-file FILE | --anvil-key)
   --treasury ADDR            community treasury (30%)
@@ -37,7 +38,7 @@ const USAGE = `usage: tsx contracts/cli.ts deploy --rpc URL (--key-file FILE | -
   --anvil-key                deploy with anvil's public default account 0 (chain ${ANVIL_CHAIN_ID} only)`;
 
 /** Invalid command-line input; the message is one line, fit to print as is. */
-export class UsageError extends Error {
+export class UsageError extends codedError('CONTRACTS_USAGE_INVALID') {
   override readonly name = 'UsageError';
 }
 

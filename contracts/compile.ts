@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import solc from 'solc';
+import { codedError } from '../domain/errors.ts';
 
 /** The solc-js version the committed artifacts were built with (package.json pins it). */
 export const SOLC_VERSION = '0.8.37';
@@ -59,7 +60,7 @@ export interface CompileResult {
 }
 
 /** Thrown when solc reports errors; `message` holds every formatted compiler error. */
-export class SolidityCompileError extends Error {
+export class SolidityCompileError extends codedError('SOLIDITY_COMPILE_FAILED') {
   override readonly name = 'SolidityCompileError';
 }
 

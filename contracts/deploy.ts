@@ -44,6 +44,7 @@ import {
   teamVestingAbi,
   teamVestingBytecode,
 } from './artifacts/index.ts';
+import { codedError } from '../domain/errors.ts';
 
 /** anvil's default account 0 (from the public test mnemonic); for local chains only. */
 export const ANVIL_DEFAULT_KEY: Hex = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
@@ -101,7 +102,7 @@ export interface GitBlockDeployment {
 }
 
 /** Bad deployment options, detected before anything is sent. */
-export class DeployConfigError extends Error {
+export class DeployConfigError extends codedError('DEPLOY_CONFIG_INVALID') {
   override readonly name = 'DeployConfigError';
 }
 

@@ -11,6 +11,7 @@
  */
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
 import { encodeAbiParameters, getAddress, isAddress, keccak256, zeroAddress, type Address, type Hex } from 'viem';
+import { codedError } from '../domain/errors.ts';
 
 /** Solidity types of a rewards leaf, in order: (epoch, operator, amount). */
 export const REWARDS_LEAF_ENCODING = ['uint64', 'address', 'uint256'] as const;
@@ -66,7 +67,7 @@ export interface AirdropTree {
 }
 
 /** Invalid input to a tree builder (bad address, non-bigint amount, duplicate, ...). */
-export class MerkleInputError extends Error {
+export class MerkleInputError extends codedError('MERKLE_INPUT_INVALID') {
   override readonly name = 'MerkleInputError';
 }
 

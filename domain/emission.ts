@@ -24,6 +24,7 @@
  * leave (fewer base units than there are operators) is simply not paid: it stays in the pool
  * and rolls forward like any unspent emission.
  */
+import { codedError } from './errors.ts';
 
 /** Base units per GBT (18 decimals). */
 export const GBT = 10n ** 18n;
@@ -69,9 +70,8 @@ function buildTable(): { emissions: bigint[]; cumulative: bigint[] } {
 }
 
 /** A bad epoch number or amount given to the emission functions. */
-export class EmissionInputError extends Error {
+export class EmissionInputError extends codedError('EMISSION_INPUT_INVALID') {
   override name = 'EmissionInputError';
-  readonly code = 'EMISSION_INPUT_INVALID';
 }
 
 function checkEpoch(epoch: number): number {

@@ -6,20 +6,21 @@
  */
 import type { Token } from 'node-llama-cpp';
 import type { ChatMessage, FinishReason, Sampling, TokenLogprob, ToolSpec } from './inference.ts';
+import { BaseError } from './errors.ts';
 import type { PositionStat } from './verification.ts';
 
 /** Stable codes: the infer activity maps them to failure types. */
 export type EngineErrorCode = 'PROMPT_TOO_LONG' | 'NO_FREE_SEQUENCE' | 'ABORTED' | 'BAD_INPUT';
 
-export class EngineError extends Error {
+export class EngineError extends BaseError<EngineErrorCode> {
   override name = 'EngineError';
   constructor(
-    readonly code: EngineErrorCode,
+    code: EngineErrorCode,
     message: string,
     /** For BAD_INPUT: the API parameter at fault, so the client is told which. */
     readonly param?: string,
   ) {
-    super(message);
+    super(message, { code });
   }
 }
 

@@ -57,19 +57,33 @@ const grammarSchema = z.discriminatedUnion('type', [
   }),
 ]);
 
-export const samplingSchema = z.object({
+/**
+ * Each sampling parameter's range, defined once: the workflow's input (below) and the gateway's
+ * request bodies (gateway/schemas/completions.ts, OpenAI's names) are built from these.
+ */
+export const samplingFields = {
   temperature: z.number().min(0).max(limits.temperature),
-  topP: z.number().gt(0).max(1).optional(),
-  topK: z.number().int().min(1).max(limits.topK).optional(),
+  topP: z.number().gt(0).max(1),
+  topK: z.number().int().min(1).max(limits.topK),
   maxTokens: z.number().int().min(1).max(limits.maxTokens),
-  stop: z.array(z.string().min(1).max(limits.stopLength)).max(limits.stopStrings).optional(),
-  seed: z.number().int().min(0).max(limits.seed).optional(),
-  presencePenalty: z.number().min(-limits.penalty).max(limits.penalty).optional(),
-  frequencyPenalty: z.number().min(-limits.penalty).max(limits.penalty).optional(),
+  stopString: z.string().min(1).max(limits.stopLength),
+  seed: z.number().int().min(0).max(limits.seed),
+  penalty: z.number().min(-limits.penalty).max(limits.penalty),
   logitBias: z
     .record(z.string().regex(/^\d{1,8}$/).refine((k) => Number(k) < limits.tokenId, 'not a token id'), z.number().min(-limits.logitBias).max(limits.logitBias))
-    .refine((b) => Object.keys(b).length <= limits.logitBiasTokens, `at most ${limits.logitBiasTokens} tokens`)
-    .optional(),
+    .refine((b) => Object.keys(b).length <= limits.logitBiasTokens, `at most ${limits.logitBiasTokens} tokens`),
+} as const;
+
+export const samplingSchema = z.object({
+  temperature: samplingFields.temperature,
+  topP: samplingFields.topP.optional(),
+  topK: samplingFields.topK.optional(),
+  maxTokens: samplingFields.maxTokens,
+  stop: z.array(samplingFields.stopString).max(limits.stopStrings).optional(),
+  seed: samplingFields.seed.optional(),
+  presencePenalty: samplingFields.penalty.optional(),
+  frequencyPenalty: samplingFields.penalty.optional(),
+  logitBias: samplingFields.logitBias.optional(),
   grammar: grammarSchema.optional(),
 });
 
@@ -149,6 +163,23 @@ export function inferResultSchema(input: {
     .refine((r) => r.continuedFromTokens <= r.tokens.length, 'continuedFromTokens exceeds the answer')
     .refine((r) => !input.logprobs || (r.logprobs as unknown[]).length <= r.tokens.length, 'logprobs must be one per token of the text');
 }
+
+/**
+ * One token chunk on a request's subject. Chunks come from untrusted nodes: the gateway relays
+ * them to the client and a continuing node builds on them, so both read them through this.
+ */
+export const tokenChunkSchema = z.object({
+  seq: count,
+  nodeId: z.string().max(64),
+  tokens: z.array(count).max(65_536),
+  text: z.string().max(1_048_576),
+  finish: z
+    .object({
+      reason: z.enum(['stop', 'length']),
+      usage: z.object({ promptTokens: count, completionTokens: count, totalTokens: count }),
+    })
+    .optional(),
+});
 
 /** What a verifier node returns from `verifyClaim`: untrusted too, checked before it is judged. */
 export const verifierReportSchema = z.object({

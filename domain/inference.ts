@@ -167,12 +167,5 @@ export const tokenSubject = (requestId: string) => `${tokenSubjectPrefix}.${requ
 /** Published by the gateway when a client goes away, so generation stops without waiting for a heartbeat. */
 export const cancelSubject = (requestId: string) => `gitblock.cancel.${requestId}`;
 
-/** Stable error types, used as ApplicationFailure types; workflows branch on these. */
-export const inferErrors = {
-  /** The input can never succeed anywhere (bad sampling, prompt longer than the context). */
-  badInput: 'INFER_BAD_INPUT',
-  /** This node does not serve the model. Another node may. */
-  modelNotLoaded: 'INFER_MODEL_NOT_LOADED',
-  /** Another attempt took over this request's stream; this one must stop. */
-  superseded: 'INFER_SUPERSEDED',
-} as const;
+/** Stable error types, used as ApplicationFailure types; workflows branch on these (domain/failures.ts). */
+export { inferErrors } from './failures.ts';

@@ -10,6 +10,7 @@
  * `strict` says). Pure: the gateway checks a schema before dispatch; nodes and verifiers compile
  * the normal form it returns, so every one of them applies the same grammar.
  */
+import { BaseError } from './errors.ts';
 
 export type JsonPrimitive = string | number | boolean | null;
 export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue };
@@ -25,7 +26,7 @@ export const jsonSchemaLimits = {
   defs: 256,
 } as const;
 
-export class JsonSchemaError extends Error {
+export class JsonSchemaError extends BaseError<'JSON_SCHEMA_UNSUPPORTED'> {
   override name = 'JsonSchemaError';
   constructor(
     /** JSON pointer of the offending subschema ('' for the root). */
@@ -33,7 +34,7 @@ export class JsonSchemaError extends Error {
     /** What is wrong there. */
     readonly reason: string,
   ) {
-    super(`${pointer || '/'}: ${reason}`);
+    super(`${pointer || '/'}: ${reason}`, { code: 'JSON_SCHEMA_UNSUPPORTED' });
   }
 }
 

@@ -37,33 +37,8 @@ export interface EpochSummary {
   postBlock?: string | undefined;
 }
 
-/** Stable error codes (ApplicationFailure `type`s). All are non-retryable: retrying cannot fix them. */
-export const settlementErrors = {
-  /** The control worker has no deployment file or settler key: it cannot post roots. */
-  notConfigured: 'SETTLEMENT_NOT_CONFIGURED',
-  /** Not an epoch number. */
-  invalidEpoch: 'EPOCH_INVALID',
-  /** The epoch's week has not ended yet. */
-  notOver: 'EPOCH_NOT_OVER',
-  /** Epochs settle one after another; this one is not next. */
-  outOfOrder: 'EPOCH_OUT_OF_ORDER',
-  /** A step ran before the one it depends on. */
-  wrongState: 'EPOCH_WRONG_STATE',
-  /** The chain holds a different root for this epoch than the one computed: stop, a human must look. */
-  rootMismatch: 'EPOCH_ROOT_MISMATCH',
-  /** The proofs stored for the API do not match the computed root: refusing to post. */
-  proofsMissing: 'EPOCH_PROOFS_MISSING',
-  /** The posted root's transaction is no longer on chain (reorg): post again. */
-  postMissing: 'EPOCH_POST_MISSING',
-  /** The chain refused the post for a reason a retry cannot fix (role, pause, pool). */
-  postRejected: 'EPOCH_POST_REJECTED',
-  /** Invalid input to a ledger activity. */
-  ledgerBadInput: 'LEDGER_BAD_INPUT',
-  /** A ledger entry of the epoch has a malformed amount or operator: stop before paying anything. */
-  ledgerCorrupt: 'LEDGER_CORRUPT',
-} as const;
-
-export const nonRetryableSettlementErrors: string[] = Object.values(settlementErrors);
+/** Stable error codes (ApplicationFailure `type`s), in the one registry (domain/failures.ts). */
+export { nonRetryableSettlementErrors, settlementErrors } from './failures.ts';
 
 /** Where the settlement activities may be stopped by a test (see workers/control-main.ts). */
 export type SettlementPoint = 'closed' | 'computed' | 'post-sent' | 'posted' | 'settled';

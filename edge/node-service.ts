@@ -21,6 +21,7 @@ import { edgeErrors, type EdgeInfo, type PublishReply, type SessionReply } from 
 import { SessionError, type NodeSession, type SessionStore } from './sessions.ts';
 import type { HeldTask, TaskLedger } from './tasks.ts';
 import { EdgeRefusal, sessionOf, toStatus } from './temporal-proxy.ts';
+import { toApiError } from '../gateway/errors.ts';
 
 export interface NodeServiceDeps {
   info: EdgeInfo;
@@ -72,7 +73,9 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 function refusalOf(err: unknown): unknown {
   if (err instanceof NodeIdTakenError) return new EdgeRefusal(grpc.status.ALREADY_EXISTS, err.message);
   if (err instanceof RegistrationError) {
-    const code = err.httpStatus === 401 ? grpc.status.UNAUTHENTICATED : err.httpStatus === 409 ? grpc.status.ALREADY_EXISTS : grpc.status.INVALID_ARGUMENT;
+    // The gateway's one map says what the refusal is; the edge says it in gRPC's words.
+    const status = toApiError(err).status;
+    const code = status === 401 ? grpc.status.UNAUTHENTICATED : status === 409 ? grpc.status.ALREADY_EXISTS : grpc.status.INVALID_ARGUMENT;
     return new EdgeRefusal(code, `${err.code}: ${err.message}`);
   }
   if (err instanceof SessionError) {

@@ -101,10 +101,5 @@ export const nodeEdgeService = {
   watchCancel: method<TaskRef, CancelEvent>('WatchCancel', true),
 } satisfies ServiceDefinition;
 
-/** Stable reasons carried in a refused call's details, e.g. `STREAM_SUPERSEDED: …`. */
-export const edgeErrors = {
-  superseded: 'STREAM_SUPERSEDED',
-  notHeld: 'TASK_NOT_HELD',
-  noSession: 'SESSION_REQUIRED',
-  invalid: 'INVALID',
-} as const;
+/** Stable reasons carried in a refused call's details, e.g. `STREAM_SUPERSEDED: …` (domain/failures.ts). */
+export { edgeErrors } from '../domain/failures.ts';

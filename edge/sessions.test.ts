@@ -81,7 +81,7 @@ describe('edge sessions', () => {
     await new Promise((r) => setTimeout(r, 1_500));
     const refused = await client.offline().catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(EdgeError);
-    expect((refused as EdgeError).code).toBe(grpc.status.UNAUTHENTICATED);
+    expect((refused as EdgeError).grpcCode).toBe(grpc.status.UNAUTHENTICATED);
     expect((refused as EdgeError).message).toMatch(/expired/);
     client.close();
   });

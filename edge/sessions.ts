@@ -9,6 +9,7 @@ import type { Db } from 'mongodb';
 import { edgeSessionBodySchema, edgeSessionTypedData, type EdgeSessionBody, type EdgeSessionFields } from '../domain/edge-session.ts';
 import { registrationsCollection, type RegistrationDoc } from '../gateway/registration/register.ts';
 import { authenticate, consumeNonce, type NonceStore, type SignedFailure, type SignedKind } from '../gateway/registration/signed.ts';
+import { BaseError } from '../domain/errors.ts';
 
 export interface NodeSession {
   nodeId: string;
@@ -22,13 +23,10 @@ export interface NodeSession {
 
 export type SessionErrorCode = `SESSION_${SignedFailure}` | 'SESSION_NOT_REGISTERED' | 'SESSION_UNKNOWN';
 
-export class SessionError extends Error {
+export class SessionError extends BaseError<SessionErrorCode> {
   override readonly name = 'SessionError';
-  constructor(
-    readonly code: SessionErrorCode,
-    message: string,
-  ) {
-    super(message);
+  constructor(code: SessionErrorCode, message: string) {
+    super(message, { code });
   }
 }
 

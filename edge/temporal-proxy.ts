@@ -21,10 +21,12 @@ import * as grpc from '@grpc/grpc-js';
 import protoModule from '@temporalio/proto';
 import { createRequire } from 'node:module';
 import type { NodeStandings } from '../activities/node-standings.ts';
+import { edgeErrors, inferErrors } from '../domain/failures.ts';
 import type { TaskLedger, HeldTask } from './tasks.ts';
 import { SessionError, type NodeSession, type SessionStore } from './sessions.ts';
 import { sessionMetadataKey } from './protocol.ts';
 import { taskQueues } from '../temporal.config.ts';
+import { BaseError } from '../domain/errors.ts';
 
 const ws = protoModule.temporal.api.workflowservice.v1;
 const serviceName = 'temporal.api.workflowservice.v1.WorkflowService';
@@ -52,12 +54,13 @@ export interface TemporalProxyDeps {
 type Call = grpc.ServerUnaryCall<Buffer, Buffer>;
 type Reply = grpc.sendUnaryData<Buffer>;
 
-export class EdgeRefusal extends Error {
+export class EdgeRefusal extends BaseError<'EDGE_REFUSED'> {
+  override name = 'EdgeRefusal';
   constructor(
     readonly grpcCode: grpc.status,
     message: string,
   ) {
-    super(message);
+    super(message, { code: 'EDGE_REFUSED' });
   }
 }
 
@@ -73,7 +76,7 @@ export function barredRefusal(nodeId: string, why: 'suspended' | 'retired'): Edg
 }
 
 /** The type of the failure the edge reports for a task it took back from a barred node. */
-export const nodeBarredFailureType = 'NODE_BARRED';
+export const nodeBarredFailureType = edgeErrors.nodeBarred;
 
 /** The session a call carries, or an UNAUTHENTICATED refusal. */
 export function sessionOf(sessions: SessionStore, metadata: grpc.Metadata): NodeSession {
@@ -116,7 +119,7 @@ const durationMs = (d: { seconds?: unknown; nanos?: number | null } | null | und
   d ? Number(d.seconds ?? 0) * 1000 + Math.floor((d.nanos ?? 0) / 1e6) : 10 * 60_000;
 
 /** The type a node's unverified claim of a final failure is rewritten to: an ordinary, failed-over failure. */
-export const unverifiedFailure = 'INFER_UNVERIFIED_FAILURE';
+export const unverifiedFailure = inferErrors.unverified;
 
 /** Which field of an activity's result names the node that produced it. */
 const identityField: Record<string, string> = { infer: 'nodeId', verifyClaim: 'verifierNodeId' };
@@ -263,7 +266,7 @@ export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedSe
       const claimed = request.failure?.applicationFailureInfo;
       // A failure that ends a request rather than failing it over is believed only when the edge
       // saw its cause: else a node could fail every request it is sent, as "cancelled".
-      const verified = claimed?.type === 'INFER_CANCELLED' ? task.cancelDelivered : claimed?.type === 'INFER_SUPERSEDED' ? task.supersededSeen : true;
+      const verified = claimed?.type === inferErrors.cancelled ? task.cancelDelivered : claimed?.type === inferErrors.superseded ? task.supersededSeen : true;
       if (claimed && !verified) {
         request.failure!.message = `unverified ${claimed.type} from node ${session.nodeId}: ${request.failure!.message ?? ''}`.slice(0, 1024);
         claimed.type = unverifiedFailure;

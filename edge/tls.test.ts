@@ -61,7 +61,7 @@ describe('the edge over TLS', () => {
     const plain = new EdgeClient(edge.address, { tls: false });
     const refused = await plain.info().catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(EdgeError);
-    expect((refused as EdgeError).code).toBe(grpc.status.UNAVAILABLE);
+    expect((refused as EdgeError).grpcCode).toBe(grpc.status.UNAVAILABLE);
     plain.close();
     const trusting = new EdgeClient(edge.address, { tls: true, ca: readFileSync(certFile) });
     expect((await trusting.info()).audience).toBe('gitblock-edge');

@@ -1,9 +1,12 @@
 /**
  * Builds the gateway as a Fastify app without listening (tests use `inject()`); `server.ts`
- * listens and shuts down gracefully.
+ * listens and shuts down gracefully. Each resource's routes are a plugin, validated, typed and
+ * documented from the same zod schemas (fastify-type-provider-zod).
  */
+import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { GatewayDeps } from './deps.ts';
 import { answeredCodes, ApiError, errorHandler } from './errors.ts';
 import { completionRoutes } from './routes/completions.ts';
@@ -16,18 +19,19 @@ import { systemRoutes } from './routes/system.ts';
 import { gatewayLimits } from './schemas/completions.ts';
 
 export async function buildApp(deps: GatewayDeps, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
-  const app = Fastify({
-    logger: options.logger ?? false,
-    bodyLimit: gatewayLimits.bodyBytes,
-    // Request schemas are strict about what we use; unknown OpenAI fields are let through.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
-  });
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: gatewayLimits.bodyBytes });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
   await app.register(swagger, {
     openapi: {
+      openapi: '3.0.3',
       info: { title: 'GitBlock gateway', version: '0.1.0', description: 'Free OpenAI-compatible inference served by the GitBlock network' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key from POST /v1/keys' } } },
     },
+    transform: jsonSchemaTransform,
   });
+  // Per route where a limit fits (POST /v1/keys); per-key limits live in MongoDB, across gateways.
+  await app.register(rateLimit, { global: false });
   app.setErrorHandler(errorHandler);
   // Every outcome is counted, refusals too: a 429 or 503 storm must show on a dashboard.
   app.addHook('onResponse', async (request, reply) => {
@@ -38,12 +42,6 @@ export async function buildApp(deps: GatewayDeps, options: { logger?: boolean } 
     answeredCodes.set(request, error.code);
     return reply.status(404).send(error.body());
   });
-  completionRoutes(app, deps);
-  modelRoutes(app, deps);
-  keyRoutes(app, deps);
-  nodeRoutes(app, deps);
-  requestRoutes(app, deps);
-  rewardRoutes(app, deps);
-  systemRoutes(app, deps);
+  for (const routes of [completionRoutes, modelRoutes, keyRoutes, nodeRoutes, requestRoutes, rewardRoutes, systemRoutes]) await app.register(routes, { deps });
   return app;
 }

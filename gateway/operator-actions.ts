@@ -19,8 +19,9 @@ import {
 import { timeouts, workflowIds } from '../temporal.config.ts';
 import { operatorActionSignal, stateQuery, type NodeActorView, type nodeActorWorkflow } from '../workflows/node-actor.ts';
 import type { GatewayDeps } from './deps.ts';
-import { ApiError, type ErrorCode } from './errors.ts';
+import { ApiError } from './errors.ts';
 import { authenticate, consumeNonce, type SignedFailure, type SignedKind } from './registration/signed.ts';
+import { BaseError } from '../domain/errors.ts';
 
 const operatorActionKind = {
   noun: 'operator action',
@@ -29,18 +30,11 @@ const operatorActionKind = {
   typedData: operatorActionTypedData,
 } satisfies SignedKind<OperatorActionBody, OperatorActionFields>;
 
-/**
- * A forged, expired or replayed action is an authentication failure (401), unlike a replayed
- * registration (409): here 409 means the network refuses a genuine request for now.
- */
-const codeOf: Record<SignedFailure, ErrorCode> = {
-  INVALID: 'invalid_body',
-  TOO_LONG_LIVED: 'invalid_body',
-  EXPIRED: 'signature_rejected',
-  BAD_SIGNATURE: 'signature_rejected',
-  REPLAYED: 'signature_rejected',
-};
-const fail = (failure: SignedFailure, message: string) => new ApiError(codeOf[failure], message);
+/** A refused operator action's signature; what it answers is in gateway/errors.ts (`ACTION_*`). */
+export class OperatorActionError extends BaseError<`ACTION_${SignedFailure}`> {
+  override name = 'OperatorActionError';
+}
+const fail = (failure: SignedFailure, message: string) => new OperatorActionError(message, { code: `ACTION_${failure}` });
 
 /** What the gateway answers once the actor has taken the action. */
 export interface OperatorActionResult {

@@ -4,21 +4,9 @@
  * the chunk that carries `finish`.
  */
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { z } from 'zod';
 import { tokenStreamName, type TokenChunk } from '../domain/inference.ts';
+import { tokenChunkSchema as chunkSchema } from '../domain/inference-schema.ts';
 
-const chunkSchema = z.object({
-  seq: z.number().int().nonnegative(),
-  nodeId: z.string().max(64),
-  tokens: z.array(z.number().int().nonnegative()).max(65_536),
-  text: z.string().max(1_048_576),
-  finish: z
-    .object({
-      reason: z.enum(['stop', 'length']),
-      usage: z.object({ promptTokens: z.number().int(), completionTokens: z.number().int(), totalTokens: z.number().int() }),
-    })
-    .optional(),
-});
 
 /** The chunk in a message, or undefined for anything that is not one (not JSON, wrong shape). */
 function parseChunk(message: JsMsg): TokenChunk | undefined {

@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 import { z } from 'zod';
+import { BaseError } from '../domain/errors.ts';
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'lowercase hex sha256');
 const positiveInt = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
@@ -225,14 +226,13 @@ const BY_ID: ReadonlyMap<string, Readonly<CatalogModel>> = new Map(CATALOG.map((
 export const FIXTURE_MODEL_ID = 'gitblock-tiny' satisfies ModelId;
 
 /** Thrown for an id that is not in the catalog. `code` is stable for API error mapping. */
-export class UnknownModelError extends Error {
+export class UnknownModelError extends BaseError<'MODEL_UNKNOWN'> {
   override readonly name = 'UnknownModelError';
-  readonly code = 'MODEL_UNKNOWN';
   readonly validIds: readonly string[];
 
   constructor(readonly modelId: string) {
     const validIds = CATALOG.map((m) => m.id);
-    super(`Unknown model ${JSON.stringify(modelId)}; valid model ids: ${validIds.join(', ')}`);
+    super(`Unknown model ${JSON.stringify(modelId)}; valid model ids: ${validIds.join(', ')}`, { code: 'MODEL_UNKNOWN' });
     this.validIds = validIds;
   }
 }

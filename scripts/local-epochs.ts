@@ -12,14 +12,14 @@ import { z } from 'zod';
 import { explicitValue, type Config } from '../config/env.ts';
 import { DEFAULT_GENESIS, EPOCH_SECONDS, type EpochSchedule } from '../domain/emission.ts';
 import { epochsCollection } from '../activities/settlement.ts';
+import { codedError } from '../domain/errors.ts';
 
 const units: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
 /** Shorter epochs would settle faster than one settlement runs on a small machine. */
 export const MIN_EPOCH_SECONDS = 30;
 
-export class EpochOptionError extends Error {
+export class EpochOptionError extends codedError('EPOCH_OPTION_INVALID') {
   override name = 'EpochOptionError';
-  readonly code = 'EPOCH_OPTION_INVALID';
 }
 
 /**

@@ -7,15 +7,15 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { codedError } from '../domain/errors.ts';
 
 export interface NatsCredentials {
   user: string;
   password: string;
 }
 
-export class CredentialsFileError extends Error {
+export class CredentialsFileError extends codedError('CREDENTIALS_FILE_INVALID') {
   override name = 'CredentialsFileError';
-  readonly code = 'CREDENTIALS_FILE_INVALID';
 }
 
 /** Where the stack keeps them: beside NATS's JetStream store. */

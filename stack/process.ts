@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { BaseError } from '../domain/errors.ts';
 
 export interface ManagedProcessOptions {
   name: string;
@@ -14,14 +15,13 @@ export interface ManagedProcessOptions {
   cwd?: string;
 }
 
-export class ServiceError extends Error {
+export class ServiceError extends BaseError<'SERVICE_FAILED'> {
   override name = 'ServiceError';
-  readonly code = 'SERVICE_FAILED';
   constructor(
     readonly service: string,
     message: string,
   ) {
-    super(message);
+    super(message, { code: 'SERVICE_FAILED' });
   }
 }
 

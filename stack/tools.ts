@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../config/env.ts';
+import { codedError } from '../domain/errors.ts';
 
 const run = promisify(execFile);
 
@@ -20,9 +21,8 @@ export const FERRETDB_MODULE = 'github.com/FerretDB/FerretDB';
 export const FERRETDB_VERSION = 'v1.24.2';
 export const NATS_SERVER_MODULE = 'github.com/nats-io/nats-server/v2@v2.10.29';
 
-export class ToolInstallError extends Error {
+export class ToolInstallError extends codedError('TOOL_INSTALL_FAILED') {
   override name = 'ToolInstallError';
-  readonly code = 'TOOL_INSTALL_FAILED';
 }
 
 /** Where tools built for this project live: outside the clone, so fresh clones reuse them. */

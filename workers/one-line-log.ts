@@ -5,16 +5,12 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { DefaultLogger, type LogEntry, type LogLevel } from '@temporalio/worker';
+import { walk } from '../domain/errors.ts';
 
 /** The innermost cause's first line, with the ApplicationFailure type (the stable code) when there is one. */
 export function describeCause(err: unknown): string {
-  let cause: unknown = err;
-  let code: string | undefined;
-  for (let depth = 0; cause instanceof Error && depth < 10; depth++) {
-    if (cause instanceof ApplicationFailure && cause.type) code = cause.type;
-    if (!(cause.cause instanceof Error)) break;
-    cause = cause.cause;
-  }
+  const code = (walk(err, (e) => e instanceof ApplicationFailure && !!e.type) as ApplicationFailure | undefined)?.type;
+  const cause = walk(err);
   const message = (cause instanceof Error ? cause.message : String(cause)).split('\n')[0]!.trim();
   return code && !message.includes(`(${code})`) ? `${message} (${code})` : message;
 }

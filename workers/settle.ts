@@ -9,8 +9,8 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure, WorkflowIdReusePolicy } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { ApplicationFailure, WorkflowIdReusePolicy } from '@temporalio/common';
 import { formatUnits } from 'viem';
 import { loadLocalConfig } from '../config/env.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
@@ -18,8 +18,9 @@ import { lastCompleteEpoch } from '../domain/emission.ts';
 import type { EpochSummary } from '../domain/settlement.ts';
 import { taskQueues, workflowIds } from '../temporal.config.ts';
 import { settlementWorkflow } from '../workflows/settlement.ts';
+import { codedError, walk } from '../domain/errors.ts';
 
-export class SettleUsageError extends Error {
+export class SettleUsageError extends codedError('SETTLE_USAGE_INVALID') {
   override name = 'SettleUsageError';
 }
 
@@ -74,10 +75,9 @@ export async function runSettle(client: Client, epoch: number, options: { taskQu
 
 /** The innermost business failure of a failed settlement, as one line. */
 export function describeFailure(err: unknown): string {
-  let cause: unknown = err;
-  if (cause instanceof WorkflowFailedError) cause = cause.cause;
-  if (cause instanceof ActivityFailure) cause = cause.cause;
-  if (cause instanceof ApplicationFailure) return `${cause.message}${cause.type ? ` (${cause.type})` : ''}`;
+  const failure = walk(err, (e) => e instanceof ApplicationFailure) as ApplicationFailure | undefined;
+  if (failure) return `${failure.message}${failure.type ? ` (${failure.type})` : ''}`;
+  const cause = walk(err);
   return cause instanceof Error ? cause.message : String(cause);
 }
 

@@ -38,7 +38,7 @@ function inferOn(taskQueue: string, shared: boolean) {
  * Errors that no other node can fix: stop failing over. The edge lets a node claim these only
  * when it saw their cause (it delivered the cancel, or refused a superseded publish).
  */
-const final = new Set<string>([inferErrors.superseded, 'INFER_CANCELLED']);
+const final = new Set<string>([inferErrors.superseded, inferErrors.cancelled]);
 
 export async function runInference(input: InferInput, candidates: readonly string[]): Promise<InferenceOutcome> {
   const attempts: InferAttempt[] = [];
@@ -86,7 +86,7 @@ export async function runInference(input: InferInput, candidates: readonly strin
   if (badInput && otherFailures === 0) throw badInput;
   throw ApplicationFailure.nonRetryable(
     `no node could serve ${input.modelId}: ${attempts.map((a) => `${a.taskQueue} ${a.outcome}`).join(', ')}`,
-    'NO_NODE_AVAILABLE',
+    inferErrors.noNode,
     { attempts, lastError: String(lastError) },
   );
 }

@@ -17,6 +17,7 @@ import {
 } from '@temporalio/workflow';
 import type { RequestActivities } from '../activities/requests.ts';
 import type { RoutingActivities } from '../activities/routing.ts';
+import { inferErrors } from '../domain/failures.ts';
 import type { InferInput, InferResult } from '../domain/inference.ts';
 import type { RankedCandidate } from '../domain/routing.ts';
 import { controlRetry, searchAttributes, timeouts, workflowIds } from '../temporal.config.ts';
@@ -44,10 +45,6 @@ export interface RequestOutcome {
   accrual: { status: 'accrued' | 'skipped'; amount: string; reason?: string | undefined };
 }
 
-export const errors = {
-  noNode: 'NO_NODE_AVAILABLE',
-} as const;
-
 /** Tells a node's actor how an attempt went; a node without an actor (unregistered) is skipped. */
 async function reportOutcome(nodeId: string, requestId: string, ok: boolean, result?: InferResult): Promise<void> {
   try {
@@ -74,7 +71,7 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
     });
     if (!decision.ranked.length) {
       const why = decision.rejected.length ? decision.rejected.map((r) => `${r.nodeId}: ${r.why}`).join('; ') : `no live node serves ${input.modelId}`;
-      throw ApplicationFailure.nonRetryable(`no node can serve ${input.modelId} now (${why})`, errors.noNode, decision.rejected);
+      throw ApplicationFailure.nonRetryable(`no node can serve ${input.modelId} now (${why})`, inferErrors.noNode, decision.rejected);
     }
     await control.recordRequest({ requestId, status: 'running', fields: { route: decision.ranked, rejected: decision.rejected } });
 
@@ -159,7 +156,7 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
     // The node stopped because the client went away. The gateway cancels this workflow too,
     // but the node's word can arrive first: wait a moment for the cancel, so the request ends
     // as cancelled, not failed.
-    if (err instanceof ApplicationFailure && err.type === 'INFER_CANCELLED') {
+    if (err instanceof ApplicationFailure && err.type === inferErrors.cancelled) {
       try {
         await sleep(timeouts.clientCancelGrace);
       } catch (cancelled) {

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { connectMongo, type MongoHandle } from '../../connections/mongo.ts';
 import { unique } from '../../test/helpers.ts';
+import { toApiError } from '../errors.ts';
 import {
   ApiKeyError,
   ApiKeys,
@@ -103,7 +104,7 @@ describe('issuing and authenticating', () => {
     expect((await keys.authenticate((await keys.issue('  my app  ')).key))?.label).toBe('my app');
     for (const bad of ['x'.repeat(65), '', '   ', 'tab\there', 'new\nline']) {
       const err = await rejection(keys.issue(bad));
-      expect([err.code, err.httpStatus]).toEqual(['KEY_LABEL_INVALID', 400]);
+      expect([err.code, toApiError(err).status, toApiError(err).param]).toEqual(['KEY_LABEL_INVALID', 400, 'label']);
     }
   });
 });

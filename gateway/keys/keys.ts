@@ -15,6 +15,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey } from '../../connections/mongo.ts';
+import { BaseError } from '../../domain/errors.ts';
 
 /** The keys themselves, by id, holding only each key's sha256. */
 export const apiKeysCollection = 'api_keys';
@@ -100,33 +101,23 @@ export interface KeyUsage {
 /** Stable error codes, for clients to branch on. */
 export type ApiKeyErrorCode = 'KEY_INVALID' | 'KEY_LABEL_INVALID' | 'KEY_RATE_LIMITED' | 'KEY_QUOTA_EXCEEDED';
 
-const httpStatusOf: Record<ApiKeyErrorCode, number> = {
-  KEY_INVALID: 401,
-  KEY_LABEL_INVALID: 400,
-  KEY_RATE_LIMITED: 429,
-  KEY_QUOTA_EXCEEDED: 429,
-};
-
-/** A refused key or request; `code` is stable for clients, `httpStatus` is what the gateway answers. */
-export class ApiKeyError extends Error {
+/** A refused key or request; `code` is stable for clients, and gateway/errors.ts says what it answers. */
+export class ApiKeyError extends BaseError<ApiKeyErrorCode> {
   override readonly name = 'ApiKeyError';
-  readonly httpStatus: number;
 
   constructor(
-    readonly code: ApiKeyErrorCode,
+    code: ApiKeyErrorCode,
     message: string,
     /** For 429s: the `Retry-After` the gateway should send. */
     readonly retryAfterSeconds?: number,
   ) {
-    super(message);
-    this.httpStatus = httpStatusOf[code];
+    super(message, { code });
   }
 
   /** A missing, malformed, unknown or disabled key; deliberately one message for all, so probing learns nothing. */
   static invalid(): ApiKeyError {
     return new ApiKeyError('KEY_INVALID', 'invalid API key');
   }
-
 }
 
 interface ApiKeyDoc {

@@ -10,6 +10,7 @@ import { searchAttributes, workflowIds } from '../../temporal.config.ts';
 import { nodeActorWorkflow, registeredSignal } from '../../workflows/node-actor.ts';
 import type { NonceStore } from './signed.ts';
 import { verifyRegistration } from './verify.ts';
+import { BaseError } from '../../domain/errors.ts';
 
 export const registrationsCollection = 'node_registrations';
 
@@ -35,11 +36,10 @@ export interface RegisterDeps {
 }
 
 /** The node id is another operator's. */
-export class NodeIdTakenError extends Error {
+export class NodeIdTakenError extends BaseError<'NODE_ID_TAKEN'> {
   override readonly name = 'NodeIdTakenError';
-  readonly code = 'NODE_ID_TAKEN';
   constructor(nodeId: string) {
-    super(`Node id ${nodeId} belongs to another operator; choose another --node-id`);
+    super(`Node id ${nodeId} belongs to another operator; choose another --node-id`, { code: 'NODE_ID_TAKEN' });
   }
 }
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import { maxRegistrationLifetimeSeconds, registrationTypedData, type RegistrationBody, type RegistrationFields } from '../../domain/registration.ts';
+import { toApiError } from '../errors.ts';
 import { MemoryNonceStore } from './signed.ts';
 import { RegistrationError, verifyRegistration, type RegistrationErrorCode } from './verify.ts';
 
@@ -54,7 +55,7 @@ async function refusal(promise: Promise<unknown>): Promise<RegistrationError> {
 async function expectCode(promise: Promise<unknown>, code: RegistrationErrorCode, httpStatus: number): Promise<RegistrationError> {
   const err = await refusal(promise);
   expect(err.code).toBe(code);
-  expect(err.httpStatus).toBe(httpStatus);
+  expect(toApiError(err).status).toBe(httpStatus);
   return err;
 }
 
@@ -91,7 +92,7 @@ describe('verifyRegistration', () => {
     const body = await sign(fields());
     const tampered = { ...body, registration: { ...body.registration, ...change } };
     const err = await expectCode(verifyRegistration(tampered, deps()), 'REGISTRATION_BAD_SIGNATURE', 401);
-    expect(err.toResponseBody()).toEqual({ error: { message: err.message, type: 'authentication_error', code: 'REGISTRATION_BAD_SIGNATURE' } });
+    expect(toApiError(err).body()).toEqual({ error: { message: err.message, type: 'authentication_error', param: null, code: 'registration_rejected' } });
   });
 
   it('refuses a registration signed by another key that claims the operator', async () => {
@@ -130,7 +131,7 @@ describe('verifyRegistration', () => {
     await verifyRegistration(body, d);
     const err = await expectCode(verifyRegistration(body, d), 'REGISTRATION_REPLAYED', 409);
     expect(err.message).toContain(body.registration.nonce);
-    expect(err.toResponseBody().error.type).toBe('invalid_request_error');
+    expect(toApiError(err).body().error).toMatchObject({ type: 'invalid_request_error', code: 'conflict' });
   });
 
   it('consumes no nonce for a refused signature, so a forger cannot burn the operator’s registration', async () => {

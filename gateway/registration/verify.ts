@@ -6,36 +6,15 @@
 import { getAddress, type Address, type Hex } from 'viem';
 import { registrationBodySchema, registrationTypedData, type RegistrationBody } from '../../domain/registration.ts';
 import { authenticate, consumeNonce, type NonceStore, type SignedDeps, type SignedFailure, type SignedKind } from './signed.ts';
+import { BaseError } from '../../domain/errors.ts';
 
 export type RegistrationErrorCode = `REGISTRATION_${SignedFailure}`;
 
-const httpStatusOf: Record<RegistrationErrorCode, number> = {
-  REGISTRATION_INVALID: 400,
-  REGISTRATION_TOO_LONG_LIVED: 400,
-  // The credential itself is no good: an authentication failure.
-  REGISTRATION_EXPIRED: 401,
-  REGISTRATION_BAD_SIGNATURE: 401,
-  // Well-formed and authentic, but it conflicts with what was already accepted.
-  REGISTRATION_REPLAYED: 409,
-};
-
-/** A refused registration; `code` is stable for clients, `httpStatus` is what the gateway answers. */
-export class RegistrationError extends Error {
+/** A refused registration; `code` is stable for clients, and gateway/errors.ts says what it answers. */
+export class RegistrationError extends BaseError<RegistrationErrorCode> {
   override readonly name = 'RegistrationError';
-  readonly httpStatus: number;
-
-  constructor(
-    readonly code: RegistrationErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.httpStatus = httpStatusOf[code];
-  }
-
-  /** The body in OpenAI's error shape, which every gateway endpoint answers with. */
-  toResponseBody(): { error: { message: string; type: string; code: RegistrationErrorCode } } {
-    const type = this.httpStatus === 401 ? 'authentication_error' : 'invalid_request_error';
-    return { error: { message: this.message, type, code: this.code } };
+  constructor(code: RegistrationErrorCode, message: string) {
+    super(message, { code });
   }
 }
 

@@ -6,13 +6,17 @@
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, TimeoutFailure } from '@temporalio/common';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
+import { walk } from '../../domain/errors.ts';
+import { inferErrors } from '../../domain/failures.ts';
 import { cancelSubject, tokenSubject } from '../../domain/inference.ts';
 import { estimateChatPromptTokens, estimatePromptTokens } from '../../domain/routing.ts';
 import { getModel } from '../../models/catalog.ts';
 import { timeouts, workflowIds } from '../../temporal.config.ts';
 import { requestWorkflow, type RequestInput, type RequestOutcome } from '../../workflows/request.ts';
-import { authenticate } from '../auth.ts';
+import { keyOf, requireKey } from '../auth.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { TokenRelay } from '../relay.ts';
@@ -22,7 +26,8 @@ import { upstream } from '../upstream.ts';
 import { servingNodes } from '../serving-nodes.ts';
 import { chatLogprobs, completionLogprobs } from '../logprobs.ts';
 import { logprobsOf, messagesOf, samplingOf, toolingOf } from '../openai-request.ts';
-import { chatCompletionBody, completionBody, type ChatCompletionBody, type CompletionBody } from '../schemas/completions.ts';
+import { bearer, errorResponses } from '../schemas/common.ts';
+import { chatCompletionBody, chatCompletionResponse, completionBody, completionResponse, eventStream, type ChatCompletionBody, type CompletionBody } from '../schemas/completions.ts';
 
 type Kind = 'chat' | 'completion';
 
@@ -68,9 +73,10 @@ function failureOf(err: unknown): ApiError {
   if (cause instanceof TimeoutFailure) {
     return new ApiError('upstream_timeout', `The network did not finish this request in time (${timeouts.requestExecution}); try again, or lower max_tokens`);
   }
-  const inner = cause instanceof ApplicationFailure ? cause : cause?.cause instanceof ApplicationFailure ? cause.cause : undefined;
-  if (inner?.type === 'NO_NODE_AVAILABLE') return new ApiError('no_node_available', inner.message);
-  if (inner?.type === 'INFER_BAD_INPUT') {
+  // The workflow's own failure, or an activity's inside an ActivityFailure: the first on the chain.
+  const inner = walk(cause, (e) => e instanceof ApplicationFailure) as ApplicationFailure | undefined;
+  if (inner?.type === inferErrors.noNode) return new ApiError('no_node_available', inner.message);
+  if (inner?.type === inferErrors.badInput) {
     // The node names the parameter it could not honour (a token id its model lacks, ...).
     const param = (inner.details?.[0] as { param?: unknown } | undefined)?.param;
     return new ApiError('invalid_body', inner.message, typeof param === 'string' ? param : null);
@@ -94,9 +100,8 @@ interface Prepared {
   unserved: string | undefined;
 }
 
-async function prepare(deps: GatewayDeps, request: FastifyRequest, kind: Kind, requestId: string): Promise<Prepared> {
-  const key = await upstream('MongoDB', () => authenticate(deps, request));
-  const body = request.body as ChatCompletionBody | CompletionBody;
+async function prepare(deps: GatewayDeps, request: FastifyRequest, body: ChatCompletionBody | CompletionBody, kind: Kind, requestId: string): Promise<Prepared> {
+  const key = keyOf(request);
   let modelId: string;
   try {
     modelId = getModel(body.model).id;
@@ -196,11 +201,9 @@ type Settle = (outcome?: RequestOutcome) => Promise<void>;
 /** Hands a request no node could serve to the fallback provider; `open` when the stream was already answered 200. */
 type ToFallback = (reason: string, open?: OpenStream) => Promise<unknown>;
 
-async function handle(deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply, kind: Kind) {
-  // Named first, so every answer, a refusal included, carries the id to quote.
-  const requestId = randomBytes(12).toString('hex');
-  void reply.header('x-gitblock-request-id', requestId);
-  const p = await prepare(deps, request, kind, requestId);
+async function handle(deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply, kind: Kind, body: ChatCompletionBody | CompletionBody) {
+  const requestId = String(reply.getHeader(requestIdHeader));
+  const p = await prepare(deps, request, body, kind, requestId);
   // From here the key's quota holds p.reserved. It is settled exactly once, on every path: the
   // answering paths settle before they answer (so the client's next request sees the refund),
   // and the finally settles whatever else happened. Should this process die first, or MongoDB
@@ -400,7 +403,22 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
   }
 }
 
-export function completionRoutes(app: FastifyInstance, deps: GatewayDeps) {
-  app.post('/v1/chat/completions', { schema: { body: chatCompletionBody, tags: ['inference'] } }, (req, reply) => handle(deps, req, reply, 'chat'));
-  app.post('/v1/completions', { schema: { body: completionBody, tags: ['inference'] } }, (req, reply) => handle(deps, req, reply, 'completion'));
-}
+const requestIdHeader = 'x-gitblock-request-id';
+
+/** The answer: JSON, or with `stream: true` server-sent events; and every refusal the route may answer. */
+const responses = (answer: z.ZodType) => ({
+  200: { description: 'The answer', content: { 'application/json': { schema: answer }, 'text/event-stream': { schema: eventStream } } },
+  ...errorResponses(401, 404, 429, 504),
+});
+
+export const completionRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (app, { deps }) => {
+  // Named first, so every answer past validation, a refusal of the key included, carries the id to quote.
+  app.addHook('preHandler', async (_request, reply) => {
+    void reply.header(requestIdHeader, randomBytes(12).toString('hex'));
+  });
+  app.addHook('preHandler', requireKey(deps));
+  const chat = { tags: ['inference'], summary: 'Chat completion (OpenAI)', security: bearer, body: chatCompletionBody, response: responses(chatCompletionResponse) };
+  app.post('/v1/chat/completions', { schema: chat }, (req, reply) => handle(deps, req, reply, 'chat', req.body));
+  const legacy = { tags: ['inference'], summary: 'Completion (OpenAI, legacy)', security: bearer, body: completionBody, response: responses(completionResponse) };
+  app.post('/v1/completions', { schema: legacy }, (req, reply) => handle(deps, req, reply, 'completion', req.body));
+};

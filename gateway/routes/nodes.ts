@@ -1,13 +1,15 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { getAddress } from 'viem';
 import type { NodeDocument } from '../../activities/node-projection.ts';
 import { nodeIdSchema } from '../../domain/heartbeat.ts';
-import { operatorActions } from '../../domain/operator-action.ts';
+import { operatorActionBodySchema, operatorActions } from '../../domain/operator-action.ts';
+import { registrationBodySchema } from '../../domain/registration.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { performOperatorAction } from '../operator-actions.ts';
-import { NodeIdTakenError, registerNode, registrationsCollection, type RegistrationDoc } from '../registration/register.ts';
-import { RegistrationError } from '../registration/verify.ts';
+import { registerNode, registrationsCollection, type RegistrationDoc } from '../registration/register.ts';
+import { errorResponses } from '../schemas/common.ts';
 
 /**
  * The nodes' resource: their public standing, their registration and their operators' actions.
@@ -15,7 +17,31 @@ import { RegistrationError } from '../registration/verify.ts';
  * A replayed, expired or forged registration is refused; a node id stays with the operator
  * that first registered it.
  */
-export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
+const count = z.number().int();
+const nodeView = z.object({
+  id: z.string(),
+  object: z.literal('node'),
+  operator: z.string(),
+  models: z.array(z.string()),
+  gpu: z.string().nullable(),
+  state: z.string(),
+  reputation: z.number(),
+  live: z.boolean(),
+  requests_served: count,
+  failures: count,
+  verification_passes: count,
+  verification_failures: count,
+  uptime: z.number().nullable(),
+  time_to_first_token_ms: z.number().nullable(),
+  tokens_per_second: z.number().nullable(),
+  updated_at: z.date(),
+});
+
+const nodeParams = z.object({
+  nodeId: z.string().max(80).refine((id) => nodeIdSchema.safeParse(id).success, 'a node id is 3-63 lowercase letters, digits and dashes'),
+});
+
+export const nodeRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (app, { deps }) => {
   const nodes = deps.db.collection<NodeDocument>('nodes');
   const registrations = deps.db.collection<RegistrationDoc>(registrationsCollection);
 
@@ -31,7 +57,7 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
     const r = doc.record;
     return {
       id: doc._id,
-      object: 'node',
+      object: 'node' as const,
       operator: doc.operator,
       models: doc.models,
       gpu: gpus.get(doc._id) ?? null,
@@ -53,24 +79,23 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
    * `GET /v1/nodes[?model=ID][&operator=0x…]`: every node's standing (of one model, of one
    * operator), best reputation first. Public, like the chain.
    */
-  app.get('/v1/nodes', { schema: { tags: ['nodes'] } }, async (request) => {
-    const { model, operator } = (request.query ?? {}) as { model?: unknown; operator?: unknown };
-    if (model !== undefined && (typeof model !== 'string' || !/^[\w.-]{1,64}$/.test(model))) {
-      throw new ApiError('invalid_body', 'Invalid query: model must be a model id such as gitblock-tiny', 'model');
-    }
-    if (operator !== undefined && (typeof operator !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(operator))) {
-      throw new ApiError('invalid_body', 'Invalid query: operator must be an address, 0x and 40 hex digits', 'operator');
-    }
+  const query = z.object({
+    model: z.string().regex(/^[\w.-]{1,64}$/, 'a model id such as gitblock-tiny').optional(),
+    operator: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'an address, 0x and 40 hex digits').optional(),
+  });
+  const list = z.object({ object: z.literal('list'), data: z.array(nodeView) });
+  app.get('/v1/nodes', { schema: { tags: ['nodes'], summary: "Every node's standing", querystring: query, response: { 200: list, ...errorResponses() } } }, async (request) => {
+    const { model, operator } = request.query;
     // Registration stores the checksummed address; any casing of the same address finds it.
     const filter = { ...(model ? { models: model } : {}), ...(operator ? { operator: getAddress(operator.toLowerCase()) } : {}) };
     const docs = await nodes.find(filter).sort({ reputation: -1 }).limit(1_000).toArray();
     const gpus = await hardwareOf(docs.map((d) => d._id));
-    return { object: 'list', data: docs.map((d) => publicView(d, gpus)) };
+    return { object: 'list' as const, data: docs.map((d) => publicView(d, gpus)) };
   });
 
   /** `GET /v1/nodes/<id>`: one node's standing. */
-  app.get('/v1/nodes/:nodeId', { schema: { tags: ['nodes'] } }, async (request) => {
-    const nodeId = nodeIdParam(request.params);
+  app.get('/v1/nodes/:nodeId', { schema: { tags: ['nodes'], summary: "One node's standing", params: nodeParams, response: { 200: nodeView, ...errorResponses(404) } } }, async (request) => {
+    const { nodeId } = request.params;
     const doc = await nodes.findOne({ _id: nodeId });
     if (!doc) throw new ApiError('not_found', `No node ${nodeId} has registered with this network`);
     return publicView(doc, await hardwareOf([doc._id]));
@@ -81,31 +106,17 @@ export function nodeRoutes(app: FastifyInstance, deps: GatewayDeps) {
    * domain/operator-action.ts); the network decides whether the action may happen now.
    */
   for (const action of operatorActions) {
-    app.post(`/v1/nodes/:nodeId/${action}`, { schema: { tags: ['nodes'] } }, async (request) => {
-      return performOperatorAction(deps, nodeIdParam(request.params), action, request.body);
-    });
+    const result = z.object({ nodeId: z.string(), action: z.enum(operatorActions), state: z.string() });
+    const schema = { tags: ['nodes'], summary: `${action} a node, signed by its operator`, params: nodeParams, body: operatorActionBodySchema, response: { 200: result, ...errorResponses(401, 403, 404, 409) } };
+    app.post(`/v1/nodes/:nodeId/${action}`, { schema }, async (request) => performOperatorAction(deps, request.params.nodeId, action, request.body));
   }
 
-  app.post('/v1/nodes/register', { schema: { tags: ['nodes'] } }, async (request, reply) => {
-    let registered;
-    try {
-      registered = await registerNode(deps, request.body);
-    } catch (err) {
-      if (err instanceof NodeIdTakenError) throw new ApiError('conflict', err.message);
-      if (err instanceof RegistrationError) {
-        const code = err.httpStatus === 409 ? 'conflict' : err.httpStatus === 401 ? 'registration_rejected' : 'invalid_body';
-        throw new ApiError(code, err.message);
-      }
-      throw err;
-    }
+  const registered = z.object({ nodeId: z.string(), operator: z.string(), status: z.enum(['registered', 're-registered']) });
+  const registerSchema = { tags: ['nodes'], summary: 'Register a node, signed by its operator', body: registrationBodySchema, response: { 200: registered, 201: registered, ...errorResponses(401, 409) } };
+  app.post('/v1/nodes/register', { schema: registerSchema }, async (request, reply) => {
+    // A refusal (RegistrationError, NodeIdTakenError) answers by its code (gateway/errors.ts).
+    const registered = await registerNode(deps, request.body);
     deps.registered.add(registered.nodeId);
     return reply.status(registered.status === 'registered' ? 201 : 200).send(registered);
   });
-}
-
-/** The `:nodeId` of a path, refused unless it is a valid node id. */
-function nodeIdParam(params: unknown): string {
-  const { nodeId } = params as { nodeId: string };
-  if (!nodeIdSchema.safeParse(nodeId).success) throw new ApiError('invalid_body', `Invalid node id ${JSON.stringify(nodeId.slice(0, 80))}: 3-63 lowercase letters, digits and dashes`, 'nodeId');
-  return nodeId;
-}
+};

@@ -1,11 +1,12 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { getAddress, isAddress, type Address, type Hex } from 'viem';
 import { epochEntriesCollection, ledgerCollection } from '../../activities/ledger.ts';
 import { epochsCollection, proofsCollection, type EpochDoc } from '../../activities/settlement.ts';
 import { rewardsDistributorAbi } from '../../contracts/artifacts/index.ts';
 import type { EpochStatus } from '../../domain/settlement.ts';
 import type { GatewayDeps } from '../deps.ts';
-import { ApiError } from '../errors.ts';
+import { errorResponses } from '../schemas/common.ts';
 
 /** One epoch's reward for an operator, as the API shows it. Amounts are decimal strings of GBT base units. */
 export interface RewardEpoch {
@@ -45,19 +46,45 @@ const settlingStatuses: EpochStatus[] = ['computed', 'posted'];
  * per settled epoch the amount with its Merkle proof and whether it was claimed (read on
  * chain). Public, like the chain it mirrors: no API key.
  */
-export function rewardRoutes(app: FastifyInstance, deps: GatewayDeps) {
+const amount = z.string().regex(/^\d+$/);
+const hex = z.string().regex(/^0x[0-9a-fA-F]*$/);
+const rewardsView = z.object({
+  object: z.literal('rewards'),
+  operator: z.string(),
+  accrued: z.object({ amount, requests: z.number().int() }),
+  settling: amount,
+  settled: amount,
+  claimable: amount,
+  claimed: amount,
+  epochs: z.array(
+    z.object({
+      epoch: z.number().int(),
+      status: z.enum(['settling', 'claimable', 'claimed', 'settled']),
+      amount,
+      accrued: amount,
+      root: hex,
+      proof: z.array(hex).optional(),
+      distributor: hex.optional(),
+      chainId: z.number().int().optional(),
+      postTx: hex.optional(),
+    }),
+  ),
+});
+
+/** Lower- or upper-case hex, or a valid EIP-55 checksum: a mistyped mixed-case address is refused. */
+const operatorParam = z.object({
+  operator: z.string().max(100).refine((a) => isAddress(a), 'expected 0x and 40 hex digits (mixed case must be a valid checksum)'),
+});
+
+export const rewardRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (app, { deps }) => {
   const ledger = ledgerCollection(deps.db);
   const assignments = epochEntriesCollection(deps.db);
   const epochs = epochsCollection(deps.db);
   const proofs = proofsCollection(deps.db);
 
-  app.get('/v1/rewards/:operator', { schema: { tags: ['rewards'] } }, async (request): Promise<RewardsView> => {
-    const raw = (request.params as { operator: string }).operator;
-    // Lower- or upper-case hex, or a valid EIP-55 checksum: a mistyped mixed-case address is refused.
-    if (!isAddress(raw)) {
-      throw new ApiError('invalid_body', `Invalid operator address ${JSON.stringify(raw.slice(0, 100))}: expected 0x and 40 hex digits (mixed case must be a valid checksum)`, 'operator');
-    }
-    const operator = getAddress(raw);
+  const schema = { tags: ['rewards'], summary: "An operator's rewards and proofs", params: operatorParam, response: { 200: rewardsView, ...errorResponses() } };
+  app.get('/v1/rewards/:operator', { schema }, async (request): Promise<RewardsView> => {
+    const operator = getAddress(request.params.operator);
 
     const byEpoch = new Map<number, EpochDoc>();
     for await (const doc of epochs.find({})) byEpoch.set(doc._id, doc);
@@ -125,4 +152,4 @@ export function rewardRoutes(app: FastifyInstance, deps: GatewayDeps) {
       epochs: rows,
     };
   });
-}
+};

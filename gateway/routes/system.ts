@@ -1,10 +1,22 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import type { GatewayDeps } from '../deps.ts';
 import { servingNodes } from '../serving-nodes.ts';
 
-export function systemRoutes(app: FastifyInstance, deps: GatewayDeps) {
+const health = z.object({
+  status: z.enum(['ok', 'degraded']),
+  reasons: z.array(z.string()),
+  temporal: z.string(),
+  mongodb: z.string(),
+  nats: z.string(),
+  liveNodes: z.number().int(),
+  models: z.array(z.string()),
+});
+
+export const systemRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (app, { deps }) => {
   /** Liveness plus each dependency's reachability; 503 when one is down, for load balancers. */
-  app.get('/health', { schema: { tags: ['system'] } }, async (_request, reply) => {
+  const healthSchema = { tags: ['system'], summary: 'Liveness and dependencies', response: { 200: health, 503: health.describe('A dependency of the gateway is down') } };
+  app.get('/health', { schema: healthSchema }, async (_request, reply) => {
     const check = async (fn: () => Promise<unknown>) => {
       try {
         await Promise.race([fn(), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2_000))]);
@@ -36,7 +48,8 @@ export function systemRoutes(app: FastifyInstance, deps: GatewayDeps) {
   });
 
   /** What a node needs to register: the chain whose id goes into the EIP-712 domain. */
-  app.get('/v1/network', { schema: { tags: ['nodes'] } }, async () => ({ chainId: deps.chainId, token: 'GBT' }));
+  const network = z.object({ chainId: z.number().int(), token: z.literal('GBT') });
+  app.get('/v1/network', { schema: { tags: ['nodes'], summary: 'The chain nodes register for', response: { 200: network } } }, async () => ({ chainId: deps.chainId, token: 'GBT' as const }));
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-}
+};

@@ -19,6 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { codedError } from '../../domain/errors.ts';
 
 /** GGUF metadata value type ids, as numbered by the spec. */
 export const GgufValueType = {
@@ -130,7 +131,7 @@ export interface GgufFileSpec {
 }
 
 /** Raised for a spec that cannot be written as valid GGUF. */
-export class GgufWriteError extends Error {
+export class GgufWriteError extends codedError('GGUF_WRITE_FAILED') {
   override readonly name = 'GgufWriteError';
 }
 

@@ -10,6 +10,7 @@ import { StreamSupersededError, type ChunkPublisher, type Delivered, type TaskSt
 import { defaultSessionLifetimeSeconds, edgeSessionFieldsSchema, edgeSessionTypedData, sessionRenewAfterMs, type EdgeSessionBody } from '../../domain/edge-session.ts';
 import type { RegistrationBody } from '../../domain/registration.ts';
 import { edgeErrors, nodeEdgeService, sessionMetadataKey, type EdgeInfo, type NodeReport, type PublishReply, type PublishRequest, type RegisterReply, type SessionReply } from '../../edge/protocol.ts';
+import { BaseError } from '../../domain/errors.ts';
 
 const NodeEdgeClient = grpc.makeGenericClientConstructor(nodeEdgeService, 'NodeEdge');
 
@@ -36,13 +37,14 @@ export function nativeTls(transport: EdgeTransport): false | true | { serverRoot
 }
 
 /** The edge refused a call or could not be reached; `code` is the gRPC status. */
-export class EdgeError extends Error {
+export class EdgeError extends BaseError<'EDGE_CALL_FAILED'> {
   override readonly name = 'EdgeError';
   constructor(
-    readonly code: grpc.status,
+    /** The gRPC status the edge (or the transport) answered. */
+    readonly grpcCode: grpc.status,
     message: string,
   ) {
-    super(message);
+    super(message, { code: 'EDGE_CALL_FAILED' });
   }
 }
 

@@ -4,6 +4,7 @@
  * does not fit is refused with the numbers instead of being loaded into an out-of-memory crash.
  */
 import { GgufInsights, readGgufFileInfo, type Llama } from 'node-llama-cpp';
+import { BaseError } from '../../domain/errors.ts';
 
 export interface FitPlan {
   modelId: string;
@@ -16,11 +17,10 @@ export interface FitPlan {
   trainContextSize: number;
 }
 
-export class ModelDoesNotFitError extends Error {
+export class ModelDoesNotFitError extends BaseError<'MODEL_DOES_NOT_FIT'> {
   override name = 'ModelDoesNotFitError';
-  readonly code = 'MODEL_DOES_NOT_FIT';
   constructor(readonly plans: FitPlan[]) {
-    super(plans.map(describeMisfit).join('\n'));
+    super(plans.map(describeMisfit).join('\n'), { code: 'MODEL_DOES_NOT_FIT' });
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import { freemem, totalmem } from 'node:os';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
+import { codedError } from '../../domain/errors.ts';
 
 export const gpuChoices = ['auto', 'cuda', 'vulkan', 'metal', 'cpu'] as const;
 export type GpuChoice = (typeof gpuChoices)[number];
@@ -19,9 +20,8 @@ export interface ComputeInfo {
   cpuMathCores: number;
 }
 
-export class GpuUnavailableError extends Error {
+export class GpuUnavailableError extends codedError('GPU_UNAVAILABLE') {
   override name = 'GpuUnavailableError';
-  readonly code = 'GPU_UNAVAILABLE';
 }
 
 export async function memoryState(llama: Llama): Promise<{ free: number; total: number }> {

@@ -17,20 +17,17 @@ import {
   type RegistrationBody,
   type RegistrationFields,
 } from '../../domain/registration.ts';
+import { BaseError, codedError } from '../../domain/errors.ts';
 
-export class OperatorKeyError extends Error {
+export class OperatorKeyError extends BaseError<'OPERATOR_KEY_INSECURE' | 'OPERATOR_KEY_INVALID' | 'OPERATOR_KEY_UNREADABLE'> {
   override name = 'OperatorKeyError';
-  constructor(
-    readonly code: 'OPERATOR_KEY_INSECURE' | 'OPERATOR_KEY_INVALID' | 'OPERATOR_KEY_UNREADABLE',
-    message: string,
-  ) {
-    super(message);
+  constructor(code: OperatorKeyError['code'], message: string, options: { cause?: unknown } = {}) {
+    super(message, { ...options, code });
   }
 }
 
-export class NodeIdError extends Error {
+export class NodeIdError extends codedError('NODE_ID_INVALID') {
   override name = 'NodeIdError';
-  readonly code = 'NODE_ID_INVALID';
 }
 
 export interface OperatorKey {
@@ -186,9 +183,8 @@ function readNodeIdFile(file: string): string | undefined {
 }
 
 /** The node's own description of itself does not fit the registration limits. */
-export class RegistrationInputError extends Error {
+export class RegistrationInputError extends codedError('REGISTRATION_INPUT_INVALID') {
   override name = 'RegistrationInputError';
-  readonly code = 'REGISTRATION_INPUT_INVALID';
 }
 
 /**

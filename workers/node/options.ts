@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { explicitValue, type Config } from '../../config/env.ts';
 import { gpuChoices } from './gpu.ts';
+import { codedError } from '../../domain/errors.ts';
 
 const csv = (value: string) =>
   value
@@ -74,9 +75,8 @@ export interface StartFlags {
   offline?: boolean;
 }
 
-export class OptionsError extends Error {
+export class OptionsError extends codedError('NODE_OPTIONS_INVALID') {
   override name = 'OptionsError';
-  readonly code = 'NODE_OPTIONS_INVALID';
 }
 
 const flagNames: Record<string, string> = {

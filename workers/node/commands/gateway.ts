@@ -9,6 +9,7 @@ import type { PrivateKeyAccount } from 'viem';
 import { z } from 'zod';
 import type { Config } from '../../../config/env.ts';
 import { loadOrCreateOperatorKey } from '../identity.ts';
+import { BaseError } from '../../../domain/errors.ts';
 
 /**
  * The gateway's base URL, without a trailing slash: `--gateway`, else GITBLOCK_GATEWAY_URL, else
@@ -37,15 +38,15 @@ export async function operatorAccount(flag: string | undefined, config: Config):
 const errorSchema = z.object({ error: z.object({ message: z.string(), code: z.string().nullish() }) });
 
 /** The gateway answered, but not with success; the message is the gateway's own. */
-export class GatewayRefusedError extends Error {
+export class GatewayRefusedError extends BaseError<'GATEWAY_REFUSED'> {
   override name = 'GatewayRefusedError';
   constructor(
     message: string,
     readonly status: number,
     /** The API's error code, e.g. `conflict`, when the gateway sent one. */
-    readonly code: string | undefined,
+    readonly apiCode: string | undefined,
   ) {
-    super(message);
+    super(message, { code: 'GATEWAY_REFUSED' });
   }
 }
 

@@ -1,0 +1,65 @@
+/**
+ * Fuzzes the API from its own OpenAPI document with schemathesis, against the real network with
+ * a node on the fixture model: the document must be valid OpenAPI, and no generated request may
+ * get a 5xx, a status the document does not list, or a body that violates its response schema.
+ * schemathesis and openapi-spec-validator (PyPI, pinned) live in a venv under ~/.cache/gitblock/.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNetwork, type Network } from './harness.ts';
+
+const pins = ['schemathesis==4.32.5', 'openapi-spec-validator==0.9.0'];
+const venv = join(homedir(), '.cache', 'gitblock', 'api-fuzz-venv');
+const bin = (name: string) => join(venv, 'bin', name);
+
+/** The venv with the pinned tools, made once per machine (the marker names the pins it holds). */
+function ensureVenv(): void {
+  const marker = join(venv, 'gitblock-pins.txt');
+  if (existsSync(marker) && readFileSync(marker, 'utf8') === pins.join('\n')) return;
+  mkdirSync(join(homedir(), '.cache', 'gitblock'), { recursive: true });
+  execFileSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' });
+  execFileSync(bin('pip'), ['install', '--quiet', ...pins], { stdio: 'inherit', timeout: 300_000 });
+  writeFileSync(marker, pins.join('\n'));
+}
+
+let net: Network;
+let key: string;
+let documentPath: string;
+
+beforeAll(async () => {
+  ensureVenv();
+  net = await startNetwork({ requestsPerMinute: 100_000, tokensPerDay: 1_000_000_000 });
+  await net.startNode('fuzz', ['--context-size', '1024']);
+  const issued = await fetch(`${net.url}/v1/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  key = ((await issued.json()) as { key: string }).key;
+  documentPath = join(mkdtempSync(join(tmpdir(), 'gitblock-openapi-')), 'openapi.json');
+  writeFileSync(documentPath, await (await fetch(`${net.url}/openapi.json`)).text());
+}, 600_000);
+
+afterAll(async () => {
+  await net?.stop();
+});
+
+describe('the OpenAPI document, fuzzed', () => {
+  it('is valid OpenAPI 3', () => {
+    const run = spawnSync(bin('openapi-spec-validator'), [documentPath], { encoding: 'utf8' });
+    expect(run.stdout + run.stderr).toContain('OK');
+    expect(run.status).toBe(0);
+  });
+
+  it('answers every generated request with a documented status and body, never a 5xx', () => {
+    const run = spawnSync(
+      bin('schemathesis'),
+      ['run', documentPath, '--url', net.url, '--checks', 'all', '--max-examples', '25', '--seed', '1', '--header', `Authorization: Bearer ${key}`, '--request-timeout', '60', '--no-color'],
+      { encoding: 'utf8', timeout: 400_000, env: { ...process.env, SCHEMATHESIS_HOOKS: '' } },
+    );
+    const output = run.stdout + run.stderr;
+    // The summary goes into the log of the run, with its counts, for the README.
+    console.log(output.split('\n').slice(-40).join('\n'));
+    expect(output).not.toMatch(/Server error|Undocumented HTTP status|Response violates schema/);
+    expect(run.status, output.slice(-4000)).toBe(0);
+  }, 420_000);
+});
