@@ -168,7 +168,7 @@ function invalidInput(fe: FastifyError): ApiError {
 export function toApiError(error: FastifyError | Error): ApiError {
   const api = walk(error, (e) => e instanceof ApiError);
   if (api) return api as ApiError;
-  const coded = walk(error, (e) => e instanceof BaseError && fromDomain[e.code] !== undefined) as (BaseError & { retryAfterSeconds?: unknown }) | undefined;
+  const coded = walk(error, (e) => e instanceof BaseError && fromDomain[(e as BaseError<string>).code] !== undefined) as (BaseError & { retryAfterSeconds?: unknown }) | undefined;
   if (coded) {
     const { code, param } = fromDomain[coded.code]!;
     const retry = typeof coded.retryAfterSeconds === 'number' ? { 'retry-after': String(coded.retryAfterSeconds) } : {};

@@ -19,6 +19,6 @@ export const requestRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async
     // Another key's request is reported as absent, not forbidden: ids must not be probeable.
     if (!doc || doc['keyId'] !== key.id) throw new ApiError('not_found', `No request ${id} for this key`);
     const { _id, keyId: _key, ...rest } = doc;
-    return { id: _id, ...rest } as z.infer<typeof receipt>;
+    return { id: _id, ...rest };
   });
 };
