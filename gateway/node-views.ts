@@ -1,0 +1,53 @@
+/**
+ * Nodes as the public sees them: the node actor's projected standing, plus what its live
+ * heartbeat says now. The one view `GET /v1/nodes` and the status pages both read, so the page
+ * and the JSON never disagree.
+ */
+import type { Filter } from 'mongodb';
+import { nodesCollection, type NodeDocument } from '../activities/node-projection.ts';
+import type { GatewayDeps } from './deps.ts';
+
+/** Most nodes one listing returns. */
+export const nodeListLimit = 1_000;
+
+const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
+
+/** A node's standing for the public. `hardware` is the node's own claim, shown as reported; null while it is not live. */
+export function publicNodeView(deps: Pick<GatewayDeps, 'liveNodes'>, doc: NodeDocument) {
+  const r = doc.record;
+  const live = deps.liveNodes.get(doc._id);
+  const gpu = live?.heartbeat.gpu;
+  return {
+    id: doc._id,
+    object: 'node' as const,
+    operator: doc.operator,
+    models: doc.models,
+    state: doc.state,
+    reputation: round4(doc.reputation),
+    live: live !== undefined,
+    hardware: gpu ? { backend: gpu.backend, devices: gpu.devices, memory_bytes: gpu.memoryBytes ?? null, as_reported: true as const } : null,
+    requests_served: r?.requestsServed ?? 0,
+    failures: r?.failures ?? 0,
+    verification_passes: r?.verificationPasses ?? 0,
+    verification_failures: r?.verificationFailures ?? 0,
+    uptime: r?.uptimeChecks ? round4((r.uptimeLive ?? 0) / r.uptimeChecks) : null,
+    time_to_first_token_ms: r?.latencyEmaMs ?? null,
+    tokens_per_second: r?.tokensPerSecondEma ?? null,
+    updated_at: doc.updatedAt,
+  };
+}
+
+export type PublicNode = ReturnType<typeof publicNodeView>;
+
+/** Every node (of one model, of one checksummed operator), best reputation first. */
+export async function listPublicNodes(deps: Pick<GatewayDeps, 'liveNodes' | 'db'>, by: { model?: string; operator?: string } = {}): Promise<PublicNode[]> {
+  const filter: Filter<NodeDocument> = { ...(by.model ? { models: by.model } : {}), ...(by.operator ? { operator: by.operator } : {}) };
+  const docs = await deps.db.collection<NodeDocument>(nodesCollection).find(filter).sort({ reputation: -1 }).limit(nodeListLimit).toArray();
+  return docs.map((doc) => publicNodeView(deps, doc));
+}
+
+/** One node's standing, or undefined when no node of that id has been projected. */
+export async function findPublicNode(deps: Pick<GatewayDeps, 'liveNodes' | 'db'>, nodeId: string): Promise<PublicNode | undefined> {
+  const doc = await deps.db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId });
+  return doc ? publicNodeView(deps, doc) : undefined;
+}
