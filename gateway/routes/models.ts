@@ -4,8 +4,8 @@ import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { servingNodes } from '../serving-nodes.ts';
 
-/** One model in OpenAI's shape, with the network's live capacity for it under `gitblock`. */
-function modelObject(deps: GatewayDeps, model: Readonly<CatalogModel>) {
+/** One model in OpenAI's shape, with the network's live capacity for it under `gitblock`; the status page shows the same. */
+export function modelObject(deps: GatewayDeps, model: Readonly<CatalogModel>) {
   // Only nodes the router would send work to: live, serving, registered and not suspended.
   const serving = servingNodes(deps, model.id);
   const contexts = serving.map((n) => n.heartbeat.models.find((m) => m.id === model.id)?.contextSize ?? 0);

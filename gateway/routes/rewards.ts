@@ -1,44 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { getAddress, isAddress, type Address, type Hex } from 'viem';
-import { epochEntriesCollection, ledgerCollection } from '../../activities/ledger.ts';
-import { epochsCollection, proofsCollection, type EpochDoc } from '../../activities/settlement.ts';
-import { rewardsDistributorAbi } from '../../contracts/artifacts/index.ts';
-import type { EpochStatus } from '../../domain/settlement.ts';
+import { getAddress, isAddress } from 'viem';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
-
-/** One epoch's reward for an operator, as the API shows it. Amounts are decimal strings of GBT base units. */
-export interface RewardEpoch {
-  epoch: number;
-  /** settling: computed, root not yet confirmed on chain; settled: on chain, claim state unknown (no chain access). */
-  status: 'settling' | 'claimable' | 'claimed' | 'settled';
-  /** What the operator is paid for this epoch (the leaf amount). */
-  amount: string;
-  /** What it accrued in the epoch, before any emission cap. */
-  accrued: string;
-  root: Hex;
-  /** Present once the root is on chain: claim(epoch, operator, amount, proof) on `distributor`. */
-  proof?: Hex[];
-  distributor?: Address;
-  chainId?: number;
-  postTx?: Hex;
-}
-
-export interface RewardsView {
-  object: 'rewards';
-  operator: Address;
-  /** Accrued in epochs not yet computed: the pay is not fixed yet. */
-  accrued: { amount: string; requests: number };
-  /** Fixed in computed epochs whose root is not yet confirmed on chain. */
-  settling: string;
-  /** Paid in epochs whose root is on chain: claimable + claimed (+ unknown without chain access). */
-  settled: string;
-  claimable: string;
-  claimed: string;
-  epochs: RewardEpoch[];
-}
-
-const settlingStatuses: EpochStatus[] = ['computed', 'posted'];
+import { operatorRewards, type RewardsView } from '../rewards-view.ts';
 
 /**
  * `GET /v1/rewards/<operator>`: what an operator has earned: accrued and not yet settled, and
@@ -46,11 +10,6 @@ const settlingStatuses: EpochStatus[] = ['computed', 'posted'];
  * chain). Public, like the chain it mirrors: no API key.
  */
 export function rewardRoutes(app: FastifyInstance, deps: GatewayDeps) {
-  const ledger = ledgerCollection(deps.db);
-  const assignments = epochEntriesCollection(deps.db);
-  const epochs = epochsCollection(deps.db);
-  const proofs = proofsCollection(deps.db);
-
   app.get('/v1/rewards/:operator', { schema: { tags: ['rewards'] } }, async (request): Promise<RewardsView> => {
     const raw = (request.params as { operator: string }).operator;
     // Lower- or upper-case hex, or a valid EIP-55 checksum: a mistyped mixed-case address is refused.
@@ -58,71 +17,6 @@ export function rewardRoutes(app: FastifyInstance, deps: GatewayDeps) {
       throw new ApiError('invalid_body', `Invalid operator address ${JSON.stringify(raw.slice(0, 100))}: expected 0x and 40 hex digits (mixed case must be a valid checksum)`, 'operator');
     }
     const operator = getAddress(raw);
-
-    const byEpoch = new Map<number, EpochDoc>();
-    for await (const doc of epochs.find({})) byEpoch.set(doc._id, doc);
-
-    const forms = [operator, operator.toLowerCase()];
-    const epochOf = new Map<string, number>();
-    for await (const a of assignments.find({ operator: { $in: forms } }, { projection: { _id: 1, epoch: 1 } })) epochOf.set(a._id, a.epoch);
-    let accrued = 0n;
-    let requests = 0;
-    for await (const entry of ledger.find({ operator: { $in: forms }, status: 'accrued' }, { projection: { _id: 1, amount: 1 } })) {
-      const epoch = epochOf.get(entry._id);
-      const status = epoch === undefined ? undefined : byEpoch.get(epoch)?.status;
-      // Only pay not yet fixed: later statuses show up per epoch below (or paid nothing).
-      if (status === undefined || status === 'closing' || status === 'closed') {
-        accrued += BigInt(entry.amount);
-        requests++;
-      }
-    }
-
-    const rows: RewardEpoch[] = [];
-    for await (const proof of proofs.find({ operator }).sort({ epoch: 1 })) {
-      const epoch = byEpoch.get(proof.epoch);
-      // A proof of an interrupted attempt with another root is not this epoch's.
-      if (!epoch || epoch.root !== proof.root) continue;
-      const base = { epoch: proof.epoch, amount: proof.amount, accrued: proof.accrued, root: proof.root };
-      if (settlingStatuses.includes(epoch.status)) {
-        rows.push({ ...base, status: 'settling' });
-      } else if (epoch.status === 'settled') {
-        rows.push({
-          ...base,
-          status: 'settled',
-          proof: proof.proof,
-          ...(epoch.distributor ? { distributor: epoch.distributor } : {}),
-          ...(epoch.chainId !== undefined ? { chainId: epoch.chainId } : {}),
-          ...(epoch.postTx ? { postTx: epoch.postTx } : {}),
-        });
-      }
-    }
-
-    // Claim state lives on chain; without chain access (or with the chain unreachable) it stays 'settled'.
-    if (deps.chain) {
-      const chain = deps.chain;
-      await Promise.all(
-        rows.map(async (row) => {
-          if (row.status !== 'settled' || !row.distributor) return;
-          try {
-            const claimed = await chain.readContract({ address: row.distributor, abi: rewardsDistributorAbi, functionName: 'isClaimed', args: [BigInt(row.epoch), operator] });
-            row.status = claimed ? 'claimed' : 'claimable';
-          } catch (err) {
-            request.log.warn({ err }, 'cannot read claim state');
-          }
-        }),
-      );
-    }
-
-    const sum = (statuses: RewardEpoch['status'][]) => rows.filter((r) => statuses.includes(r.status)).reduce((s, r) => s + BigInt(r.amount), 0n).toString();
-    return {
-      object: 'rewards',
-      operator,
-      accrued: { amount: accrued.toString(), requests },
-      settling: sum(['settling']),
-      settled: sum(['claimable', 'claimed', 'settled']),
-      claimable: sum(['claimable']),
-      claimed: sum(['claimed']),
-      epochs: rows,
-    };
+    return operatorRewards(deps, operator, request.log);
   });
 }
