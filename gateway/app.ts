@@ -14,6 +14,7 @@ import { requestRoutes } from './routes/requests.ts';
 import { rewardRoutes } from './routes/rewards.ts';
 import { systemRoutes } from './routes/system.ts';
 import { gatewayLimits } from './schemas/completions.ts';
+import { statusPages } from './status/plugin.ts';
 
 export async function buildApp(deps: GatewayDeps, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
   const app = Fastify({
@@ -45,5 +46,6 @@ export async function buildApp(deps: GatewayDeps, options: { logger?: boolean } 
   requestRoutes(app, deps);
   rewardRoutes(app, deps);
   systemRoutes(app, deps);
+  await app.register(statusPages, { deps, schedule: deps.epochSchedule });
   return app;
 }

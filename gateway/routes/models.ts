@@ -5,7 +5,7 @@ import { ApiError } from '../errors.ts';
 import { servingNodes } from '../serving-nodes.ts';
 
 /** One model in OpenAI's shape, with the network's live capacity for it under `gitblock`; the status page shows the same. */
-export function modelObject(deps: GatewayDeps, model: Readonly<CatalogModel>) {
+export function modelObject(deps: Pick<GatewayDeps, 'liveNodes' | 'standings'>, model: Readonly<CatalogModel>) {
   // Only nodes the router would send work to: live, serving, registered and not suspended.
   const serving = servingNodes(deps, model.id);
   const contexts = serving.map((n) => n.heartbeat.models.find((m) => m.id === model.id)?.contextSize ?? 0);
