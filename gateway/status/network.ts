@@ -87,7 +87,9 @@ export type NetworkStatusDeps = Pick<GatewayDeps, 'db' | 'liveNodes' | 'standing
 /** The network's status; one per gateway, shared by every page view and JSON call. */
 export function createNetworkStatus(deps: NetworkStatusDeps, schedule: EpochSchedule) {
   const now = deps.now ?? Date.now;
-  const series = new RequestSeriesView(deps.db, now);
+  const seriesView = new RequestSeriesView(deps.db, now);
+  // A page view waits only for the very first read of the window, never for a top-up.
+  const series = new Refreshed(() => seriesView.series(), 3_000, now);
   const totals = new Refreshed(() => readNodeTotals(deps.db), 3_000, now);
   const settled = new Refreshed(() => readSettledTotal(deps.db), 15_000, now);
   const accruedByEpoch = new Map<number, Refreshed<{ amount: bigint; requests: number }>>();
@@ -102,7 +104,7 @@ export function createNetworkStatus(deps: NetworkStatusDeps, schedule: EpochSche
   };
 
   return {
-    series: () => series.series(),
+    series: () => series.get(),
     async get() {
       const at = now();
       const epoch = epochAt(at, schedule);
@@ -111,7 +113,7 @@ export function createNetworkStatus(deps: NetworkStatusDeps, schedule: EpochSche
         totals.get(),
         settled.get(),
         epoch >= 0 ? accruedIn(epoch, window.startMs) : Promise.resolve({ amount: 0n, requests: 0 }),
-        series.series(),
+        series.get(),
       ]);
       const serving = servingNodes(deps);
       const live = deps.liveNodes.list();
