@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMongo, type MongoHandle } from '../connections/mongo.ts';
 import { newNodeRecord } from '../domain/reputation.ts';
 import { stack, unique } from '../test/helpers.ts';
-import { createNodeProjectionActivities, nodesCollection, type NodeDocument, type NodeSnapshot } from './node-projection.ts';
+import { createNodeProjectionActivities, nodeHistoryBucketMs, nodeHistoryCollection, nodesCollection, type NodeDocument, type NodeHistoryPoint, type NodeSnapshot } from './node-projection.ts';
 
 let mongo: MongoHandle;
 beforeAll(async () => {
@@ -45,6 +45,24 @@ describe('projectNodeState', () => {
     expect(docs).toHaveLength(1);
     expect(docs[0]).toMatchObject({ _id: nodeId, state: 'active', reputation: 0.6, version: 7, updatedAt: new Date(t0 + 7) });
     expect(docs[0]?.record).toEqual(newNodeRecord(t0));
+  });
+
+  it('keeps one history point per bucket, the newest applied snapshot in it; a stale write adds none', async () => {
+    const { projectNodeState } = createNodeProjectionActivities(mongo.db);
+    const history = mongo.db.collection<NodeHistoryPoint>(nodeHistoryCollection);
+    const nodeId = unique('node');
+    const bucket0 = t0 - (t0 % nodeHistoryBucketMs);
+    await projectNodeState(snapshot(nodeId, 1, { reputation: 0.5, updatedAt: bucket0 + 1 }));
+    await projectNodeState(snapshot(nodeId, 2, { reputation: 0.55, updatedAt: bucket0 + 2 }));
+    await projectNodeState(snapshot(nodeId, 3, { reputation: 0.6, updatedAt: bucket0 + nodeHistoryBucketMs + 1 }));
+    // Stale: an older version arriving late writes no point, not even into its own bucket.
+    await projectNodeState(snapshot(nodeId, 1, { reputation: 0.1, updatedAt: bucket0 + 3 * nodeHistoryBucketMs }));
+
+    const points = await history.find({ nodeId }).sort({ at: 1 }).toArray();
+    expect(points.map((p) => [p.at.getTime(), p.reputation])).toEqual([
+      [bucket0, 0.55],
+      [bucket0 + nodeHistoryBucketMs, 0.6],
+    ]);
   });
 
   it('keeps one document under concurrent writers (on MongoDB, the newest version winning)', async () => {

@@ -53,6 +53,28 @@ export interface NodeStateView {
   latencyMs?: number;
 }
 
+/**
+ * A node's standing over time, for its status page: one point per node per bucket, overwritten
+ * by every projection within that bucket (so the newest in it wins). A small rollup, not a log:
+ * at most one document per node per {@link nodeHistoryBucketMs}, read by node and time range.
+ */
+export const nodeHistoryCollection = 'node_history';
+export const nodeHistoryBucketMs = 5 * 60_000;
+
+export interface NodeHistoryPoint {
+  _id: string; // `${nodeId}:${bucket start ms}`
+  nodeId: string;
+  at: Date;
+  reputation: number;
+  tokensPerSecond: number | null;
+  latencyMs: number | null;
+  requestsServed: number;
+}
+
+export async function ensureNodeHistoryIndexes(db: Db): Promise<void> {
+  await db.collection<NodeHistoryPoint>(nodeHistoryCollection).createIndex({ nodeId: 1, at: 1 });
+}
+
 export interface ProjectResult {
   /** False when the stored document was already as new or newer: the write was a no-op. */
   applied: boolean;
@@ -67,6 +89,27 @@ export interface ProjectResult {
  */
 export function createNodeProjectionActivities(db: Db) {
   const nodes = db.collection<NodeDocument>(nodesCollection);
+  const history = db.collection<NodeHistoryPoint>(nodeHistoryCollection);
+
+  /** The snapshot as its bucket's point. Keyed by bucket, so a retry rewrites the same point. */
+  const recordHistory = async (snapshot: NodeSnapshot) => {
+    const bucket = snapshot.updatedAt - (snapshot.updatedAt % nodeHistoryBucketMs);
+    const point = {
+      nodeId: snapshot.nodeId,
+      at: new Date(bucket),
+      reputation: snapshot.reputation,
+      tokensPerSecond: snapshot.record.tokensPerSecondEma,
+      latencyMs: snapshot.record.latencyEmaMs,
+      requestsServed: snapshot.record.requestsServed,
+    };
+    try {
+      await history.updateOne({ _id: `${snapshot.nodeId}:${bucket}` }, { $set: point }, { upsert: true });
+    } catch (err) {
+      // Two upserts of a new bucket at once (FerretDB): the other one wrote this bucket's point.
+      if (!isDuplicateKey(err)) throw err;
+    }
+  };
+
   return {
     /**
      * Upserts the node's document unless the stored one is at least as new. Idempotent: a
@@ -92,7 +135,9 @@ export function createNodeProjectionActivities(db: Db) {
         // it holds only between writes that do not overlap, which the actor's are (it projects
         // one snapshot at a time).
         const result = await nodes.updateOne({ _id: snapshot.nodeId, version: { $lt: snapshot.version } }, { $set: doc }, { upsert: true });
-        return { applied: result.matchedCount > 0 || result.upsertedCount > 0 };
+        const applied = result.matchedCount > 0 || result.upsertedCount > 0;
+        if (applied) await recordHistory(snapshot);
+        return { applied };
       } catch (err) {
         if (isDuplicateKey(err)) return { applied: false };
         throw err;

@@ -22,12 +22,24 @@ export const loadedModelSchema = z.object({
   slots: z.number().int().positive(),
 });
 
+/**
+ * The node's compute as it reports it (node-llama-cpp's backend, device names and memory): a
+ * claim, shown as reported and never used to route or pay. Bounded so a hostile node cannot
+ * bloat every reader's copy of its heartbeat.
+ */
+export const hardwareSchema = z.object({
+  backend: z.enum(['cuda', 'vulkan', 'metal', 'cpu']),
+  devices: z.array(z.string().max(128)).max(16),
+  /** Total memory models are placed in: VRAM on a GPU, RAM on CPU. Absent from older nodes. */
+  memoryBytes: z.number().int().nonnegative().max(2 ** 50).optional(),
+});
+
 export const heartbeatSchema = z.object({
   nodeId: nodeIdSchema,
   operator: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
   version: z.string().max(32),
   status: z.enum(['serving', 'draining']),
-  gpu: z.object({ backend: z.enum(['cuda', 'vulkan', 'metal', 'cpu']), devices: z.array(z.string().max(128)).max(16) }),
+  gpu: hardwareSchema,
   models: z.array(loadedModelSchema).max(32),
   /** The node's total concurrent requests (across models) and how many run now. */
   maxParallel: z.number().int().positive(),
@@ -41,6 +53,7 @@ export const heartbeatSchema = z.object({
 });
 
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
+export type Hardware = z.infer<typeof hardwareSchema>;
 export type LoadedModel = z.infer<typeof loadedModelSchema>;
 
 /** KV keys allow [-/_=.a-zA-Z0-9]; node ids are a subset. */

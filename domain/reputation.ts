@@ -377,7 +377,17 @@ function relative(x: number): number {
  */
 export function reputation(record: NodeRecord | undefined, peers?: PeerMedians): number {
   if (!record) return 0.5;
+  const parts = reputationParts(record, peers);
   const w = REPUTATION_WEIGHTS;
+  const score = w.verification * parts.verification + w.success * parts.success + w.uptime * parts.uptime + w.performance * parts.performance + w.longevity * parts.longevity;
+  return Math.min(1, Math.max(0, score));
+}
+
+/** Each component of {@link reputation}, in [0, 1], before its weight. */
+export type ReputationParts = Record<keyof typeof REPUTATION_WEIGHTS, number>;
+
+/** The components {@link reputation} weighs (see there for each one's formula). */
+export function reputationParts(record: NodeRecord, peers?: PeerMedians): ReputationParts {
   const verification = (record.verificationPasses + 1) / (record.verificationPasses + 2 + VERIFICATION_FAILURE_WEIGHT * record.verificationFailures);
   const success = (record.requestsServed + 1) / (record.requestsServed + record.failures + 2);
 
@@ -395,7 +405,5 @@ export function reputation(record: NodeRecord | undefined, peers?: PeerMedians):
   const longevity = 0.5 + (0.5 * span) / (span + LONGEVITY_HALF_MS);
 
   const uptime = ((record.uptimeLive ?? 0) + 1) / ((record.uptimeChecks ?? 0) + 2);
-
-  const score = w.verification * verification + w.success * success + w.uptime * uptime + w.performance * performance + w.longevity * longevity;
-  return Math.min(1, Math.max(0, score));
+  return { verification, success, uptime, performance, longevity };
 }

@@ -9,6 +9,7 @@
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import type { Delivered } from '../activities/token-stream.ts';
 import type { FinishReason, Usage } from '../domain/inference.ts';
+import type { Hardware } from '../domain/heartbeat.ts';
 import type { RegistrationBody } from '../domain/registration.ts';
 import type { EdgeSessionBody } from '../domain/edge-session.ts';
 
@@ -38,7 +39,7 @@ export interface SessionReply {
 export interface NodeReport {
   version: string;
   status: 'serving' | 'draining';
-  gpu: { backend: 'cuda' | 'vulkan' | 'metal' | 'cpu'; devices: string[] };
+  gpu: Hardware;
   models: { id: string; hash: string; contextSize: number; slots: number }[];
   maxParallel: number;
   freeMemoryBytes: number;

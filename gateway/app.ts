@@ -17,6 +17,7 @@ import { requestRoutes } from './routes/requests.ts';
 import { rewardRoutes } from './routes/rewards.ts';
 import { systemRoutes } from './routes/system.ts';
 import { gatewayLimits } from './schemas/completions.ts';
+import { statusPages } from './status/plugin.ts';
 
 export async function buildApp(deps: GatewayDeps, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: gatewayLimits.bodyBytes });
@@ -43,5 +44,6 @@ export async function buildApp(deps: GatewayDeps, options: { logger?: boolean } 
     return reply.status(404).send(error.body());
   });
   for (const routes of [completionRoutes, modelRoutes, keyRoutes, nodeRoutes, requestRoutes, rewardRoutes, systemRoutes]) await app.register(routes, { deps });
+  await app.register(statusPages, { deps, schedule: deps.epochSchedule });
   return app;
 }

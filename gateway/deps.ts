@@ -7,6 +7,7 @@ import type { PublicClient } from 'viem';
 import type { LiveNodes } from '../activities/live-nodes.ts';
 import type { NodeStandings } from '../activities/node-standings.ts';
 import type { FallbackProvider } from './fallback.ts';
+import type { EpochSchedule } from '../domain/emission.ts';
 import type { ApiKeys } from './keys/keys.ts';
 import type { Metrics } from './metrics.ts';
 import type { RegisteredNodes } from './registered-nodes.ts';
@@ -39,4 +40,6 @@ export interface GatewayDeps {
   fallback?: FallbackProvider | undefined;
   /** Reads the rewards distributor (claim state for `GET /v1/rewards/<operator>`); optional. */
   chain?: PublicClient | undefined;
+  /** The settlement schedule (the status page's epoch and countdown); the default genesis and week otherwise. */
+  epochSchedule?: EpochSchedule | undefined;
 }

@@ -75,6 +75,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       controlTaskQueue: options.controlTaskQueue ?? taskQueues.control,
       keysPerHourPerAddress: 20,
       fallback: fallbackOptions ? new FallbackProvider(fallbackOptions) : undefined,
+      epochSchedule: { genesis: config.GITBLOCK_GENESIS, epochSeconds: config.GITBLOCK_EPOCH_SECONDS },
     },
     { logger: options.logger ?? false },
   );

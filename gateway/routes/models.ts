@@ -14,8 +14,8 @@ const model = z.object({
   gitblock: z.object({ name: z.string(), nodes: z.number().int(), free_slots: z.number().int(), max_context: z.number().int(), tokens_per_second: z.number() }),
 });
 
-/** One model in OpenAI's shape, with the network's live capacity for it under `gitblock`. */
-function modelObject(deps: GatewayDeps, model: Readonly<CatalogModel>) {
+/** One model in OpenAI's shape, with the network's live capacity for it under `gitblock`; the status page shows the same. */
+export function modelObject(deps: Pick<GatewayDeps, 'liveNodes' | 'standings'>, model: Readonly<CatalogModel>) {
   // Only nodes the router would send work to: live, serving, registered and not suspended.
   const serving = servingNodes(deps, model.id);
   const contexts = serving.map((n) => n.heartbeat.models.find((m) => m.id === model.id)?.contextSize ?? 0);

@@ -1,14 +1,14 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { getAddress } from 'viem';
-import type { NodeDocument } from '../../activities/node-projection.ts';
 import { nodeIdSchema } from '../../domain/heartbeat.ts';
 import { operatorActionBodySchema, operatorActions } from '../../domain/operator-action.ts';
 import { registrationBodySchema } from '../../domain/registration.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
+import { findPublicNode, listPublicNodes } from '../node-views.ts';
 import { performOperatorAction } from '../operator-actions.ts';
-import { registerNode, registrationsCollection, type RegistrationDoc } from '../registration/register.ts';
+import { registerNode } from '../registration/register.ts';
 import { errorResponses } from '../schemas/common.ts';
 
 /**
@@ -24,6 +24,7 @@ const nodeView = z.object({
   operator: z.string(),
   models: z.array(z.string()),
   gpu: z.string().nullable(),
+  hardware: z.object({ backend: z.string(), devices: z.array(z.string()), memory_bytes: z.number().int().nullable(), as_reported: z.literal(true) }).nullable(),
   state: z.string(),
   reputation: z.number(),
   live: z.boolean(),
@@ -42,39 +43,6 @@ const nodeParams = z.object({
 });
 
 export const nodeRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (app, { deps }) => {
-  const nodes = deps.db.collection<NodeDocument>('nodes');
-  const registrations = deps.db.collection<RegistrationDoc>(registrationsCollection);
-
-  /** The hardware each node said it runs on when it registered (the actor's document has none). */
-  const hardwareOf = async (ids: string[]) => {
-    const gpus = new Map<string, string>();
-    for await (const r of registrations.find({ _id: { $in: ids } }, { projection: { _id: 1, gpu: 1 } })) gpus.set(r._id, r.gpu);
-    return gpus;
-  };
-
-  /** A node as the public sees it: its actor's standing, its hardware and whether its heartbeat is live. */
-  const publicView = (doc: NodeDocument, gpus: Map<string, string>) => {
-    const r = doc.record;
-    return {
-      id: doc._id,
-      object: 'node' as const,
-      operator: doc.operator,
-      models: doc.models,
-      gpu: gpus.get(doc._id) ?? null,
-      state: doc.state,
-      reputation: Math.round(doc.reputation * 10_000) / 10_000,
-      live: deps.liveNodes.get(doc._id) !== undefined,
-      requests_served: r?.requestsServed ?? 0,
-      failures: r?.failures ?? 0,
-      verification_passes: r?.verificationPasses ?? 0,
-      verification_failures: r?.verificationFailures ?? 0,
-      uptime: r?.uptimeChecks ? Math.round(((r.uptimeLive ?? 0) / r.uptimeChecks) * 10_000) / 10_000 : null,
-      time_to_first_token_ms: r?.latencyEmaMs ?? null,
-      tokens_per_second: r?.tokensPerSecondEma ?? null,
-      updated_at: doc.updatedAt,
-    };
-  };
-
   /**
    * `GET /v1/nodes[?model=ID][&operator=0x…]`: every node's standing (of one model, of one
    * operator), best reputation first. Public, like the chain.
@@ -87,18 +55,16 @@ export const nodeRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (a
   app.get('/v1/nodes', { schema: { tags: ['nodes'], summary: "Every node's standing", querystring: query, response: { 200: list, ...errorResponses() } } }, async (request) => {
     const { model, operator } = request.query;
     // Registration stores the checksummed address; any casing of the same address finds it.
-    const filter = { ...(model ? { models: model } : {}), ...(operator ? { operator: getAddress(operator.toLowerCase()) } : {}) };
-    const docs = await nodes.find(filter).sort({ reputation: -1 }).limit(1_000).toArray();
-    const gpus = await hardwareOf(docs.map((d) => d._id));
-    return { object: 'list' as const, data: docs.map((d) => publicView(d, gpus)) };
+    const filter = { ...(model ? { model } : {}), ...(operator ? { operator: getAddress(operator.toLowerCase()) } : {}) };
+    return { object: 'list' as const, data: await listPublicNodes(deps, filter) };
   });
 
   /** `GET /v1/nodes/<id>`: one node's standing. */
   app.get('/v1/nodes/:nodeId', { schema: { tags: ['nodes'], summary: "One node's standing", params: nodeParams, response: { 200: nodeView, ...errorResponses(404) } } }, async (request) => {
     const { nodeId } = request.params;
-    const doc = await nodes.findOne({ _id: nodeId });
-    if (!doc) throw new ApiError('not_found', `No node ${nodeId} has registered with this network`);
-    return publicView(doc, await hardwareOf([doc._id]));
+    const node = await findPublicNode(deps, nodeId);
+    if (!node) throw new ApiError('not_found', `No node ${nodeId} has registered with this network`);
+    return node;
   });
 
   /**

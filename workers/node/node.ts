@@ -167,7 +167,7 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
       async (): Promise<NodeReport> => ({
         version: NODE_VERSION,
         status,
-        gpu: { backend: compute.backend, devices: compute.devices },
+        gpu: { backend: compute.backend, devices: compute.devices, memoryBytes: compute.totalMemoryBytes },
         models: [...engines.values()].map((e) => ({ id: e.modelId, hash: e.modelHash, contextSize: e.contextSize, slots: e.sequences })),
         maxParallel: options.maxParallel,
         freeMemoryBytes: (await memoryState(compute.llama)).free,

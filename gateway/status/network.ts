@@ -1,0 +1,151 @@
+/**
+ * The network at a glance: what `/` shows and `GET /v1/status` answers, computed once here for
+ * both. Node totals, the epoch's accruals and what was settled are re-read in the background at
+ * most every few seconds (stale-while-revalidate), so a page view costs no scan.
+ */
+import type { Db } from 'mongodb';
+import { ledgerCollection } from '../../activities/ledger.ts';
+import { nodesCollection, type NodeDocument } from '../../activities/node-projection.ts';
+import { epochsCollection } from '../../activities/settlement.ts';
+import { EMISSION_EPOCHS, epochAt, epochEmission, epochWindow, type EpochSchedule } from '../../domain/emission.ts';
+import type { NodeState } from '../../domain/reputation.ts';
+import { listModels } from '../../models/catalog.ts';
+import type { GatewayDeps } from '../deps.ts';
+import { modelObject } from '../routes/models.ts';
+import { servingNodes } from '../serving-nodes.ts';
+import { RequestSeriesView, type RequestSeries } from './series.ts';
+
+/** A value read in the background: a caller waits only for the very first read. */
+export class Refreshed<T> {
+  private value: T | undefined;
+  private readAt = 0;
+  private reading: Promise<T> | undefined;
+
+  constructor(
+    private readonly read: () => Promise<T>,
+    private readonly maxAgeMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async get(): Promise<T> {
+    if (this.value !== undefined && this.now() - this.readAt > this.maxAgeMs) void this.refresh().catch(() => {});
+    return this.value ?? this.refresh();
+  }
+
+  private refresh(): Promise<T> {
+    this.reading ??= this.read()
+      .then((v) => {
+        this.value = v;
+        this.readAt = this.now();
+        return v;
+      })
+      .finally(() => (this.reading = undefined));
+    return this.reading;
+  }
+}
+
+interface NodeTotals {
+  total: number;
+  byState: Partial<Record<NodeState, number>>;
+  checksRun: number;
+  checksFailed: number;
+}
+
+async function readNodeTotals(db: Db): Promise<NodeTotals> {
+  const totals: NodeTotals = { total: 0, byState: {}, checksRun: 0, checksFailed: 0 };
+  const docs = db.collection<NodeDocument>(nodesCollection).find({}, { projection: { state: 1, 'record.verificationPasses': 1, 'record.verificationFailures': 1 } });
+  for await (const doc of docs) {
+    totals.total++;
+    totals.byState[doc.state] = (totals.byState[doc.state] ?? 0) + 1;
+    const passes = doc.record?.verificationPasses ?? 0;
+    const failures = doc.record?.verificationFailures ?? 0;
+    totals.checksRun += passes + failures;
+    totals.checksFailed += failures;
+  }
+  return totals;
+}
+
+/** GBT base units accrued (not voided) since `since`; the ledger's `createdAt` index bounds the read. */
+async function readAccruedSince(db: Db, since: Date): Promise<{ amount: bigint; requests: number }> {
+  let amount = 0n;
+  let requests = 0;
+  for await (const e of ledgerCollection(db).find({ createdAt: { $gte: since }, status: 'accrued' }, { projection: { amount: 1 } })) {
+    amount += BigInt(e.amount);
+    requests++;
+  }
+  return { amount, requests };
+}
+
+async function readSettledTotal(db: Db): Promise<bigint> {
+  let total = 0n;
+  for await (const e of epochsCollection(db).find({ status: 'settled' }, { projection: { paid: 1 } })) total += BigInt(e.paid ?? '0');
+  return total;
+}
+
+export type NetworkStatusDeps = Pick<GatewayDeps, 'db' | 'liveNodes' | 'standings'> & { now?: () => number };
+
+/** The network's status; one per gateway, shared by every page view and JSON call. */
+export function createNetworkStatus(deps: NetworkStatusDeps, schedule: EpochSchedule) {
+  const now = deps.now ?? Date.now;
+  const seriesView = new RequestSeriesView(deps.db, now);
+  // A page view waits only for the very first read of the window, never for a top-up.
+  const series = new Refreshed(() => seriesView.series(), 3_000, now);
+  const totals = new Refreshed(() => readNodeTotals(deps.db), 3_000, now);
+  const settled = new Refreshed(() => readSettledTotal(deps.db), 15_000, now);
+  const accruedByEpoch = new Map<number, Refreshed<{ amount: bigint; requests: number }>>();
+  const accruedIn = (epoch: number, startMs: number) => {
+    let view = accruedByEpoch.get(epoch);
+    if (!view) {
+      accruedByEpoch.clear();
+      view = new Refreshed(() => readAccruedSince(deps.db, new Date(startMs)), 5_000, now);
+      accruedByEpoch.set(epoch, view);
+    }
+    return view.get();
+  };
+
+  return {
+    series: () => series.get(),
+    async get() {
+      const at = now();
+      const epoch = epochAt(at, schedule);
+      const window = epoch >= 0 ? epochWindow(epoch, schedule) : { startMs: schedule.genesis * 1000, endMs: schedule.genesis * 1000 };
+      const [nodeTotals, settledTotal, accrued, requestSeries] = await Promise.all([
+        totals.get(),
+        settled.get(),
+        epoch >= 0 ? accruedIn(epoch, window.startMs) : Promise.resolve({ amount: 0n, requests: 0 }),
+        series.get(),
+      ]);
+      const serving = servingNodes(deps);
+      const live = deps.liveNodes.list();
+      return {
+        object: 'network_status' as const,
+        at,
+        nodes: {
+          live: live.length,
+          serving: serving.length,
+          registered: nodeTotals.total,
+          suspended: nodeTotals.byState.suspended ?? 0,
+          by_state: nodeTotals.byState,
+        },
+        operators: { live: new Set(live.map((n) => n.heartbeat.operator.toLowerCase())).size },
+        models: listModels().map((m) => modelObject(deps, m)),
+        checks: { run: nodeTotals.checksRun, failed: nodeTotals.checksFailed },
+        epoch: {
+          number: epoch,
+          of: EMISSION_EPOCHS,
+          starts_at: window.startMs,
+          /** Settlement of the epoch starts when it ends. */
+          ends_at: window.endMs,
+          emission: (epoch >= 0 ? epochEmission(epoch) : 0n).toString(),
+          accrued: accrued.amount.toString(),
+          accrued_requests: accrued.requests,
+        },
+        settled_total: settledTotal.toString(),
+        series: requestSeries,
+      };
+    },
+  };
+}
+
+export type NetworkStatus = Awaited<ReturnType<ReturnType<typeof createNetworkStatus>['get']>>;
+export type { RequestSeries };

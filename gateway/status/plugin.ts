@@ -1,0 +1,125 @@
+/**
+ * The network's status pages, served by the gateway: public, read-only, server-rendered (readable
+ * without JavaScript), refreshed live by a small script, with uPlot charts served from here (no
+ * CDN). Every page reads the same functions as the JSON API (node-views.ts, rewards-view.ts,
+ * network.ts): one source, not a second computation. No prompt or answer is ever read.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { getAddress, isAddress } from 'viem';
+import { ensureNodeHistoryIndexes, nodeHistoryCollection, nodesCollection, type NodeDocument, type NodeHistoryPoint } from '../../activities/node-projection.ts';
+import { defaultEpochSchedule, epochAt, type EpochSchedule } from '../../domain/emission.ts';
+import { nodeIdSchema } from '../../domain/heartbeat.ts';
+import { reputationParts, REPUTATION_WEIGHTS } from '../../domain/reputation.ts';
+import type { GatewayDeps } from '../deps.ts';
+import { findPublicNode, listPublicNodes, nodeListLimit } from '../node-views.ts';
+import { operatorRewards } from '../rewards-view.ts';
+import { html, page, type Html } from './html.ts';
+import { createNetworkStatus } from './network.ts';
+import { emissionPage } from './pages/emission.ts';
+import { networkPage } from './pages/network.ts';
+import { nodePage, nodesPage, type VerdictRow } from './pages/nodes.ts';
+import { operatorPage } from './pages/operator.ts';
+import { ensureSeriesIndexes } from './series.ts';
+
+export interface StatusPagesOptions {
+  deps: GatewayDeps;
+  /** The settlement schedule the epoch countdown follows; the default genesis and week otherwise. */
+  schedule?: EpochSchedule | undefined;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const uplotDir = dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
+const assets: Record<string, { path: string; type: string }> = {
+  'uPlot.iife.min.js': { path: join(uplotDir, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+  'uPlot.min.css': { path: join(uplotDir, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
+  'status.js': { path: join(here, 'assets/status.js'), type: 'text/javascript; charset=utf-8' },
+  'status.css': { path: join(here, 'assets/status.css'), type: 'text/css; charset=utf-8' },
+};
+
+/** Scripts and styles only from here; uPlot sizes its canvas with inline styles. */
+const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const historyWindowMs = 48 * 60 * 60_000;
+
+export async function statusPages(app: FastifyInstance, options: StatusPagesOptions): Promise<void> {
+  const { deps } = options;
+  const schedule = options.schedule ?? defaultEpochSchedule;
+  const now = deps.now ?? Date.now;
+  await Promise.all([ensureNodeHistoryIndexes(deps.db), ensureSeriesIndexes(deps.db), deps.db.collection('requests').createIndex({ nodeId: 1, updatedAt: -1 })]);
+  const network = createNetworkStatus(deps, schedule);
+  const files = new Map(Object.entries(assets).map(([name, a]) => [name, { body: readFileSync(a.path), type: a.type }]));
+
+  const send = (reply: FastifyReply, title: string, path: string, body: Html, status = 200) =>
+    reply.status(status).header('content-type', 'text/html; charset=utf-8').header('content-security-policy', csp).header('cache-control', 'no-store').send(page({ title, path, body }));
+  const problem = (reply: FastifyReply, path: string, status: 400 | 404, message: string) => send(reply, status === 404 ? 'Not found' : 'Bad request', path, html`<h1>${status === 404 ? 'Not found' : 'Bad request'}</h1><p>${message}</p>`, status);
+
+  app.get('/v1/status', { schema: { tags: ['status'], description: 'The network at a glance: what the status page at / shows' } }, async () => network.get());
+
+  app.get('/', { schema: { hide: true } }, async (_request, reply) => send(reply, 'Network', '/', networkPage(await network.get())));
+
+  app.get('/nodes', { schema: { hide: true } }, async (request, reply) => {
+    const { model } = (request.query ?? {}) as { model?: unknown };
+    if (model !== undefined && (typeof model !== 'string' || !/^[\w.-]{1,64}$/.test(model))) return problem(reply, '/nodes', 400, 'model must be a model id such as gitblock-tiny');
+    const nodes = await listPublicNodes(deps, model ? { model } : {});
+    return send(reply, 'Nodes', '/nodes', nodesPage(nodes, model, nodeListLimit));
+  });
+
+  app.get('/nodes/:nodeId', { schema: { hide: true } }, async (request, reply) => {
+    const { nodeId } = request.params as { nodeId: string };
+    const path = `/nodes/${nodeId}`;
+    if (!nodeIdSchema.safeParse(nodeId).success) return problem(reply, path, 400, 'A node id is 3-63 lowercase letters, digits and dashes.');
+    const since = new Date(now() - historyWindowMs);
+    const [node, doc, history, checks] = await Promise.all([
+      findPublicNode(deps, nodeId),
+      deps.db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId }, { projection: { record: 1, reputation: 1 } }),
+      deps.db.collection<NodeHistoryPoint>(nodeHistoryCollection).find({ nodeId, at: { $gte: since } }).sort({ at: 1 }).limit(600).toArray(),
+      lastChecks(nodeId),
+    ]);
+    if (!node || !doc) return problem(reply, path, 404, `No node ${nodeId} has registered with this network.`);
+    return send(reply, `Node ${nodeId}`, path, nodePage(node, doc.record ? partsOf(doc) : undefined, history, checks, { fromMs: since.getTime(), toMs: now() }));
+  });
+
+  app.get('/operators/:address', { schema: { hide: true } }, async (request, reply) => {
+    const { address } = request.params as { address: string };
+    if (!isAddress(address)) return problem(reply, '/operators', 400, 'An operator is an address: 0x and 40 hex digits (mixed case must be a valid checksum).');
+    const operator = getAddress(address);
+    const [rewards, nodes] = await Promise.all([operatorRewards(deps, operator, request.log), listPublicNodes(deps, { operator })]);
+    return send(reply, `Operator ${operator}`, `/operators/${operator}`, operatorPage(rewards, nodes, `${request.protocol}://${request.host}`));
+  });
+
+  app.get('/emission', { schema: { hide: true } }, async (_request, reply) => send(reply, 'Emission', '/emission', emissionPage(epochAt(now(), schedule))));
+
+  app.get('/status/assets/:file', { schema: { hide: true } }, async (request, reply) => {
+    const file = files.get((request.params as { file: string }).file);
+    if (!file) return problem(reply, '/status/assets', 404, 'No such asset.');
+    return reply.header('content-type', file.type).header('cache-control', 'public, max-age=300').send(file.body);
+  });
+
+  /**
+   * Verdicts only: the projection leaves out everything a request carried, and the reasons too
+   * (a verifier node writes them and has seen the prompt; the public page must not carry its text).
+   */
+  async function lastChecks(nodeId: string): Promise<VerdictRow[]> {
+    const docs = await deps.db
+      .collection<{ _id: string; updatedAt: Date; verification?: { status: string } }>('requests')
+      .find({ nodeId, 'verification.status': { $in: ['passed', 'failed', 'unverified'] } }, { projection: { updatedAt: 1, 'verification.status': 1 } })
+      .sort({ updatedAt: -1 })
+      .limit(10)
+      .toArray();
+    return docs.map((d) => ({ at: d.updatedAt.getTime(), status: d.verification!.status }));
+  }
+}
+
+/**
+ * The parts of the stored reputation. The peers' medians it was scored against are not stored,
+ * so performance is read back from the stored score (exact unless the score was clamped).
+ */
+function partsOf(doc: Pick<NodeDocument, 'record' | 'reputation'>) {
+  const parts = reputationParts(doc.record);
+  const w = REPUTATION_WEIGHTS;
+  const others = w.verification * parts.verification + w.success * parts.success + w.uptime * parts.uptime + w.longevity * parts.longevity;
+  return { ...parts, performance: Math.min(1, Math.max(0, (doc.reputation - others) / w.performance)) };
+}
