@@ -23,6 +23,7 @@ import { loadConfig } from '../config/env.ts';
 import { connectMongo } from '../connections/mongo.ts';
 import { connectNats } from '../connections/nats.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
+import { startEdgeFromConfig } from '../edge/server.ts';
 import { startGateway } from '../gateway/server.ts';
 import { generateFixtureModel } from '../models/fixture/tiny-llama.ts';
 import { ModelEngine } from '../workers/node/engine.ts';
@@ -126,7 +127,7 @@ const notes: string[] = [];
 
 await withStack(async (stack) => {
   const e = stack.endpoints;
-  const config = loadConfig({ TEMPORAL_ADDRESS: e.temporalAddress, NATS_URL: e.natsUrl, CHAIN_RPC_URL: e.rpcUrl, MONGODB_URI: e.mongodbUri, GATEWAY_PORT: '0' });
+  const config = loadConfig({ TEMPORAL_ADDRESS: e.temporalAddress, NATS_URL: e.natsUrl, CHAIN_RPC_URL: e.rpcUrl, MONGODB_URI: e.mongodbUri, GATEWAY_PORT: '0', EDGE_PORT: '0' });
   const mongo = await connectMongo(e.mongodbUri, config.MONGODB_DB);
   const nc = await connectNats(e.natsUrl, 'bench');
   const control = await startControlWorker({ temporal: { address: e.temporalAddress, namespace: e.temporalNamespace }, db: mongo.db, nc });
@@ -163,7 +164,8 @@ await withStack(async (stack) => {
   const { key } = (await (await fetch(`${gateway.url}/v1/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as { key: string };
   // A generous key: the benchmark measures the network, not the free tier's limits.
   await mongo.db.collection('api_keys').updateOne({}, { $set: { 'policy.requestsPerMinute': 1_000_000, 'policy.tokensPerDay': 1_000_000_000 } });
-  const node = await startBenchNode(gateway.url, e.temporalAddress, e.natsUrl);
+  const edge = await startEdgeFromConfig(config, { mongodbUri: e.mongodbUri });
+  const node = await startBenchNode(edge.address);
   const addRows = (path: string, levelsOut: Awaited<ReturnType<typeof measurePath>>, bareTtft: number, bareWhole: number) => {
     for (const l of levelsOut) {
       rows.push({
@@ -184,6 +186,7 @@ await withStack(async (stack) => {
   notes.push(`GitBlock at 32 clients: ${at32.perSecondPlain.toFixed(2)} req/s = ${(at32.perSecondPlain / floor32.perSecond).toFixed(2)} × the floor's ${floor32.perSecond.toFixed(1)} workflows/s (goal ≥ 0.5)`);
   node.kill('SIGTERM');
   await new Promise((r) => node.once('exit', r));
+  await edge.stop();
   await gateway.close();
   await control.shutdown();
   await client.connection.close();
@@ -206,17 +209,19 @@ console.log(table(rows));
 for (const n of notes) console.log(`\n${n}`);
 process.exit(0);
 
-async function startBenchNode(gatewayUrl: string, temporalAddress: string, natsUrl: string): Promise<ChildProcess> {
+async function startBenchNode(edge: string): Promise<ChildProcess> {
   const home = mkdtempSync(join(tmpdir(), 'bench-node-'));
-  const args = ['start', '--models', 'gitblock-tiny', '--gpu', 'cpu', '--threads', '1', '--gateway', gatewayUrl, '--temporal', temporalAddress, '--nats', natsUrl];
+  const args = ['start', '--models', 'gitblock-tiny', '--gpu', 'cpu', '--threads', '1', '--edge', edge];
   args.push('--max-parallel', String(maxParallel), '--context-size', '1024', '--node-id', 'bench-node', '--key-file', join(home, 'k'));
   const node = spawn(process.execPath, [fileURLToPath(new URL('../bin/gitblock-node.mjs', import.meta.url)), ...args], { env: { ...process.env, GITBLOCK_NODE_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
-    node.stdout!.on('data', (d: Buffer) => (out += d) && /serving .* on Temporal/.test(out) && resolve());
+    const onData = (d: Buffer) => (out += d) && /serving .* through the edge/.test(out) && resolve();
+    node.stdout!.on('data', onData);
+    node.stderr!.on('data', onData);
     node.once('exit', (c) => reject(new Error(`node exited ${c}: ${out}`)));
   });
-  await new Promise((r) => setTimeout(r, 1000)); // the gateway's heartbeat view catches up
+  await new Promise((r) => setTimeout(r, 6000)); // the gateway's views of registrations (5 s) and heartbeats catch up
   return node;
 }
 
