@@ -15,6 +15,7 @@ import { rankCandidates, type Candidate, type RouteDecision } from '../domain/ro
 import { verifierIneligibility, verifierPolicy, type VerifierPolicy } from '../domain/verifiers.ts';
 import { getModel } from '../models/catalog.ts';
 import type { LiveNodes } from './live-nodes.ts';
+import { RefreshedView } from './refreshed-view.ts';
 
 export interface RouteInput {
   requestId: string;
@@ -53,28 +54,19 @@ export const nodeDirectoryRefreshMs = 1_000;
  * suspension) reaches routing within `refreshMs`; the edge refuses a barred node's polls anyway.
  * Not started, it reads through on every lookup.
  */
-export class NodeDirectory {
+export class NodeDirectory extends RefreshedView {
   private states = new Map<string, NodeDoc>();
   private registrations = new Map<string, RegistrationDoc>();
-  private timer: NodeJS.Timeout | undefined;
-  private refreshing: Promise<void> | undefined;
 
-  constructor(private readonly db: Db) {}
-
-  async start(refreshMs = nodeDirectoryRefreshMs): Promise<this> {
-    await this.refresh();
-    this.timer = setInterval(() => void this.refresh().catch(() => {}), refreshMs);
-    this.timer.unref();
-    return this;
+  constructor(private readonly db: Db) {
+    super();
   }
 
-  /** Re-reads everything; concurrent callers share one read; a failed read keeps the last view. */
-  refresh(): Promise<void> {
-    this.refreshing ??= this.read().finally(() => (this.refreshing = undefined));
-    return this.refreshing;
+  override start(refreshMs = nodeDirectoryRefreshMs): Promise<this> {
+    return super.start(refreshMs);
   }
 
-  private async read(ids?: string[]): Promise<void> {
+  protected async read(ids?: string[]): Promise<void> {
     const filter = ids ? { _id: { $in: ids } } : {};
     const [states, registrations] = await Promise.all([
       this.db.collection<NodeDoc>('nodes').find(filter, { projection: { state: 1, reputation: 1, record: 1 } }).toArray(),
@@ -91,13 +83,9 @@ export class NodeDirectory {
 
   /** The standing and registration of each node, reading only those not in memory. */
   async lookup(ids: string[]): Promise<{ states: Map<string, NodeDoc>; registrations: Map<string, RegistrationDoc> }> {
-    const missing = this.timer === undefined ? ids : ids.filter((id) => !this.registrations.has(id));
+    const missing = this.started ? ids.filter((id) => !this.registrations.has(id)) : ids;
     if (missing.length) await this.read(missing);
     return { states: this.states, registrations: this.registrations };
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
   }
 }
 
