@@ -31,6 +31,7 @@ import { detectCompute } from '../workers/node/gpu.ts';
 import { startControlWorker } from '../workers/control.ts';
 import { taskQueues } from '../temporal.config.ts';
 import { intFlag, median, table, withStack } from './harness.ts';
+import { startPlainServer } from './plain-server.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const requestsPerLevel = intFlag('requests', 30);
@@ -233,14 +234,10 @@ async function startBenchNode(edge: string): Promise<ChildProcess> {
 async function measurePeer(modelPath: string): Promise<Awaited<ReturnType<typeof measurePath>> | string> {
   const litellm = join(homedir(), '.cache', 'gitblock', 'litellm-venv', 'bin', 'litellm');
   if (!existsSync(litellm)) return `no ${litellm}: python3 -m venv ~/.cache/gitblock/litellm-venv && ~/.cache/gitblock/litellm-venv/bin/pip install 'litellm[proxy]'`;
-  const plainPath = new URL('./plain-server.ts', import.meta.url);
-  if (!existsSync(fileURLToPath(plainPath))) return 'bench/plain-server.ts is not on this branch yet';
-  const { startPlainServer } = (await import(plainPath.href)) as {
-    startPlainServer(o: { modelPath: string; port?: number; slots?: number }): Promise<{ url: string; close(): Promise<void> }>;
-  };
-  const plain = await startPlainServer({ modelPath, slots: maxParallel });
+  // The node's settings: one CPU thread, its slots, its context.
+  const plain = await startPlainServer({ modelPath, slots: maxParallel, contextSize: 1024, threads: 1, gpu: 'cpu' });
   const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const proxy = spawn(litellm, ['--model', 'openai/gitblock-tiny', '--api_base', `${plain.url.replace(/\/$/, '')}/v1`, '--port', String(port), '--num_workers', '1'], {
+  const proxy = spawn(litellm, ['--model', 'openai/gitblock-tiny', '--api_base', plain.url, '--port', String(port), '--num_workers', '1'], {
     env: { ...process.env, OPENAI_API_KEY: 'bench', LITELLM_LOG: 'ERROR' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
