@@ -243,9 +243,9 @@ async function measurePeer(modelPath: string): Promise<Awaited<ReturnType<typeof
   });
   try {
     const url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 120_000;
+    const deadline = Date.now() + 300_000; // its Python start is slow on a loaded machine
     for (;;) {
-      if (Date.now() > deadline) return 'the LiteLLM proxy did not come up within 120 s';
+      if (Date.now() > deadline) return 'the LiteLLM proxy did not come up within 300 s';
       if (await fetch(`${url}/health/liveliness`).then((r) => r.ok, () => false)) break;
       await new Promise((r) => setTimeout(r, 500));
     }
