@@ -193,7 +193,9 @@ export function createRoutingActivities(deps: RoutingDeps) {
           contextSize: model.contextSize,
           maxParallel: h.maxParallel,
           inFlight: h.inFlight,
-          freeSlots: h.freeSlots,
+          // A node's idle poller on each model's shared queue holds one of its slots
+          // (workers/node/slots.ts): what its own queue can take now is that much less.
+          freeSlots: h.freeSlots - h.models.length,
           recentTokensPerSecond: h.recentTokensPerSecond,
           latencyMs: doc?.record?.latencyEmaMs ?? undefined, // null until the node's first measured request
           reputation: doc?.reputation ?? 0.5,

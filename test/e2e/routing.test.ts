@@ -56,25 +56,26 @@ describe('routing (issue 12)', () => {
   }, 300_000);
 
   it("sends no request to a full node's queue while the other has room, and the busy node stays in good standing", async () => {
-    // Fill a's two slots behind the router's back (straight onto its queue), as another
+    // Fill a's own queue behind the router's back (straight onto its queue), as another
     // gateway's traffic would, and wait until its heartbeat says so. The end-of-turn token is
     // banned so the answers run their full length.
     const logitBias = { [String(buildTinyVocab().eosId)]: -100 };
-    const holds = [0, 1].map(() => {
+    const holds = [0].map(() => {
       const requestId = unique('hold').replace(/-/g, '');
       const input: InferInput = { requestId, modelId: 'gitblock-tiny', messages: [{ role: 'user', content: 'Tell me a long story.' }], sampling: { temperature: 0, maxTokens: 600, logitBias }, subject: tokenSubject(requestId) };
       return net.temporal.workflow.execute(inferenceWorkflow, { taskQueue: net.controlTaskQueue, workflowId: `hold-${requestId}`, args: [input, [a.nodeId]] });
     });
     const deadline = Date.now() + 20_000;
-    while (net.control.liveNodes.get(a.nodeId)?.heartbeat.freeSlots !== 0) {
+    // Its other slot is held by its idle poller on the model's shared queue: its own queue is full.
+    while ((net.control.liveNodes.get(a.nodeId)?.heartbeat.inFlight ?? 0) < 1) {
       if (Date.now() > deadline) throw new Error(`${a.nodeId} never reported its slots full`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    // b has two free slots: both requests go there, and neither ever waits on a's queue.
+    // Neither request is ranked to a nor waits on a's queue: each goes to b or, where the
+    // router's view of b is full too, waits in the shared queue for whichever node frees a slot.
     const served = await Promise.all([ask(4), ask(4)]);
     const outcomes = await Promise.all(served.map((s) => settled(s.requestId)));
     const seen = JSON.stringify(outcomes.map((o) => ({ node: o.result.nodeId, attempts: o.attempts, ranked: o.route.ranked })));
-    expect(served.map((s) => s.node), seen).toEqual([b.nodeId, b.nodeId]);
     for (const outcome of outcomes) {
       expect(outcome.attempts.map((t) => t.taskQueue), seen).not.toContain(taskQueues.node(a.nodeId));
       expect(outcome.route.ranked.map((r) => r.nodeId), seen).not.toContain(a.nodeId);
