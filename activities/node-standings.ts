@@ -10,6 +10,7 @@
 import type { Db } from 'mongodb';
 import { effectiveState, isRoutable, type NodeState, type OnlineState } from '../domain/reputation.ts';
 import { nodesCollection, type NodeDocument } from './node-projection.ts';
+import { RefreshedView } from './refreshed-view.ts';
 
 /** How often the view re-reads the projection by default. */
 export const nodeStandingsRefreshMs = 2_000;
@@ -19,28 +20,18 @@ interface Standing {
   resumeState: OnlineState | null;
 }
 
-export class NodeStandings {
+export class NodeStandings extends RefreshedView {
   private standings = new Map<string, Standing>();
-  private timer: NodeJS.Timeout | undefined;
-  private refreshing: Promise<void> | undefined;
 
-  constructor(private readonly db: Db) {}
-
-  /** Reads once, then every `refreshMs`; a failed read keeps the last view (MongoDB away must not unbar a node). */
-  async start(refreshMs = nodeStandingsRefreshMs): Promise<this> {
-    await this.refresh();
-    this.timer = setInterval(() => void this.refresh().catch(() => {}), refreshMs);
-    this.timer.unref();
-    return this;
+  constructor(private readonly db: Db) {
+    super();
   }
 
-  /** Re-reads the projection now; concurrent callers share one read. */
-  refresh(): Promise<void> {
-    this.refreshing ??= this.read().finally(() => (this.refreshing = undefined));
-    return this.refreshing;
+  override start(refreshMs = nodeStandingsRefreshMs): Promise<this> {
+    return super.start(refreshMs);
   }
 
-  private async read(): Promise<void> {
+  protected async read(): Promise<void> {
     const docs = await this.db
       .collection<NodeDocument>(nodesCollection)
       .find({}, { projection: { state: 1, resumeState: 1 } })
@@ -74,9 +65,5 @@ export class NodeStandings {
     if (!standing) return undefined;
     const state = effectiveState({ state: standing.state, resumeState: standing.resumeState });
     return state === 'suspended' || state === 'retired' ? state : undefined;
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
   }
 }

@@ -8,8 +8,9 @@ import { isDuplicateKey } from '../connections/mongo.ts';
 import { settlementErrors } from '../domain/failures.ts';
 import { accrualAmount } from '../domain/rewards.ts';
 import type { NodeState } from '../domain/reputation.ts';
-import type { SamplingRecord } from '../domain/sampling.ts';
+import { spotCheckRate, type SamplingRecord } from '../domain/sampling.ts';
 import { getModel } from '../models/catalog.ts';
+import type { RouteLoad } from './routing.ts';
 
 export type RequestStatus = 'routing' | 'running' | 'completed' | 'failed' | 'cancelled';
 
@@ -17,6 +18,23 @@ export interface RequestUpdate {
   requestId: string;
   status: RequestStatus;
   fields?: Record<string, unknown>;
+  /** The request ended: its slot is free again in the router's view (see RouteLoad). */
+  release?: boolean | undefined;
+}
+
+/** What follows an answer, in one activity: accrue, read the node's standing, draw, record. */
+export interface SettleInput extends AccrualInput {
+  /** The workflow's draw in [0, 1): sampled for a spot check when below the node's rate. */
+  draw: number;
+  /** The answer continued another node's after a failover: not checked (its prefix is not this node's work). */
+  continued: boolean;
+  /** The request record's fields. */
+  fields: Record<string, unknown>;
+}
+
+export interface SettleResult {
+  accrual: AccrualResult;
+  sampled: boolean;
 }
 
 export interface AccrualInput {
@@ -46,20 +64,37 @@ export interface LedgerEntry {
   createdAt: Date;
 }
 
-export function createRequestActivities(deps: { db: Db; now?: () => Date }) {
+export function createRequestActivities(deps: { db: Db; now?: () => Date; load?: RouteLoad | undefined }) {
   const now = deps.now ?? (() => new Date());
   const requests = deps.db.collection<{ _id: string }>('requests');
   const ledger = deps.db.collection<LedgerEntry>('ledger');
   const registrations = deps.db.collection<{ _id: string; operator: string }>('node_registrations');
   const nodes = deps.db.collection<{ _id: string; reputation?: number; state?: NodeState }>('nodes');
 
-  return {
+  const activities = {
     async recordRequest(update: RequestUpdate): Promise<void> {
+      if (update.release) deps.load?.release(update.requestId);
       await requests.updateOne(
         { _id: update.requestId },
         { $set: { status: update.status, updatedAt: now(), ...update.fields }, $setOnInsert: { createdAt: now() } },
         { upsert: true },
       );
+    },
+
+    /**
+     * Everything after the answer, in one activity so that it costs one task, not five. Each
+     * step is idempotent on the request id, so a retry repeats none of them: the accrual finds
+     * its entry, the record is an upsert. The draw comes from the workflow, so a retry draws alike.
+     */
+    async settleRequest(input: SettleInput): Promise<SettleResult> {
+      deps.load?.release(input.requestId);
+      const accrual = await activities.accrueReward(input);
+      const standing = await activities.nodeStanding({ nodeId: input.nodeId });
+      // A node without a registered operator earns nothing and is not checked.
+      const sampled = accrual.operator !== undefined && !input.continued && input.draw < spotCheckRate(standing.state, standing.record);
+      const verification = sampled ? { status: 'pending' } : { status: 'not sampled', ...(input.continued ? { reason: 'continued after a failover' } : {}) };
+      await activities.recordRequest({ requestId: input.requestId, status: 'completed', fields: { ...input.fields, verification, accrual } });
+      return { accrual, sampled };
     },
 
     /**
@@ -115,6 +150,7 @@ export function createRequestActivities(deps: { db: Db; now?: () => Date }) {
       };
     },
   };
+  return activities;
 }
 
 export type RequestActivities = ReturnType<typeof createRequestActivities>;

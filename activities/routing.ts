@@ -3,6 +3,10 @@
  * heartbeat bucket, standing (state, reputation, latency) from the node actors' projection in
  * MongoDB, and only registered nodes whose heartbeat names their registered operator count.
  * Routing a spot check (`verify`) keeps only established verifiers (`domain/verifiers.ts`).
+ *
+ * It runs before a request's first token, so it reads no database per request: the control
+ * worker keeps the projection and the registrations in memory (`NodeDirectory`), and its own
+ * record of where it sent requests (`RouteLoad`), which the heartbeats cannot show yet.
  */
 import type { Db } from 'mongodb';
 import type { NodeRecord } from '../domain/reputation.ts';
@@ -11,6 +15,7 @@ import { rankCandidates, type Candidate, type RouteDecision } from '../domain/ro
 import { verifierIneligibility, verifierPolicy, type VerifierPolicy } from '../domain/verifiers.ts';
 import { getModel } from '../models/catalog.ts';
 import type { LiveNodes } from './live-nodes.ts';
+import { RefreshedView } from './refreshed-view.ts';
 
 export interface RouteInput {
   requestId: string;
@@ -31,7 +36,7 @@ interface NodeDoc {
   _id: string;
   state?: NodeState;
   reputation?: number;
-  record?: Partial<Pick<NodeRecord, 'latencyEmaMs' | 'verificationPasses' | 'verificationFailures'>>;
+  record?: Partial<Pick<NodeRecord, 'latencyEmaMs' | 'verificationPasses' | 'verificationFailures' | 'requestsServed'>>;
 }
 
 interface RegistrationDoc {
@@ -40,9 +45,101 @@ interface RegistrationDoc {
   modelHashes: Record<string, string>;
 }
 
+/** How often the control worker re-reads the projection and the registrations by default. */
+export const nodeDirectoryRefreshMs = 1_000;
+
+/**
+ * The node actors' projection and the registrations, in memory: re-read every `refreshMs`, and a
+ * node not seen yet (registered a moment ago) is read at once. A projection change (a
+ * suspension) reaches routing within `refreshMs`; the edge refuses a barred node's polls anyway.
+ * Not started, it reads through on every lookup.
+ */
+export class NodeDirectory extends RefreshedView {
+  private states = new Map<string, NodeDoc>();
+  private registrations = new Map<string, RegistrationDoc>();
+
+  constructor(private readonly db: Db) {
+    super();
+  }
+
+  override start(refreshMs = nodeDirectoryRefreshMs): Promise<this> {
+    return super.start(refreshMs);
+  }
+
+  protected async read(ids?: string[]): Promise<void> {
+    const filter = ids ? { _id: { $in: ids } } : {};
+    const [states, registrations] = await Promise.all([
+      this.db.collection<NodeDoc>('nodes').find(filter, { projection: { state: 1, reputation: 1, record: 1 } }).toArray(),
+      this.db.collection<RegistrationDoc>('node_registrations').find(filter, { projection: { operator: 1, modelHashes: 1 } }).toArray(),
+    ]);
+    if (!ids) {
+      this.states = new Map(states.map((d) => [d._id, d]));
+      this.registrations = new Map(registrations.map((d) => [d._id, d]));
+      return;
+    }
+    for (const d of states) this.states.set(d._id, d);
+    for (const d of registrations) this.registrations.set(d._id, d);
+  }
+
+  /** The standing and registration of each node, reading only those not in memory. */
+  async lookup(ids: string[]): Promise<{ states: Map<string, NodeDoc>; registrations: Map<string, RegistrationDoc> }> {
+    const missing = this.started ? ids.filter((id) => !this.registrations.has(id)) : ids;
+    if (missing.length) await this.read(missing);
+    return { states: this.states, registrations: this.registrations };
+  }
+}
+
+/**
+ * Where this control worker sent requests: the slots they take until the node's next heartbeat
+ * shows them (so a burst never lands on a node the heartbeat still calls free), and a decaying
+ * count of recent requests per node and model (so near-equal nodes share sequential traffic).
+ * A request is released when its answer is settled; one never released stops counting at the
+ * node's next heartbeat, which counts it itself.
+ */
+export class RouteLoad {
+  private readonly open = new Map<string, Map<string, number>>();
+  private readonly recentByKey = new Map<string, { count: number; at: number }>();
+
+  /** @param decayMs the time over which a recent request's weight falls to 1/e. */
+  constructor(private readonly decayMs = 60_000) {}
+
+  assign(requestId: string, modelId: string, nodeId: string, at: number): void {
+    let perNode = this.open.get(nodeId);
+    if (!perNode) this.open.set(nodeId, (perNode = new Map()));
+    perNode.set(requestId, at);
+    const key = `${modelId}\u0000${nodeId}`;
+    this.recentByKey.set(key, { count: this.recent(modelId, nodeId, at) + 1, at });
+  }
+
+  release(requestId: string): void {
+    for (const perNode of this.open.values()) if (perNode.delete(requestId)) return;
+  }
+
+  /** Requests sent to the node after `heartbeatAt` and not yet released; older ones are forgotten. */
+  since(nodeId: string, heartbeatAt: number): number {
+    const perNode = this.open.get(nodeId);
+    if (!perNode) return 0;
+    let n = 0;
+    for (const [requestId, at] of perNode) {
+      if (at > heartbeatAt) n++;
+      else perNode.delete(requestId);
+    }
+    return n;
+  }
+
+  recent(modelId: string, nodeId: string, now: number): number {
+    const r = this.recentByKey.get(`${modelId}\u0000${nodeId}`);
+    return r ? r.count * Math.exp(-Math.max(0, now - r.at) / this.decayMs) : 0;
+  }
+}
+
 export interface RoutingDeps {
   db: Db;
   liveNodes: LiveNodes;
+  /** The in-memory view; without one, every route reads MongoDB. */
+  directory?: NodeDirectory | undefined;
+  /** Where this worker sent requests; without one, only heartbeats tell load. */
+  load?: RouteLoad | undefined;
   now?: () => number;
   /** Who may verify; without it, no seed operators (only nodes with a record verify). */
   verifiers?: VerifierPolicy | undefined;
@@ -51,6 +148,7 @@ export interface RoutingDeps {
 export function createRoutingActivities(deps: RoutingDeps) {
   const now = deps.now ?? Date.now;
   const verifiers = deps.verifiers ?? verifierPolicy();
+  const directory = deps.directory ?? new NodeDirectory(deps.db);
   return {
     /** Whether the node's heartbeat is live in the bucket now: the node actor samples it for uptime. */
     async nodeLive(input: { nodeId: string }): Promise<boolean> {
@@ -63,12 +161,8 @@ export function createRoutingActivities(deps: RoutingDeps) {
       const live = deps.liveNodes.list(input.modelId);
       const ids = live.map((n) => n.heartbeat.nodeId);
       const claimant = input.verify?.claimantNodeId;
-      const [states, registrations] = await Promise.all([
-        deps.db.collection<NodeDoc>('nodes').find({ _id: { $in: ids } }).toArray(),
-        deps.db.collection<RegistrationDoc>('node_registrations').find({ _id: { $in: claimant === undefined ? ids : [...ids, claimant] } }).toArray(),
-      ]);
-      const stateOf = new Map(states.map((s) => [s._id, s]));
-      const registered = new Map(registrations.map((r) => [r._id, r]));
+      const { states: stateOf, registrations: registered } = await directory.lookup(claimant === undefined ? ids : [...ids, claimant]);
+      const at = now();
       const rejected: RouteDecision['rejected'] = [];
       const candidates: Candidate[] = [];
       for (const { heartbeat: h, receivedAt } of live) {
@@ -99,11 +193,16 @@ export function createRoutingActivities(deps: RoutingDeps) {
           contextSize: model.contextSize,
           maxParallel: h.maxParallel,
           inFlight: h.inFlight,
-          freeSlots: h.freeSlots,
+          // A node's idle poller on each model's shared queue holds one of its slots
+          // (workers/node/slots.ts): what its own queue can take now is that much less.
+          freeSlots: h.freeSlots - h.models.length,
           recentTokensPerSecond: h.recentTokensPerSecond,
           latencyMs: doc?.record?.latencyEmaMs ?? undefined, // null until the node's first measured request
           reputation: doc?.reputation ?? 0.5,
-          heartbeatAgeMs: now() - receivedAt,
+          heartbeatAgeMs: at - receivedAt,
+          assignedSinceHeartbeat: deps.load?.since(h.nodeId, receivedAt),
+          recentRequests: deps.load?.recent(input.modelId, h.nodeId, at),
+          requestsServed: doc?.record?.requestsServed ?? 0,
         });
       }
       const expected = getModel(input.modelId).sha256 ?? (claimant === undefined ? undefined : registered.get(claimant)?.modelHashes[input.modelId]);
@@ -115,7 +214,10 @@ export function createRoutingActivities(deps: RoutingDeps) {
         expectedModelHash: expected,
         excludeOperators: input.excludeOperators ?? [],
       });
-      return { ranked: decision.ranked, rejected: [...rejected, ...decision.rejected].slice(0, 20) };
+      // A spot check is not traffic: it neither takes from the balance nor is released.
+      const chosen = decision.ranked[0];
+      if (chosen && !input.verify) deps.load?.assign(input.requestId, input.modelId, chosen.nodeId, at);
+      return { ranked: decision.ranked, rejected: [...rejected, ...decision.rejected].slice(0, 20), busy: decision.busy };
     },
   };
 }

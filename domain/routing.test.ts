@@ -11,6 +11,7 @@ import {
   estimatePromptTokens,
   maxRejectedReported,
   messageOverheadTokens,
+  exploreShare,
   rankCandidates,
   spreadJitter,
 } from './routing.ts';
@@ -226,7 +227,53 @@ describe('rankCandidates: admission, limits, edge cases', () => {
   });
 
   it('handles empty input', () => {
-    expect(rankCandidates([], request())).toEqual({ ranked: [], rejected: [] });
+    expect(rankCandidates([], request())).toEqual({ ranked: [], rejected: [], busy: 0 });
+  });
+});
+
+describe('rankCandidates: fair routing (issue 12)', () => {
+  it('never ranks a node whose slots the router already filled since its heartbeat, and counts it busy', () => {
+    const decision = rankCandidates([node('n-full', { freeSlots: 2, assignedSinceHeartbeat: 2 }), node('n-room', { reputation: 0.1 })], request());
+    expect(decision.ranked.map((r) => r.nodeId)).toEqual(['n-room']);
+    expect(decision.rejected).toEqual([{ nodeId: 'n-full', why: 'no free slots (4/4 in flight)' }]);
+    expect(decision.busy).toBe(1);
+    expect(rankCandidates([node('a', { freeSlots: 0 }), node('b', { freeSlots: 1, assignedSinceHeartbeat: 1 })], request())).toMatchObject({ ranked: [], busy: 2 });
+  });
+
+  it('spreads sequential traffic between near-equal nodes by what each recently took', () => {
+    // A slightly better node: without the balance term it would win every request.
+    const better = node('n-better', { latencyMs: 150, recentTokensPerSecond: 600 });
+    const other = node('n-other');
+    const recent = { 'n-better': 0, 'n-other': 0 };
+    for (const requestId of requestIds(40)) {
+      for (const k of Object.keys(recent) as (keyof typeof recent)[]) recent[k] *= 0.9;
+      const chosen = rankCandidates([better, other].map((c) => ({ ...c, recentRequests: recent[c.nodeId as keyof typeof recent] })), request({ requestId })).ranked[0]!.nodeId;
+      recent[chosen as keyof typeof recent] += 1;
+    }
+    const counts = { 'n-better': 0, 'n-other': 0 };
+    const again = { 'n-better': 0, 'n-other': 0 };
+    for (const requestId of requestIds(40)) {
+      for (const k of Object.keys(again) as (keyof typeof again)[]) again[k] *= 0.9;
+      const chosen = rankCandidates([better, other].map((c) => ({ ...c, recentRequests: again[c.nodeId as keyof typeof again] })), request({ requestId })).ranked[0]!.nodeId as keyof typeof counts;
+      again[chosen] += 1;
+      counts[chosen]++;
+    }
+    expect(counts['n-better']).toBeGreaterThanOrEqual(10);
+    expect(counts['n-other']).toBeGreaterThanOrEqual(10);
+    expect(counts['n-better']).toBeGreaterThanOrEqual(counts['n-other']);
+  });
+
+  it('puts a node with no record first on a bounded share of requests', () => {
+    const established = node('n-old', { requestsServed: 500, reputation: 0.95 });
+    const fresh = node('n-new', { requestsServed: 0, state: 'probation', reputation: 0.5, latencyMs: undefined });
+    const ids = requestIds(1000);
+    const firstNew = ids.filter((requestId) => rankCandidates([established, fresh], request({ requestId })).ranked[0]!.nodeId === 'n-new').length;
+    expect(firstNew / ids.length).toBeGreaterThan(exploreShare * 0.7);
+    expect(firstNew / ids.length).toBeLessThan(exploreShare * 1.3);
+    expect(rankCandidates([established, fresh], request()).ranked.find((r) => r.nodeId === 'n-new')!.reason).toMatch(/no record yet/);
+    // Full, it is not explored.
+    const full = { ...fresh, freeSlots: 0 };
+    expect(ids.every((requestId) => rankCandidates([established, full], request({ requestId })).ranked[0]!.nodeId === 'n-old')).toBe(true);
   });
 });
 

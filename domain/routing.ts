@@ -42,6 +42,15 @@ export interface Candidate {
   reputation: number;
   /** now - heartbeat.at, computed by the caller (which owns the clock). */
   heartbeatAgeMs: number;
+  /**
+   * Requests this router sent the node since its last heartbeat, which cannot count them yet:
+   * they take slots the heartbeat still shows free. 0 when unknown.
+   */
+  assignedSinceHeartbeat?: number | undefined;
+  /** The router's recent requests for this model sent to the node (a decaying count); 0 when none. */
+  recentRequests?: number | undefined;
+  /** Requests the node has completed, from its record; 0 = no record yet (explored); undefined = not known. */
+  requestsServed?: number | undefined;
 }
 
 /** What the router needs to know about the request. */
@@ -73,6 +82,12 @@ export interface RankedCandidate {
 export interface RouteDecision {
   ranked: RankedCandidate[];
   rejected: { nodeId: string; why: string }[];
+  /**
+   * Candidates that passed every filter but had no free slot. When none is ranked and some are
+   * busy, the request waits in the model's shared queue (served in order by whichever node frees
+   * a slot first) rather than on one busy node's own queue.
+   */
+  busy: number;
 }
 
 /** Options for rankCandidates. */
@@ -103,6 +118,12 @@ export const maxRejectedReported = 20;
 //                                       slower, so they can build a record)
 //         - 0.15 if degraded           (kept as a fallback, but behind healthy nodes)
 //         + 0.04 * jitter in [0, 1)    (load spreading, see spreadJitter)
+//         + 0.30 * (capacity share - recent share)   (balance: a node that took more than its
+//                                       share of this router's recent requests, by slots, gives
+//                                       way; equal nodes alternate even under sequential traffic)
+//         + 1 for a node with no record, on an `exploreShare` of requests (exploration: a new
+//                                       node earns a record, and its operator rewards, without
+//                                       waiting for a burst; bounded, since it is still untested)
 //
 // The throughput and latency terms are saturating ratios x/(x+k) rather than logs or a
 // normalisation against the best candidate: they need no second pass over the set, they give
@@ -116,6 +137,9 @@ const wSlots = 0.25;
 const wThroughput = 0.15;
 const wLatency = 0.15;
 const wJitter = 0.04;
+const wBalance = 0.3;
+/** The share of requests on which a node with no record is put first (when it has a free slot). */
+export const exploreShare = 0.2;
 const probationPenalty = 0.05;
 const degradedPenalty = 0.15;
 /** tok/s at which the throughput term is 0.5. */
@@ -191,8 +215,13 @@ function unit(x: number): number {
   return x > 0 ? (x < 1 ? x : 1) : 0;
 }
 
+/** Free slots less the requests sent since the heartbeat that reported them. */
+function freeSlotsNow(c: Candidate): number {
+  return c.freeSlots - (c.assignedSinceHeartbeat ?? 0);
+}
+
 function slotFraction(c: Candidate): number {
-  return c.maxParallel > 0 ? unit(c.freeSlots / c.maxParallel) : 0;
+  return c.maxParallel > 0 ? unit(freeSlotsNow(c) / c.maxParallel) : 0;
 }
 
 function throughputTerm(tps: number): number {
@@ -223,6 +252,16 @@ function baseScore(c: Candidate): number {
   );
 }
 
+/**
+ * The balance term: positive for a node that had less than its share (by slots) of the
+ * router's recent requests, negative for one that had more; 0 before there is any history.
+ */
+function balanceTerm(c: Candidate, totals: { recent: number; slots: number }): number {
+  if (!(totals.recent > 0) || !(totals.slots > 0)) return 0;
+  const recent = c.recentRequests ?? 0;
+  return wBalance * (unit(c.maxParallel / totals.slots) - unit(recent / totals.recent));
+}
+
 /** Per-call constants of the hard filters, computed once rather than per candidate. */
 interface FilterContext {
   need: number;
@@ -248,7 +287,7 @@ function rejectCode(c: Candidate, f: FilterContext): number {
     return rModelHash;
   }
   if (!(c.contextSize >= f.need)) return rContext;
-  if (!(c.freeSlots > 0)) return rNoSlots;
+  if (!(freeSlotsNow(c) > 0)) return rNoSlots;
   return pass;
 }
 
@@ -269,7 +308,7 @@ function describeRejection(code: number, c: Candidate, request: RouteRequest, f:
     case rContext:
       return `context ${c.contextSize} tokens < ${request.promptTokens} prompt + ${request.maxTokens} max tokens`;
     case rNoSlots:
-      return `no free slots (${c.inFlight}/${c.maxParallel} in flight)`;
+      return `no free slots (${c.maxParallel - freeSlotsNow(c)}/${c.maxParallel} in flight)`;
     default:
       return 'rejected';
   }
@@ -279,7 +318,8 @@ function explain(c: Candidate): string {
   const tps = c.recentTokensPerSecond > 0 && c.recentTokensPerSecond < Infinity ? `${Math.round(c.recentTokensPerSecond)} tok/s` : 'tok/s unknown';
   const ttft = latencyKnown(c.latencyMs) ? `${Math.round(c.latencyMs)} ms ttft` : 'ttft unknown';
   const state = c.state === 'active' ? '' : `, ${c.state}`;
-  return `${c.freeSlots}/${c.maxParallel} slots free, ${tps}, reputation ${unit(c.reputation).toFixed(2)}, ${ttft}${state}`;
+  const explore = c.requestsServed === 0 ? ', no record yet' : '';
+  return `${freeSlotsNow(c)}/${c.maxParallel} slots free, ${tps}, reputation ${unit(c.reputation).toFixed(2)}, ${ttft}${state}${explore}`;
 }
 
 /** Strictly better: higher score, or on an exact tie the smaller node id (order-independent). */
@@ -320,6 +360,14 @@ export function rankCandidates(candidates: readonly Candidate[], request: RouteR
   };
   const seed = requestSeed(request.requestId);
   const rejected: RouteDecision['rejected'] = [];
+  let busy = 0;
+  // Exploration draws from the request id, like the jitter: a replay decides alike.
+  const explore = spreadJitter(request.requestId, '~explore') < exploreShare;
+  const totals = { recent: 0, slots: 0 };
+  for (const c of candidates) {
+    totals.recent += c.recentRequests ?? 0;
+    totals.slots += c.maxParallel > 0 ? c.maxParallel : 0;
+  }
 
   // Best-first window of the kept candidates: parallel arrays of candidate index and score.
   // For small limits it stays sorted by insertion (a new entry usually fails the one
@@ -332,11 +380,12 @@ export function rankCandidates(candidates: readonly Candidate[], request: RouteR
     const c = candidates[i]!;
     const code = rejectCode(c, filter);
     if (code !== pass) {
+      if (code === rNoSlots) busy++;
       if (rejected.length < maxRejectedReported) rejected.push({ nodeId: c.nodeId, why: describeRejection(code, c, request, filter) });
       continue;
     }
     if (limit === 0) continue;
-    const score = baseScore(c) + (wJitter * fmix32(fnv1a(seed, c.nodeId))) / 4294967296;
+    const score = baseScore(c) + balanceTerm(c, totals) + (explore && c.requestsServed === 0 ? 1 : 0) + (wJitter * fmix32(fnv1a(seed, c.nodeId))) / 4294967296;
     if (!windowed) {
       keptIndex.push(i);
       keptScore.push(score);
@@ -375,7 +424,7 @@ export function rankCandidates(candidates: readonly Candidate[], request: RouteR
     const c = candidates[keptIndex[k]!]!;
     return { nodeId: c.nodeId, operator: c.operator, score: keptScore[k]!, reason: explain(c) };
   });
-  return { ranked, rejected };
+  return { ranked, rejected, busy };
 }
 
 /**

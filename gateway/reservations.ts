@@ -7,12 +7,12 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
 import { workflowIds } from '../temporal.config.ts';
-import type { RequestOutcome } from '../workflows/request.ts';
+import type { RequestAnswer } from '../workflows/request.ts';
 import type { ApiKeys, RequestReservation } from './keys/keys.ts';
 
 /** How the request ended, as far as the settler knows. */
 export type RequestEnd =
-  | { kind: 'completed'; outcome: RequestOutcome }
+  | { kind: 'completed'; outcome: RequestAnswer }
   /** Cancelled by its client: charged its prompt and what it was sent (unknown: nothing). */
   | { kind: 'cancelled'; relayedTokens?: number }
   /** Failed, timed out, or never started: it costs nothing. */
@@ -95,7 +95,7 @@ async function requestEnd(temporal: Client, reservation: RequestReservation, now
   if (described.closeTime && now - described.closeTime.getTime() < graceMs) return undefined;
   switch (described.status.name) {
     case 'COMPLETED':
-      return { kind: 'completed', outcome: (await handle.result()) as RequestOutcome };
+      return { kind: 'completed', outcome: (await handle.result()) as RequestAnswer };
     case 'CANCELLED':
       return { kind: 'cancelled' };
     default:

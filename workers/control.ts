@@ -9,7 +9,7 @@ import type { Db } from 'mongodb';
 import { LiveNodes } from '../activities/live-nodes.ts';
 import { createNodeProjectionActivities } from '../activities/node-projection.ts';
 import { createRequestActivities } from '../activities/requests.ts';
-import { createRoutingActivities } from '../activities/routing.ts';
+import { createRoutingActivities, NodeDirectory, RouteLoad } from '../activities/routing.ts';
 import { createLedgerActivities } from '../activities/ledger.ts';
 import { createSettlementActivities, type SettlementDeps } from '../activities/settlement.ts';
 import { defaultEpochSchedule } from '../domain/emission.ts';
@@ -41,6 +41,9 @@ export interface ControlWorker {
 
 export async function startControlWorker(options: ControlWorkerOptions): Promise<ControlWorker> {
   const liveNodes = new LiveNodes(await nodesKv(options.nc));
+  // Routing reads these from memory, not MongoDB, on every request (issue 12).
+  const directory = await new NodeDirectory(options.db).start();
+  const load = new RouteLoad();
   const connection = await NativeConnection.connect({ address: options.temporal.address });
   const worker = await Worker.create({
     connection,
@@ -48,8 +51,8 @@ export async function startControlWorker(options: ControlWorkerOptions): Promise
     taskQueue: options.taskQueue ?? taskQueues.control,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
     activities: {
-      ...createRoutingActivities({ db: options.db, liveNodes, verifiers: verifierPolicy(options.seedVerifiers) }),
-      ...createRequestActivities({ db: options.db }),
+      ...createRoutingActivities({ db: options.db, liveNodes, directory, load, verifiers: verifierPolicy(options.seedVerifiers) }),
+      ...createRequestActivities({ db: options.db, load }),
       ...createNodeProjectionActivities(options.db),
       ...createLedgerActivities({ db: options.db }),
       ...createSettlementActivities({ schedule: defaultEpochSchedule, ...options.settlement, db: options.db }),
@@ -64,6 +67,7 @@ export async function startControlWorker(options: ControlWorkerOptions): Promise
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running.catch(() => {});
       liveNodes.stop();
+      directory.stop();
       await connection.close();
     },
   };

@@ -6,3 +6,4 @@ export { requestWorkflow } from './request.ts';
 export { nodeActorWorkflow } from './node-actor.ts';
 export { spotCheckWorkflow } from './spot-check.ts';
 export { settlementWorkflow, settlementTickWorkflow } from './settlement.ts';
+export { floorWorkflow } from './floor.ts';

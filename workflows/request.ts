@@ -9,13 +9,17 @@ import {
   isCancellation,
   ParentClosePolicy,
   proxyLocalActivities,
+  proxyActivities,
+  setHandler,
   sleep,
   startChild,
+  condition,
+  defineUpdate,
   patched,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RequestActivities } from '../activities/requests.ts';
+import type { RequestActivities, SettleResult } from '../activities/requests.ts';
 import type { RoutingActivities } from '../activities/routing.ts';
 import { inferErrors } from '../domain/failures.ts';
 import type { InferInput, InferResult } from '../domain/inference.ts';
@@ -24,11 +28,17 @@ import { controlRetry, searchAttributes, timeouts, workflowIds } from '../tempor
 import { runInference, type InferAttempt } from './inference.ts';
 import { requestOutcomeSignal } from './node-actor.ts';
 import { spotCheckWorkflow } from './spot-check.ts';
-import { spotCheckRate } from '../domain/sampling.ts';
 
 // Control steps are short, idempotent and run by the same worker as this workflow: as local
 // activities they skip a task-queue round trip through the server each (bench/gateway-latency.ts).
 const control = proxyLocalActivities<RoutingActivities & RequestActivities>({
+  startToCloseTimeout: timeouts.controlStartToClose,
+  retry: controlRetry,
+});
+
+// What follows the answer is one ordinary activity, not a local one: a local activity would hold
+// open the workflow task that carries the answer to the gateway until it finished.
+const after = proxyActivities<Pick<RequestActivities, 'settleRequest'>>({
   startToCloseTimeout: timeouts.controlStartToClose,
   retry: controlRetry,
 });
@@ -38,12 +48,25 @@ export interface RequestInput extends InferInput {
   promptTokensEstimate: number;
 }
 
-export interface RequestOutcome {
+/** What the client is answered with, as soon as the answer is complete and validated. */
+export interface RequestAnswer {
   result: InferResult;
   route: { chosen: RankedCandidate | undefined; ranked: RankedCandidate[] };
   attempts: InferAttempt[];
+}
+
+/** The workflow's result: the answer and what followed it. */
+export interface RequestOutcome extends RequestAnswer {
   accrual: { status: 'accrued' | 'skipped'; amount: string; reason?: string | undefined };
 }
+
+/**
+ * The answer, as soon as it is complete and validated: the gateway waits on this update rather
+ * than on the workflow's end, so accrual, scoring, the record and the spot-check draw, which
+ * follow in the same workflow (still exactly once, still durable), never delay the client.
+ * Fails when the request does; the workflow's own failure then says why.
+ */
+export const answerUpdate = defineUpdate<RequestAnswer>('answer');
 
 /** Tells a node's actor how an attempt went; a node without an actor (unregistered) is skipped. */
 async function reportOutcome(nodeId: string, requestId: string, ok: boolean, result?: InferResult): Promise<void> {
@@ -61,97 +84,33 @@ async function reportOutcome(nodeId: string, requestId: string, ok: boolean, res
 
 export async function requestWorkflow(input: RequestInput): Promise<RequestOutcome> {
   const { requestId } = input;
+  let answer: RequestAnswer | undefined;
+  let failed = false;
+  setHandler(answerUpdate, async () => {
+    await condition(() => answer !== undefined || failed);
+    if (answer) return answer;
+    throw ApplicationFailure.nonRetryable(`request ${requestId} failed`, 'REQUEST_FAILED');
+  });
   upsertSearchAttributes({ [searchAttributes.model.name]: [input.modelId] });
   try {
+    // Before the first token: the route (from the control worker's memory) and `infer`, nothing else.
     const decision = await control.route({
       requestId,
       modelId: input.modelId,
       promptTokens: input.promptTokensEstimate,
       maxTokens: input.sampling.maxTokens,
     });
-    if (!decision.ranked.length) {
+    // Every fitting node busy: no candidate, so the request waits in the model's shared queue.
+    if (!decision.ranked.length && !decision.busy) {
       const why = decision.rejected.length ? decision.rejected.map((r) => `${r.nodeId}: ${r.why}`).join('; ') : `no live node serves ${input.modelId}`;
       throw ApplicationFailure.nonRetryable(`no node can serve ${input.modelId} now (${why})`, inferErrors.noNode, decision.rejected);
     }
-    await control.recordRequest({ requestId, status: 'running', fields: { route: decision.ranked, rejected: decision.rejected } });
-
     const { result, attempts } = await runInference(input, decision.ranked.map((r) => r.nodeId));
     upsertSearchAttributes({ [searchAttributes.node.name]: [result.nodeId] });
-    const chosen = decision.ranked.find((r) => r.nodeId === result.nodeId);
-
-
-    // Score: every node that had a go at this request learns how it went; the accrual does
-    // not wait for those signals.
-    const failedNodes = attempts
-      .map((a) => (a.taskQueue.startsWith('node.') ? a.taskQueue.slice('node.'.length) : undefined))
-      .filter((n): n is string => n !== undefined && n !== result.nodeId);
-    // Paid for the tokens this node generated, counted from the validated answer rather than
-    // its own usage report; what an earlier, failed node delivered is not its work.
-    const newTokens = result.tokens.length - result.continuedFromTokens;
-    const [accrual] = await Promise.all([
-      control.accrueReward({ requestId, nodeId: result.nodeId, modelId: input.modelId, completionTokens: newTokens }),
-      reportOutcome(result.nodeId, requestId, true, result),
-      ...failedNodes.map((n) => reportOutcome(n, requestId, false)),
-    ]);
-    // Filterable by operator in the Temporal UI. Behind a patch: requests already running when
-    // this shipped replay without the command.
-    if (accrual.operator !== undefined && patched('operator-search-attribute')) {
-      upsertSearchAttributes({ [searchAttributes.operator.name]: [accrual.operator] });
-    }
-    // Spot check: drawn after the answer was delivered, from the workflow's server-seeded
-    // random, so the node could not know while serving. A node without a registered operator
-    // earns nothing and is not checked.
-    // An answer continued after a failover is not checked: its prefix is another node's work,
-    // and judging the finishing node on it could blame an honest node for a liar's tokens.
-    const standing = await control.nodeStanding({ nodeId: result.nodeId });
-    const sampled = accrual.operator !== undefined && result.continuedFromTokens === 0 && Math.random() < spotCheckRate(standing.state, standing.record);
-    await control.recordRequest({
-      requestId,
-      status: 'completed',
-      fields: {
-        nodeId: result.nodeId,
-        modelHash: result.modelHash,
-        routeReason: chosen?.reason ?? 'served from the shared model queue',
-        attempts,
-        usage: result.usage,
-        finishReason: result.finishReason,
-        timings: result.timings,
-        continuedFromTokens: result.continuedFromTokens,
-        verification: sampled ? { status: 'pending' } : { status: 'not sampled', ...(result.continuedFromTokens > 0 ? { reason: 'continued after a failover' } : {}) },
-        accrual,
-        workflowId: workflowInfo().workflowId,
-      },
-    });
-    if (sampled) {
-      // Not awaited, and left running when this workflow completes: the check never delays the answer.
-      await startChild(spotCheckWorkflow, {
-        workflowId: workflowIds.spotCheck(requestId),
-        parentClosePolicy: ParentClosePolicy.ABANDON,
-        workflowExecutionTimeout: timeouts.spotCheckExecution,
-        // The checked answer's model, node and operator, to find a node's or operator's checks.
-        searchAttributes: { [searchAttributes.model.name]: [input.modelId], [searchAttributes.node.name]: [result.nodeId], [searchAttributes.operator.name]: [accrual.operator!] },
-        args: [
-          {
-            claim: {
-              requestId,
-              nodeId: result.nodeId,
-              operator: accrual.operator!,
-              modelId: input.modelId,
-              modelHash: result.modelHash,
-              messages: input.messages,
-              prompt: input.prompt,
-              tools: input.tools,
-              sampling: input.sampling,
-              tokens: result.tokens,
-              finishReason: result.finishReason,
-            },
-            promptTokensEstimate: input.promptTokensEstimate,
-          },
-        ],
-      });
-    }
-    return { result, route: { chosen, ranked: decision.ranked }, attempts, accrual };
+    answer = { result, route: { chosen: decision.ranked.find((r) => r.nodeId === result.nodeId), ranked: decision.ranked }, attempts };
+    return { ...answer, accrual: await afterAnswer(input, answer, decision.rejected) };
   } catch (caught) {
+    failed = true;
     let err = caught;
     // The node stopped because the client went away. The gateway cancels this workflow too,
     // but the node's word can arrive first: wait a moment for the cancel, so the request ends
@@ -163,10 +122,90 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
         err = cancelled;
       }
     }
-    // Record how it ended even when cancelled: the record must not stay 'running'.
+    // Record how it ended even when cancelled: the record must not stay 'routing'.
     await CancellationScope.nonCancellable(() =>
-      control.recordRequest({ requestId, status: isCancellation(err) ? 'cancelled' : 'failed', fields: { error: (err as Error).message } }),
+      control.recordRequest({ requestId, status: isCancellation(err) ? 'cancelled' : 'failed', fields: { error: (err as Error).message }, release: true }),
     );
     throw err;
   }
+}
+
+/**
+ * After the answer: score every node that had a go, accrue, record, draw the spot check, in one
+ * activity and the commands it leads to. Exactly once: the accrual is keyed by the request id
+ * and the signals by it too.
+ */
+async function afterAnswer(input: RequestInput, answer: RequestAnswer, rejected: { nodeId: string; why: string }[]): Promise<RequestOutcome['accrual']> {
+  const { requestId } = input;
+  const { result, attempts } = answer;
+  // Only a node that failed the request is told so: one that timed out before starting it was
+  // busy or gone (its heartbeat tells which), and busy is not failing.
+  const failedNodes = attempts
+    .filter((a) => a.outcome === 'failed' && a.taskQueue.startsWith('node.'))
+    .map((a) => a.taskQueue.slice('node.'.length))
+    .filter((n) => n !== result.nodeId);
+  const signals = [reportOutcome(result.nodeId, requestId, true, result), ...failedNodes.map((n) => reportOutcome(n, requestId, false))];
+  const settled: SettleResult = await after.settleRequest({
+    requestId,
+    nodeId: result.nodeId,
+    modelId: input.modelId,
+    // Paid for the tokens this node generated, counted from the validated answer rather than
+    // its own usage report; what an earlier, failed node delivered is not its work.
+    completionTokens: result.tokens.length - result.continuedFromTokens,
+    // The spot-check draw: from the workflow's server-seeded random, after the answer was
+    // delivered, so the node could not know while serving.
+    draw: Math.random(),
+    continued: result.continuedFromTokens > 0,
+    fields: {
+      nodeId: result.nodeId,
+      modelHash: result.modelHash,
+      route: answer.route.ranked,
+      rejected,
+      routeReason: answer.route.chosen?.reason ?? 'served from the shared model queue',
+      attempts,
+      usage: result.usage,
+      finishReason: result.finishReason,
+      timings: result.timings,
+      continuedFromTokens: result.continuedFromTokens,
+      workflowId: workflowInfo().workflowId,
+    },
+  });
+  const { accrual } = settled;
+  // Filterable by operator in the Temporal UI. Behind a patch: requests already running when
+  // this shipped replay without the command.
+  if (accrual.operator !== undefined && patched('operator-search-attribute')) {
+    upsertSearchAttributes({ [searchAttributes.operator.name]: [accrual.operator] });
+  }
+  if (settled.sampled && accrual.operator !== undefined) await startSpotCheck(input, result, accrual.operator);
+  await Promise.all(signals);
+  return accrual;
+}
+
+/** Not awaited beyond its start, and left running when this workflow completes: the check never delays anything. */
+async function startSpotCheck(input: RequestInput, result: InferResult, operator: string): Promise<void> {
+  await startChild(spotCheckWorkflow, {
+    workflowId: workflowIds.spotCheck(input.requestId),
+    parentClosePolicy: ParentClosePolicy.ABANDON,
+    workflowExecutionTimeout: timeouts.spotCheckExecution,
+    // The checked answer's model, node and operator, to find a node's or operator's checks.
+    searchAttributes: { [searchAttributes.model.name]: [input.modelId], [searchAttributes.node.name]: [result.nodeId], [searchAttributes.operator.name]: [operator] },
+    args: [
+      {
+        claim: {
+          requestId: input.requestId,
+          nodeId: result.nodeId,
+          operator,
+          modelId: input.modelId,
+          modelHash: result.modelHash,
+          messages: input.messages,
+          prompt: input.prompt,
+          tools: input.tools,
+          sampling: input.sampling,
+          tokens: result.tokens,
+          finishReason: result.finishReason,
+        },
+        promptTokensEstimate: input.promptTokensEstimate,
+      },
+    ],
+  });
 }

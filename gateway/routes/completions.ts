@@ -15,7 +15,7 @@ import { cancelSubject, tokenSubject } from '../../domain/inference.ts';
 import { estimateChatPromptTokens, estimatePromptTokens } from '../../domain/routing.ts';
 import { getModel } from '../../models/catalog.ts';
 import { timeouts, workflowIds } from '../../temporal.config.ts';
-import { requestWorkflow, type RequestInput, type RequestOutcome } from '../../workflows/request.ts';
+import { answerUpdate, requestWorkflow, type RequestAnswer as RequestOutcome, type RequestInput } from '../../workflows/request.ts';
 import { keyOf, requireKey } from '../auth.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
@@ -302,7 +302,9 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
         });
       deps.metrics.requests.inc({ model, outcome: 'cancelled' });
     });
-    const result = handleWf.result();
+    // The answer, not the workflow's end: what follows it (accrual, record, spot check) must not
+    // delay the client. Where the update fails, the workflow's own end says why.
+    const result: Promise<RequestOutcome> = handleWf.executeUpdate(answerUpdate).catch(() => handleWf.result());
 
     if (!relay) {
       let outcome: RequestOutcome;
