@@ -85,4 +85,22 @@ describe('LiveNodes', () => {
     expect(v.list().map((n) => n.heartbeat.nodeId)).toEqual(['node-g']);
     expect(v.rejected).toBe(2);
   });
+
+  it('keeps trying when its watch cannot start, and follows the bucket once it answers', async () => {
+    const name = unique('live').replace(/-/g, '_');
+    const kvm = new Kvm(nc);
+    const kv = await kvm.create(name, { ttl: heartbeatTtlMs, history: 1 });
+    // JetStream cannot serve the watch (here: the stream behind the bucket is gone; in the field:
+    // NATS just started, or hung). Nothing may crash: an unhandled rejection fails this file.
+    await kv.destroy();
+    const v = new LiveNodes(kv, Date.now, 100);
+    views.push(v);
+    await expect.poll(() => v.rewatches, { timeout: 10_000 }).toBeGreaterThan(1);
+    expect(v.list()).toEqual([]);
+    // The bucket is back: the view follows it.
+    const again = await kvm.create(name, { ttl: heartbeatTtlMs, history: 1 });
+    await again.put('node-i', JSON.stringify(heartbeat('node-i')));
+    await expect.poll(() => v.get('node-i')?.heartbeat.nodeId, { timeout: 10_000 }).toBe('node-i');
+    await v.whenReady();
+  });
 });

@@ -13,59 +13,71 @@ export interface LiveNode {
 
 export class LiveNodes {
   private readonly nodes = new Map<string, LiveNode>();
+  private stopped = false;
   private stopWatch: (() => void) | undefined;
   private readonly ready: Promise<void>;
+  private markReady!: () => void;
   rejected = 0;
-  /** Why the watch ended early, if it did (NATS gone): the view then empties as entries age out. */
+  /** Watches that failed or ended and were started again (NATS or JetStream away, slow or restarted). */
+  rewatches = 0;
+  /** Why the last watch failed, if one did. */
   watchFailure: unknown;
   private accept: (nodeId: string) => boolean = () => true;
 
   constructor(
     private readonly kv: KV,
     private readonly now: () => number = Date.now,
+    private readonly retryMs = 1_000,
   ) {
-    this.ready = this.watch();
+    this.ready = new Promise<void>((r) => (this.markReady = r));
+    // The replay of the bucket's current entries ends with the entry whose `delta` is 0; an
+    // empty bucket sends nothing, so after one heartbeat interval the view is complete anyway.
+    const fallback = setTimeout(() => this.markReady(), heartbeatIntervalMs + 1_000);
+    fallback.unref();
+    void this.keepWatching().finally(() => clearTimeout(fallback));
   }
 
-  private async watch(): Promise<void> {
-    let markReady!: () => void;
-    const initial = new Promise<void>((r) => (markReady = r));
-    const watcher = await this.kv.watch();
-    // The replay of the bucket's current entries ends with the entry whose `delta` (entries
-    // still pending) is 0. That entry is flagged `isUpdate` by the library (it counts the last
-    // replayed entry as the first update), so `delta` alone decides. An empty bucket sends
-    // nothing; and entries that expire by TTL during the replay never arrive: every live node
-    // writes again within one heartbeat interval, so after that the view is complete anyway.
-    const fallback = setTimeout(markReady, heartbeatIntervalMs + 1_000);
-    fallback.unref();
-    this.stopWatch = () => {
-      clearTimeout(fallback);
-      watcher.stop();
-    };
-    if ((await this.kv.status()).values === 0) markReady();
-    // The watch runs for the life of this view (stop() ends it), beside whoever awaits `initial`.
-    // Should it fail, entries age out by receive time, so the view empties rather than lies; the
-    // failure is kept instead of crashing the process as an unhandled rejection.
-    void (async () => {
-      for await (const entry of watcher) {
-        if (entry.delta === 0) markReady();
-        if (entry.operation !== 'PUT') {
-          this.nodes.delete(entry.key);
-          continue;
-        }
-        // Nodes are untrusted: an entry that does not parse, or claims another node's key, is ignored.
-        const parsed = heartbeatSchema.safeParse(entry.json());
-        if (!parsed.success || parsed.data.nodeId !== entry.key) {
-          this.rejected++;
-          continue;
-        }
-        this.nodes.set(entry.key, { heartbeat: parsed.data, receivedAt: this.now() });
+  /**
+   * Watches the bucket until stopped. A watch that cannot start (JetStream not answering yet)
+   * or that ends (NATS restarted, a server that hung) is started again: this view is what the
+   * router and the gateway route by, and a process must neither crash nor route by a view that
+   * stopped moving. Entries seen before stay and age out by receive time meanwhile.
+   */
+  private async keepWatching(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.watchOnce();
+      } catch (err) {
+        // Tried again below.
+        this.watchFailure = err;
       }
-    })().catch((err: unknown) => {
-      this.watchFailure = err;
-      markReady();
-    });
-    await initial;
+      if (this.stopped) return;
+      this.rewatches++;
+      await new Promise((r) => setTimeout(r, this.retryMs).unref());
+    }
+  }
+
+  private async watchOnce(): Promise<void> {
+    const watcher = await this.kv.watch();
+    if (this.stopped) return watcher.stop();
+    this.stopWatch = () => watcher.stop();
+    // The replayed entry with delta 0 is flagged `isUpdate` by the library (it counts the last
+    // replayed entry as the first update), so `delta` alone decides.
+    if ((await this.kv.status()).values === 0) this.markReady();
+    for await (const entry of watcher) {
+      if (entry.delta === 0) this.markReady();
+      if (entry.operation !== 'PUT') {
+        this.nodes.delete(entry.key);
+        continue;
+      }
+      // Nodes are untrusted: an entry that does not parse, or claims another node's key, is ignored.
+      const parsed = heartbeatSchema.safeParse(entry.json());
+      if (!parsed.success || parsed.data.nodeId !== entry.key) {
+        this.rejected++;
+        continue;
+      }
+      this.nodes.set(entry.key, { heartbeat: parsed.data, receivedAt: this.now() });
+    }
   }
 
   /** Lists only nodes this predicate accepts (the gateway: registered nodes). */
@@ -99,6 +111,7 @@ export class LiveNodes {
   }
 
   stop(): void {
+    this.stopped = true;
     this.stopWatch?.();
   }
 }
