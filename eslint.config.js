@@ -85,6 +85,11 @@ export default defineConfig(
     languageOptions: { globals: globals.node },
   },
   {
+    // The status pages' one browser script; uPlot is loaded before it by a <script> tag.
+    files: ['gateway/status/assets/**/*.js'],
+    languageOptions: { globals: { ...globals.browser, uPlot: 'readonly' } },
+  },
+  {
     files: tsFiles,
     ignores: testFiles,
     rules: {

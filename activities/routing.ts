@@ -105,7 +105,7 @@ export class RouteLoad {
 
   assign(requestId: string, modelId: string, nodeId: string, at: number): void {
     let perNode = this.open.get(nodeId);
-    if (!perNode) this.open.set(nodeId, (perNode = new Map()));
+    if (!perNode) this.open.set(nodeId, (perNode = new Map<string, number>()));
     perNode.set(requestId, at);
     const key = `${modelId}\u0000${nodeId}`;
     this.recentByKey.set(key, { count: this.recent(modelId, nodeId, at) + 1, at });

@@ -221,9 +221,9 @@ async function startBenchNode(edge: string): Promise<ChildProcess> {
   const node = spawn(process.execPath, [fileURLToPath(new URL('../bin/gitblock-node.mjs', import.meta.url)), ...args], { env: { ...process.env, GITBLOCK_NODE_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
-    const onData = (d: Buffer) => (out += d) && /serving .* through the edge/.test(out) && resolve();
-    node.stdout!.on('data', onData);
-    node.stderr!.on('data', onData);
+    const onData = (d: Buffer) => (out += d.toString()) && /serving .* through the edge/.test(out) && resolve();
+    node.stdout.on('data', onData);
+    node.stderr.on('data', onData);
     node.once('exit', (c) => reject(new Error(`node exited ${c}: ${out}`)));
   });
   await new Promise((r) => setTimeout(r, 6000)); // the gateway's views of registrations (5 s) and heartbeats catch up

@@ -106,7 +106,7 @@ export class RequestSeriesView {
       t: count.map((_, i) => (first + i * seriesStepMs) / 1000),
       requestsPerMinute: count,
       tokensPerSecond: tokens.map((n) => Math.round((n / (seriesStepMs / 1000)) * 100) / 100),
-      ttftMs: ttft.map((sum, i) => (count[i] ? Math.round(sum / count[i]!) : null)),
+      ttftMs: ttft.map((sum, i) => (count[i] ? Math.round(sum / count[i]) : null)),
     };
   }
 }
