@@ -48,8 +48,8 @@ export const nodeRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (a
    * operator), best reputation first. Public, like the chain.
    */
   const query = z.object({
-    model: z.string().regex(/^[\w.-]{1,64}$/, 'a model id such as gitblock-tiny').optional(),
-    operator: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'an address, 0x and 40 hex digits').optional(),
+    model: z.string({ error: 'model must be one model id' }).regex(/^[\w.-]{1,64}$/, 'model must be a model id such as gitblock-tiny').optional(),
+    operator: z.string({ error: 'operator must be an address (one), 0x and 40 hex digits' }).regex(/^0x[0-9a-fA-F]{40}$/, 'operator must be an address, 0x and 40 hex digits').optional(),
   });
   const list = z.object({ object: z.literal('list'), data: z.array(nodeView) });
   app.get('/v1/nodes', { schema: { tags: ['nodes'], summary: "Every node's standing", querystring: query, response: { 200: list, ...errorResponses() } } }, async (request) => {
