@@ -11,6 +11,7 @@ import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Sampling } from '../domain/inference.ts';
 import { ApiError, errorHandler } from '../gateway/errors.ts';
 import { messagesOf, samplingOf } from '../gateway/openai-request.ts';
@@ -73,6 +74,9 @@ export async function startPlainServer(opts: PlainServerOptions): Promise<PlainS
   const engine = await ModelEngine.load(compute.llama, { modelId, modelPath: opts.modelPath, contextSize: opts.contextSize ?? 2048, sequences: slotCount, threads: opts.threads ?? 0 });
   const slots = new Slots(slotCount);
   const app = Fastify({ bodyLimit: gatewayLimits.bodyBytes });
+  // Bodies are checked by the gateway's own zod schemas, as the gateway checks them.
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(errorHandler);
 
   app.get('/v1/models', async () => ({ object: 'list', data: [{ id: modelId, object: 'model', created: 0, owned_by: 'plain-server' }] }));

@@ -147,7 +147,11 @@ export type ResponseFormatBody = NonNullable<ChatCompletionBody['response_format
 
 const usage = z.object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int(), total_tokens: z.number().int() });
 /** Which node served the request and why: the network's receipt, under `gitblock`. */
-const receipt = z.object({ request_id: z.string(), node_id: z.string(), route_reason: z.string(), model_hash: z.string() });
+const receipt = z.union([
+  z.object({ request_id: z.string(), node_id: z.string(), route_reason: z.string(), model_hash: z.string() }),
+  // Answered by the fallback provider (gateway/fallback.ts): no node served it.
+  z.object({ request_id: z.string(), served_by: z.literal('fallback'), node_id: z.null() }),
+]);
 const finishReason = z.enum(['stop', 'length', 'tool_calls']).nullable();
 const answer = { id: z.string(), created: z.number().int(), model: z.string(), system_fingerprint: z.string(), usage, gitblock: receipt };
 
