@@ -48,7 +48,11 @@ export async function statusPages(app: FastifyInstance, options: StatusPagesOpti
   const { deps } = options;
   const schedule = options.schedule ?? defaultEpochSchedule;
   const now = deps.now ?? Date.now;
-  await Promise.all([ensureNodeHistoryIndexes(deps.db), ensureSeriesIndexes(deps.db), deps.db.collection('requests').createIndex({ nodeId: 1, updatedAt: -1 })]);
+  // Not awaited: the indexes only make the pages fast, and a gateway must start (and answer 503s)
+  // while MongoDB is away; they are made once it is back and the gateway restarts.
+  void Promise.all([ensureNodeHistoryIndexes(deps.db), ensureSeriesIndexes(deps.db), deps.db.collection('requests').createIndex({ nodeId: 1, updatedAt: -1 })]).catch((err: unknown) =>
+    app.log.warn({ err }, 'status pages: indexes not made now'),
+  );
   const network = createNetworkStatus(deps, schedule);
   const files = new Map(Object.entries(assets).map(([name, a]) => [name, { body: readFileSync(a.path), type: a.type }]));
 
