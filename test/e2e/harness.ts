@@ -17,6 +17,7 @@ import { connectMongo, type MongoHandle } from '../../connections/mongo.ts';
 import { connectNats } from '../../connections/nats.ts';
 import { ensureTokenStream, nodesKv } from '../../connections/streams.ts';
 import { connectTemporalClient } from '../../connections/temporal.ts';
+import { nodeDirectoryRefreshMs } from '../../activities/routing.ts';
 import { buildApp } from '../../gateway/app.ts';
 import type { GatewayDeps } from '../../gateway/deps.ts';
 import { ApiKeys, type KeyPolicy } from '../../gateway/keys/keys.ts';
@@ -157,7 +158,12 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
       const deadline = Date.now() + 20_000;
       for (;;) {
         const doc = await mongo.db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId });
-        if (doc?.state === 'active' && doc.record.verificationPasses >= passes) return;
+        if (doc?.state === 'active' && doc.record.verificationPasses >= passes) {
+          // Routing and verifier choice read the projection from the control worker's memory,
+          // re-read every nodeDirectoryRefreshMs (activities/routing.ts): let it catch up.
+          await new Promise((r) => setTimeout(r, 2 * nodeDirectoryRefreshMs));
+          return;
+        }
         if (Date.now() > deadline) throw new Error(`node ${nodeId} not projected as established in 20 s: ${JSON.stringify(doc?.state)}`);
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -56,11 +56,13 @@ describe('rewards for served requests', () => {
     // Once a node is measured, the router may prefer it to a node it knows nothing about; if
     // one operator has served everything, its node stops (gracefully) and the other serves.
     for (let batch = 0; batch < 6; batch++) {
-      await Promise.all(
+      const answers = await Promise.all(
         Array.from({ length: 4 }, (_, i) =>
           client.chat.completions.create({ model: 'gitblock-tiny', messages: [{ role: 'user', content: `Say something about the number ${batch * 4 + i}.` }], max_tokens: 12, temperature: 0 }),
         ),
       );
+      // The answer comes before its accrual (issue 12): wait for each request's workflow to end.
+      await Promise.all(answers.map((a) => net.temporal.workflow.getHandle(workflowIds.request(a.id.replace('chatcmpl-', ''))).result()));
       const counts = await Promise.all(operators.map((op) => accruedBy(op.address)));
       if (batch >= 1 && counts.every((c) => c.requests > 0)) break;
       if (counts.every((c) => c.requests > 0)) continue;
