@@ -22,6 +22,7 @@ import type { Config } from '../../../config/env.ts';
 import { revertName, shortError } from '../../../activities/settlement-chain.ts';
 import { gbtAbi, rewardsDistributorAbi } from '../../../contracts/artifacts/index.ts';
 import { verifyRewardClaim } from '../../../contracts/merkle.ts';
+import { rewardsViewSchema } from '../../../domain/rewards-view.ts';
 import { callGateway, gatewayUrl, operatorAccount } from './gateway.ts';
 
 export interface RewardsFlags {
@@ -36,37 +37,13 @@ export interface ClaimFlags {
   rpc?: string;
 }
 
-const hex = z.string().regex(/^0x[0-9a-fA-F]*$/);
-const amount = z.string().regex(/^\d{1,78}$/);
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/);
-const rewardsSchema = z.object({
-  operator: address,
-  accrued: z.object({ amount, requests: z.number().int().min(0) }),
-  settling: amount,
-  settled: amount,
-  claimable: amount,
-  claimed: amount,
-  epochs: z.array(
-    z.object({
-      epoch: z.number().int().min(0),
-      status: z.enum(['settling', 'claimable', 'claimed', 'settled']),
-      amount,
-      accrued: amount,
-      root: hex,
-      proof: z.array(hex).optional(),
-      distributor: address.optional(),
-      chainId: z.number().int().positive().optional(),
-      postTx: hex.optional(),
-    }),
-  ),
-});
-export type Rewards = z.infer<typeof rewardsSchema>;
+export type Rewards = z.infer<typeof rewardsViewSchema>;
 
 const gbt = (value: string | bigint) => `${formatUnits(BigInt(value), 18)} GBT`;
 
 /** GET /v1/rewards/<operator> from the gateway, validated. */
 export async function fetchRewards(gateway: string, operator: Address, fetchImpl: typeof fetch = fetch): Promise<Rewards> {
-  const parsed = rewardsSchema.safeParse(await callGateway(gateway, `/v1/rewards/${operator}`, { fetchImpl }));
+  const parsed = rewardsViewSchema.safeParse(await callGateway(gateway, `/v1/rewards/${operator}`, { fetchImpl }));
   if (!parsed.success) throw new Error(`the gateway at ${gateway} sent an unexpected rewards body: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   return parsed.data;
 }
