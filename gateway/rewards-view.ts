@@ -10,6 +10,7 @@ import { epochsCollection, proofsCollection, type EpochDoc } from '../activities
 import { rewardsDistributorAbi } from '../contracts/artifacts/index.ts';
 import type { EpochStatus } from '../domain/settlement.ts';
 import type { GatewayDeps } from './deps.ts';
+import { RefreshedByKey } from './refreshed.ts';
 
 /** One epoch's reward for an operator, as the API shows it. Amounts are decimal strings of GBT base units. */
 export interface RewardEpoch {
@@ -52,14 +53,25 @@ export async function operatorRewards(deps: Pick<GatewayDeps, 'db' | 'chain'>, o
   const proofs = proofsCollection(deps.db);
 
   const byEpoch = new Map<number, EpochDoc>();
-  for await (const doc of epochs.find({})) byEpoch.set(doc._id, doc);
-
-  const forms = [operator, operator.toLowerCase()];
+  // One equality filter per spelling, not `$in`: FerretDB evaluates plain equalities in SQLite
+  // and decodes only the matches, where `$in` has it decode every document of the collection.
+  const forms = [...new Set([operator, operator.toLowerCase()])];
   const epochOf = new Map<string, number>();
-  for await (const a of assignments.find({ operator: { $in: forms } }, { projection: { _id: 1, epoch: 1 } })) epochOf.set(a._id, a.epoch);
+  const entries: { _id: string; amount: string }[] = [];
+  await Promise.all([
+    (async () => {
+      for await (const doc of epochs.find({})) byEpoch.set(doc._id, doc);
+    })(),
+    ...forms.map(async (form) => {
+      for await (const a of assignments.find({ operator: form }, { projection: { _id: 1, epoch: 1 } })) epochOf.set(a._id, a.epoch);
+    }),
+    ...forms.map(async (form) => {
+      for await (const entry of ledger.find({ operator: form, status: 'accrued' }, { projection: { _id: 1, amount: 1 } })) entries.push(entry);
+    }),
+  ]);
   let accrued = 0n;
   let requests = 0;
-  for await (const entry of ledger.find({ operator: { $in: forms }, status: 'accrued' }, { projection: { _id: 1, amount: 1 } })) {
+  for (const entry of entries) {
     const epoch = epochOf.get(entry._id);
     const status = epoch === undefined ? undefined : byEpoch.get(epoch)?.status;
     // Only pay not yet fixed: later statuses show up per epoch below (or paid nothing).
@@ -116,4 +128,29 @@ export async function operatorRewards(deps: Pick<GatewayDeps, 'db' | 'chain'>, o
     claimed: sum(['claimed']),
     epochs: rows,
   };
+}
+
+/**
+ * One gateway's operator rewards, computed by `operatorRewards` and shared by `GET
+ * /v1/rewards/<operator>` and the operator's status page (one source, not a second
+ * computation). The JSON is computed on every call (an operator who has just claimed must see
+ * it); the page shows the latest computation, a few seconds old at most, and computes anew in
+ * the background: on FerretDB each computation scans the ledger, seconds under load.
+ */
+export class RewardsViews {
+  private readonly cache: RefreshedByKey<Address, RewardsView>;
+
+  constructor(deps: Pick<GatewayDeps, 'db' | 'chain' | 'now'>, log: Pick<FastifyBaseLogger, 'warn'>, maxAgeMs = 5_000) {
+    this.cache = new RefreshedByKey((operator) => operatorRewards(deps, operator, log), maxAgeMs, 10_000, deps.now);
+  }
+
+  /** Computed now (and kept for the page). `operator` checksummed. */
+  fresh(operator: Address): Promise<RewardsView> {
+    return this.cache.fresh(operator);
+  }
+
+  /** The latest computation, recomputed in the background when older than a few seconds. */
+  recent(operator: Address): Promise<RewardsView> {
+    return this.cache.get(operator);
+  }
 }
