@@ -6,7 +6,8 @@
  */
 export class Refreshed<T> {
   private value: T | undefined;
-  private readAt = 0;
+  /** When the read that produced `value` started. */
+  private startedAt = 0;
   private reading: Promise<T> | undefined;
 
   constructor(
@@ -17,24 +18,36 @@ export class Refreshed<T> {
 
   /** The value held, re-read in the background when older than `maxAgeMs`; the first call waits for the read. */
   async get(): Promise<T> {
-    if (this.value !== undefined && this.now() - this.readAt > this.maxAgeMs) void this.refresh().catch(() => {});
+    if (this.value !== undefined && this.now() - this.startedAt > this.maxAgeMs) void this.refresh().catch(() => {});
     return this.value ?? this.refresh();
   }
 
-  /** Reads now and keeps what it read (a caller that must see its own writes); concurrent callers share a read. */
-  fresh(): Promise<T> {
-    return this.refresh();
+  /**
+   * Reads now, never joining a read already under way (it may have started before the caller's
+   * own write), and keeps what it read unless a read started later has already landed.
+   */
+  async fresh(): Promise<T> {
+    const startedAt = this.now();
+    const v = await this.read();
+    this.keep(v, startedAt);
+    return v;
   }
 
   private refresh(): Promise<T> {
+    const startedAt = this.now();
     this.reading ??= this.read()
       .then((v) => {
-        this.value = v;
-        this.readAt = this.now();
+        this.keep(v, startedAt);
         return v;
       })
       .finally(() => (this.reading = undefined));
     return this.reading;
+  }
+
+  private keep(v: T, startedAt: number): void {
+    if (this.value !== undefined && startedAt < this.startedAt) return;
+    this.value = v;
+    this.startedAt = startedAt;
   }
 }
 

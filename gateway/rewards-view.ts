@@ -53,25 +53,14 @@ export async function operatorRewards(deps: Pick<GatewayDeps, 'db' | 'chain'>, o
   const proofs = proofsCollection(deps.db);
 
   const byEpoch = new Map<number, EpochDoc>();
-  // One equality filter per spelling, not `$in`: FerretDB evaluates plain equalities in SQLite
-  // and decodes only the matches, where `$in` has it decode every document of the collection.
-  const forms = [...new Set([operator, operator.toLowerCase()])];
+  for await (const doc of epochs.find({})) byEpoch.set(doc._id, doc);
+
+  const forms = [operator, operator.toLowerCase()];
   const epochOf = new Map<string, number>();
-  const entries: { _id: string; amount: string }[] = [];
-  await Promise.all([
-    (async () => {
-      for await (const doc of epochs.find({})) byEpoch.set(doc._id, doc);
-    })(),
-    ...forms.map(async (form) => {
-      for await (const a of assignments.find({ operator: form }, { projection: { _id: 1, epoch: 1 } })) epochOf.set(a._id, a.epoch);
-    }),
-    ...forms.map(async (form) => {
-      for await (const entry of ledger.find({ operator: form, status: 'accrued' }, { projection: { _id: 1, amount: 1 } })) entries.push(entry);
-    }),
-  ]);
+  for await (const a of assignments.find({ operator: { $in: forms } }, { projection: { _id: 1, epoch: 1 } })) epochOf.set(a._id, a.epoch);
   let accrued = 0n;
   let requests = 0;
-  for (const entry of entries) {
+  for await (const entry of ledger.find({ operator: { $in: forms }, status: 'accrued' }, { projection: { _id: 1, amount: 1 } })) {
     const epoch = epochOf.get(entry._id);
     const status = epoch === undefined ? undefined : byEpoch.get(epoch)?.status;
     // Only pay not yet fixed: later statuses show up per epoch below (or paid nothing).
