@@ -106,8 +106,15 @@ export class LiveNodes {
     return out;
   }
 
+  /** One live node: a lookup, not a listing (a page of 1,000 nodes asks once per node). */
   get(nodeId: string): LiveNode | undefined {
-    return this.list().find((n) => n.heartbeat.nodeId === nodeId);
+    const node = this.nodes.get(nodeId);
+    if (!node || !this.accept(nodeId)) return undefined;
+    if (node.receivedAt < this.now() - heartbeatTtlMs) {
+      this.nodes.delete(nodeId);
+      return undefined;
+    }
+    return node;
   }
 
   stop(): void {

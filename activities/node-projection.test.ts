@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMongo, type MongoHandle } from '../connections/mongo.ts';
 import { newNodeRecord } from '../domain/reputation.ts';
 import { stack, unique } from '../test/helpers.ts';
-import { createNodeProjectionActivities, nodeHistoryBucketMs, nodeHistoryCollection, nodesCollection, type NodeDocument, type NodeHistoryPoint, type NodeSnapshot } from './node-projection.ts';
+import { createNodeProjectionActivities, nodeHistoryBucketMs, nodeHistoryCollection, nodesCollection, readNodeHistory, type NodeDocument, type NodeHistoryDay, type NodeSnapshot } from './node-projection.ts';
 
 let mongo: MongoHandle;
 beforeAll(async () => {
@@ -49,7 +49,6 @@ describe('projectNodeState', () => {
 
   it('keeps one history point per bucket, the newest applied snapshot in it; a stale write adds none', async () => {
     const { projectNodeState } = createNodeProjectionActivities(mongo.db);
-    const history = mongo.db.collection<NodeHistoryPoint>(nodeHistoryCollection);
     const nodeId = unique('node');
     const bucket0 = t0 - (t0 % nodeHistoryBucketMs);
     await projectNodeState(snapshot(nodeId, 1, { reputation: 0.5, updatedAt: bucket0 + 1 }));
@@ -58,11 +57,29 @@ describe('projectNodeState', () => {
     // Stale: an older version arriving late writes no point, not even into its own bucket.
     await projectNodeState(snapshot(nodeId, 1, { reputation: 0.1, updatedAt: bucket0 + 3 * nodeHistoryBucketMs }));
 
-    const points = await history.find({ nodeId }).sort({ at: 1 }).toArray();
+    const points = await readNodeHistory(mongo.db, nodeId, bucket0 - 86_400_000, bucket0 + 86_400_000);
     expect(points.map((p) => [p.at.getTime(), p.reputation])).toEqual([
       [bucket0, 0.55],
       [bucket0 + nodeHistoryBucketMs, 0.6],
     ]);
+    // One document per node per day, read by _id (FerretDB serves no other filter from an index).
+    expect(await mongo.db.collection<NodeHistoryDay>(nodeHistoryCollection).countDocuments({ nodeId })).toBe(1);
+    // The window bounds the points: one from the first bucket only.
+    expect((await readNodeHistory(mongo.db, nodeId, bucket0, bucket0 + 1)).map((p) => p.reputation)).toEqual([0.55]);
+  });
+
+  it('projects the latest spot-check verdicts with the standing, for the node page', async () => {
+    const { projectNodeState } = createNodeProjectionActivities(mongo.db);
+    const nodeId = unique('node');
+    const checks = [
+      { at: t0 + 1, passed: true },
+      { at: t0 + 2, passed: false },
+    ];
+    await projectNodeState(snapshot(nodeId, 1, { checks }));
+    expect((await mongo.db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId }))?.checks).toEqual(checks);
+    // An actor from before verdicts were projected sends none: the list is empty, not stale.
+    await projectNodeState(snapshot(nodeId, 2));
+    expect((await mongo.db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId }))?.checks).toEqual([]);
   });
 
   it('keeps one document under concurrent writers (on MongoDB, the newest version winning)', async () => {

@@ -28,6 +28,8 @@ export interface NodeSnapshot {
   version: number;
   /** The workflow's clock when the snapshot was taken, ms since epoch. */
   updatedAt: number;
+  /** The latest spot-check verdicts, oldest first; absent from older actors' snapshots. */
+  checks?: NodeCheck[] | undefined;
 }
 
 /** The stored document. */
@@ -42,6 +44,8 @@ export interface NodeDocument {
   record: NodeRecord;
   version: number;
   updatedAt: Date;
+  /** See NodeSnapshot.checks; absent from documents written before they were projected. */
+  checks?: NodeCheck[];
 }
 
 /** What the router needs about one node. */
@@ -55,15 +59,16 @@ export interface NodeStateView {
 
 /**
  * A node's standing over time, for its status page: one point per node per bucket, overwritten
- * by every projection within that bucket (so the newest in it wins). A small rollup, not a log:
- * at most one document per node per {@link nodeHistoryBucketMs}, read by node and time range.
+ * by every projection within that bucket (so the newest in it wins). A small rollup, not a log,
+ * stored as one document per node per UTC day holding that day's points keyed by bucket: a
+ * node's last 48 hours are three reads by `_id`, the one lookup FerretDB serves from an index
+ * (it scans the whole collection for any other filter).
  */
 export const nodeHistoryCollection = 'node_history';
 export const nodeHistoryBucketMs = 5 * 60_000;
+const dayMs = 86_400_000;
 
 export interface NodeHistoryPoint {
-  _id: string; // `${nodeId}:${bucket start ms}`
-  nodeId: string;
   at: Date;
   reputation: number;
   tokensPerSecond: number | null;
@@ -71,8 +76,33 @@ export interface NodeHistoryPoint {
   requestsServed: number;
 }
 
-export async function ensureNodeHistoryIndexes(db: Db): Promise<void> {
-  await db.collection<NodeHistoryPoint>(nodeHistoryCollection).createIndex({ nodeId: 1, at: 1 });
+/** One node's points of one UTC day. */
+export interface NodeHistoryDay {
+  _id: string; // `${nodeId}:${day start ms}`
+  nodeId: string;
+  day: Date;
+  /** Keyed `b${bucket start ms}`. */
+  points: Record<string, NodeHistoryPoint>;
+}
+
+export const nodeHistoryDayId = (nodeId: string, atMs: number) => `${nodeId}:${atMs - (atMs % dayMs)}`;
+
+/** The node's points from `fromMs` to `toMs`, oldest first: one read by `_id` per day spanned. */
+export async function readNodeHistory(db: Db, nodeId: string, fromMs: number, toMs: number): Promise<NodeHistoryPoint[]> {
+  const days: string[] = [];
+  for (let day = fromMs - (fromMs % dayMs); day <= toMs; day += dayMs) days.push(nodeHistoryDayId(nodeId, day));
+  const history = db.collection<NodeHistoryDay>(nodeHistoryCollection);
+  const docs = await Promise.all(days.map((_id) => history.findOne({ _id })));
+  return docs
+    .flatMap((d) => Object.values(d?.points ?? {}))
+    .filter((p) => p.at.getTime() >= fromMs && p.at.getTime() <= toMs)
+    .sort((a, b) => a.at.getTime() - b.at.getTime());
+}
+
+/** A spot check's verdict on one of the node's answers, as its actor counted it. */
+export interface NodeCheck {
+  at: number;
+  passed: boolean;
 }
 
 export interface ProjectResult {
@@ -89,13 +119,12 @@ export interface ProjectResult {
  */
 export function createNodeProjectionActivities(db: Db) {
   const nodes = db.collection<NodeDocument>(nodesCollection);
-  const history = db.collection<NodeHistoryPoint>(nodeHistoryCollection);
+  const history = db.collection<NodeHistoryDay>(nodeHistoryCollection);
 
   /** The snapshot as its bucket's point. Keyed by bucket, so a retry rewrites the same point. */
   const recordHistory = async (snapshot: NodeSnapshot) => {
     const bucket = snapshot.updatedAt - (snapshot.updatedAt % nodeHistoryBucketMs);
-    const point = {
-      nodeId: snapshot.nodeId,
+    const point: NodeHistoryPoint = {
       at: new Date(bucket),
       reputation: snapshot.reputation,
       tokensPerSecond: snapshot.record.tokensPerSecondEma,
@@ -103,9 +132,14 @@ export function createNodeProjectionActivities(db: Db) {
       requestsServed: snapshot.record.requestsServed,
     };
     try {
-      await history.updateOne({ _id: `${snapshot.nodeId}:${bucket}` }, { $set: point }, { upsert: true });
+      // The actor projects one snapshot at a time, so its day's document has one writer.
+      await history.updateOne(
+        { _id: nodeHistoryDayId(snapshot.nodeId, bucket) },
+        { $set: { [`points.b${bucket}`]: point }, $setOnInsert: { nodeId: snapshot.nodeId, day: new Date(bucket - (bucket % dayMs)) } },
+        { upsert: true },
+      );
     } catch (err) {
-      // Two upserts of a new bucket at once (FerretDB): the other one wrote this bucket's point.
+      // Two upserts of a new day at once (FerretDB): the other one wrote it; this point waits for the next projection.
       if (!isDuplicateKey(err)) throw err;
     }
   };
@@ -125,6 +159,7 @@ export function createNodeProjectionActivities(db: Db) {
         record: snapshot.record,
         version: snapshot.version,
         updatedAt: new Date(snapshot.updatedAt),
+        checks: snapshot.checks ?? [],
       };
       try {
         // The version guard makes the write conditional. When the document exists with a newer

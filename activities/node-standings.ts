@@ -1,27 +1,26 @@
 /**
  * Every node's standing as its actor last projected it (`nodes`, see node-projection.ts), held
  * in memory and re-read every few seconds: for the checks that run on every poll or every
- * listing (the edge refusing a suspended node's polls, the gateway advertising capacity), where
- * a database read each time would cost more than the few seconds of lag.
+ * listing (the edge refusing a suspended node's polls, the gateway advertising capacity, the
+ * public node listings and status pages), where a database read each time would cost more than
+ * the few seconds of lag. The whole documents are kept: FerretDB reads every document in full
+ * whatever the projection, so one read serves both the checks and the listings.
  *
  * The actor is the truth and projects a lifecycle change at once; this view trails it by at
  * most `refreshMs`. The edge closes that gap for work already handed out (see temporal-proxy.ts).
  */
 import type { Db } from 'mongodb';
-import { effectiveState, isRoutable, type NodeState, type OnlineState } from '../domain/reputation.ts';
+import { effectiveState, isRoutable, type NodeState } from '../domain/reputation.ts';
 import { nodesCollection, type NodeDocument } from './node-projection.ts';
 import { RefreshedView } from './refreshed-view.ts';
 
 /** How often the view re-reads the projection by default. */
 export const nodeStandingsRefreshMs = 2_000;
 
-interface Standing {
-  state: NodeState;
-  resumeState: OnlineState | null;
-}
-
 export class NodeStandings extends RefreshedView {
-  private standings = new Map<string, Standing>();
+  private standings = new Map<string, NodeDocument>();
+  /** The same documents, best reputation first: what every listing shows. */
+  private ranked: readonly NodeDocument[] = [];
 
   constructor(private readonly db: Db) {
     super();
@@ -32,13 +31,19 @@ export class NodeStandings extends RefreshedView {
   }
 
   protected async read(): Promise<void> {
-    const docs = await this.db
-      .collection<NodeDocument>(nodesCollection)
-      .find({}, { projection: { state: 1, resumeState: 1 } })
-      .toArray();
-    const next = new Map<string, Standing>();
-    for (const doc of docs) next.set(doc._id, { state: doc.state, resumeState: doc.resumeState ?? null });
-    this.standings = next;
+    const docs = await this.db.collection<NodeDocument>(nodesCollection).find({}).toArray();
+    this.standings = new Map(docs.map((doc) => [doc._id, doc]));
+    this.ranked = docs.sort((a, b) => b.reputation - a.reputation || (a._id < b._id ? -1 : 1));
+  }
+
+  /** Every projected node, best reputation first, as of the last read. */
+  documents(): readonly NodeDocument[] {
+    return this.ranked;
+  }
+
+  /** One node's projected document as of the last read; undefined before its actor first projected. */
+  document(nodeId: string): NodeDocument | undefined {
+    return this.standings.get(nodeId);
   }
 
   /** The projected state; undefined before the node's actor first projected. */
@@ -63,7 +68,7 @@ export class NodeStandings extends RefreshedView {
   barred(nodeId: string): 'suspended' | 'retired' | undefined {
     const standing = this.standings.get(nodeId);
     if (!standing) return undefined;
-    const state = effectiveState({ state: standing.state, resumeState: standing.resumeState });
+    const state = effectiveState({ state: standing.state, resumeState: standing.resumeState ?? null });
     return state === 'suspended' || state === 'retired' ? state : undefined;
   }
 }

@@ -14,6 +14,7 @@ import { keyRoutes } from './routes/keys.ts';
 import { modelRoutes } from './routes/models.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { requestRoutes } from './routes/requests.ts';
+import { RewardsViews } from './rewards-view.ts';
 import { rewardRoutes } from './routes/rewards.ts';
 import { systemRoutes } from './routes/system.ts';
 import { gatewayLimits } from './schemas/completions.ts';
@@ -43,7 +44,10 @@ export async function buildApp(deps: GatewayDeps, options: { logger?: boolean } 
     answeredCodes.set(request, error.code);
     return reply.status(404).send(error.body());
   });
-  for (const routes of [completionRoutes, modelRoutes, keyRoutes, nodeRoutes, requestRoutes, rewardRoutes, systemRoutes]) await app.register(routes, { deps });
-  await app.register(statusPages, { deps, schedule: deps.epochSchedule });
+  for (const routes of [completionRoutes, modelRoutes, keyRoutes, nodeRoutes, requestRoutes, systemRoutes]) await app.register(routes, { deps });
+  // The operator's rewards: one computation for the JSON and the operator's status page.
+  const rewards = new RewardsViews(deps, app.log);
+  await app.register(rewardRoutes, { deps, rewards });
+  await app.register(statusPages, { deps, rewards, schedule: deps.epochSchedule });
   return app;
 }

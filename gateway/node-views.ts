@@ -3,7 +3,6 @@
  * heartbeat says now. The one view `GET /v1/nodes` and the status pages both read, so the page
  * and the JSON never disagree.
  */
-import type { Filter } from 'mongodb';
 import { nodesCollection, type NodeDocument } from '../activities/node-projection.ts';
 import type { LiveNode } from '../activities/live-nodes.ts';
 import type { GatewayDeps } from './deps.ts';
@@ -42,26 +41,78 @@ export function publicNodeView(doc: NodeDocument, live: LiveNode | undefined, re
 
 export type PublicNode = ReturnType<typeof publicNodeView>;
 
-/** Every node (of one model, of one checksummed operator), best reputation first. */
-export async function listPublicNodes(deps: Pick<GatewayDeps, 'liveNodes' | 'db'>, by: { model?: string; operator?: string } = {}): Promise<PublicNode[]> {
-  const filter: Filter<NodeDocument> = { ...(by.model ? { models: by.model } : {}), ...(by.operator ? { operator: by.operator } : {}) };
-  const docs = await deps.db.collection<NodeDocument>(nodesCollection).find(filter).sort({ reputation: -1 }).limit(nodeListLimit).toArray();
-  // One pass over the live view, not one per node: a listing of 1,000 stays linear.
-  const live = new Map(deps.liveNodes.list().map((n) => [n.heartbeat.nodeId, n]));
-  const gpus = await registeredGpus(deps, docs.map((d) => d._id));
-  return docs.map((doc) => publicNodeView(doc, live.get(doc._id), gpus.get(doc._id)));
+type NodeViewDeps = Pick<GatewayDeps, 'liveNodes' | 'standings' | 'registered'>;
+
+/**
+ * Every node (of one model, of one checksummed operator), best reputation first. Read from the
+ * gateway's in-memory views (the projection re-read every few seconds, the registrations, the
+ * live heartbeats): a listing of 1,000 nodes costs no database read.
+ */
+export function listPublicNodes(deps: NodeViewDeps, by: NodeFilter = {}): PublicNode[] {
+  const out: PublicNode[] = [];
+  for (const doc of deps.standings.documents()) {
+    if (out.length >= nodeListLimit) break;
+    if (by.model && !doc.models.includes(by.model)) continue;
+    if (by.operator && doc.operator !== by.operator) continue;
+    out.push(publicNodeView(doc, deps.liveNodes.get(doc._id), deps.registered.gpu(doc._id)));
+  }
+  return out;
 }
 
-/** One node's standing, or undefined when no node of that id has been projected. */
-export async function findPublicNode(deps: Pick<GatewayDeps, 'liveNodes' | 'db'>, nodeId: string): Promise<PublicNode | undefined> {
-  const doc = await deps.db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId });
-  return doc ? publicNodeView(doc, deps.liveNodes.get(nodeId), (await registeredGpus(deps, [nodeId])).get(nodeId)) : undefined;
+export interface NodeFilter {
+  model?: string;
+  operator?: string;
 }
 
-/** The hardware each node said it runs on when it registered (the actor's document has none). */
-async function registeredGpus(deps: Pick<GatewayDeps, 'db'>, ids: string[]): Promise<Map<string, string>> {
-  const gpus = new Map<string, string>();
-  const docs = deps.db.collection<RegistrationDoc>(registrationsCollection).find({ _id: { $in: ids } }, { projection: { _id: 1, gpu: 1 } });
-  for await (const r of docs) gpus.set(r._id, r.gpu);
-  return gpus;
+interface Listing {
+  basis: readonly NodeDocument[];
+  at: number;
+  nodes: PublicNode[];
+  /** Each rendering of this listing (the JSON, the page), made once. */
+  bodies: Map<string, string>;
+}
+
+/** How long one listing (and its renderings) is served: the projection it is built from is re-read every 2 s. */
+export const listingMaxAgeMs = 2_000;
+const listings = new WeakMap<NodeViewDeps['standings'], Map<string, Listing>>();
+
+/**
+ * A listing and its rendering `format`, shared by `GET /v1/nodes` and the `/nodes` page: built
+ * once per read of the projection (at most every {@link listingMaxAgeMs}) and rendered once per
+ * format, however many views ask meanwhile. Rendering 1,000 rows costs tens of milliseconds of
+ * the gateway's one thread; rendering them per view would make every view wait for the others.
+ */
+export function renderedListing(deps: NodeViewDeps & Pick<GatewayDeps, 'now'>, by: NodeFilter, format: string, render: (nodes: PublicNode[]) => string): string {
+  const now = (deps.now ?? Date.now)();
+  let byFilter = listings.get(deps.standings);
+  if (!byFilter) listings.set(deps.standings, (byFilter = new Map<string, Listing>()));
+  const key = `${by.model ?? ''}\u0000${by.operator ?? ''}`;
+  let listing = byFilter.get(key);
+  const basis = deps.standings.documents();
+  if (!listing || listing.basis !== basis || now - listing.at >= listingMaxAgeMs) {
+    // Few filters are asked for; a busy gateway keeps at most a few hundred (one per operator page).
+    if (byFilter.size >= 500) byFilter.clear();
+    listing = { basis, at: now, nodes: listPublicNodes(deps, by), bodies: new Map() };
+    byFilter.set(key, listing);
+  }
+  let body = listing.bodies.get(format);
+  if (body === undefined) listing.bodies.set(format, (body = render(listing.nodes)));
+  return body;
+}
+
+/**
+ * One node's standing, or undefined when no node of that id has been projected. From memory
+ * like the listing (so a node's page and its row agree); a node projected since the last read
+ * is read from the database by id.
+ */
+export async function findPublicNode(deps: NodeViewDeps & Pick<GatewayDeps, 'db'>, nodeId: string): Promise<PublicNode | undefined> {
+  return (await findNode(deps, nodeId))?.view;
+}
+
+/** The node's projected document and its public view (the node's page shows parts of both). */
+export async function findNode(deps: NodeViewDeps & Pick<GatewayDeps, 'db'>, nodeId: string): Promise<{ doc: NodeDocument; view: PublicNode } | undefined> {
+  const doc = deps.standings.document(nodeId) ?? (await deps.db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId })) ?? undefined;
+  if (!doc) return undefined;
+  const gpu = deps.registered.gpu(nodeId) ?? (await deps.db.collection<RegistrationDoc>(registrationsCollection).findOne({ _id: nodeId }, { projection: { gpu: 1 } }))?.gpu;
+  return { doc, view: publicNodeView(doc, deps.liveNodes.get(nodeId), gpu) };
 }

@@ -10,6 +10,7 @@ import { epochsCollection, proofsCollection, type EpochDoc } from '../activities
 import { rewardsDistributorAbi } from '../contracts/artifacts/index.ts';
 import type { EpochStatus } from '../domain/settlement.ts';
 import type { GatewayDeps } from './deps.ts';
+import { RefreshedByKey } from './refreshed.ts';
 
 /** One epoch's reward for an operator, as the API shows it. Amounts are decimal strings of GBT base units. */
 export interface RewardEpoch {
@@ -116,4 +117,29 @@ export async function operatorRewards(deps: Pick<GatewayDeps, 'db' | 'chain'>, o
     claimed: sum(['claimed']),
     epochs: rows,
   };
+}
+
+/**
+ * One gateway's operator rewards, computed by `operatorRewards` and shared by `GET
+ * /v1/rewards/<operator>` and the operator's status page (one source, not a second
+ * computation). The JSON is computed on every call (an operator who has just claimed must see
+ * it); the page shows the latest computation, a few seconds old at most, and computes anew in
+ * the background: on FerretDB each computation scans the ledger, seconds under load.
+ */
+export class RewardsViews {
+  private readonly cache: RefreshedByKey<Address, RewardsView>;
+
+  constructor(deps: Pick<GatewayDeps, 'db' | 'chain' | 'now'>, log: Pick<FastifyBaseLogger, 'warn'>, maxAgeMs = 5_000) {
+    this.cache = new RefreshedByKey((operator) => operatorRewards(deps, operator, log), maxAgeMs, 10_000, deps.now);
+  }
+
+  /** Computed now (and kept for the page). `operator` checksummed. */
+  fresh(operator: Address): Promise<RewardsView> {
+    return this.cache.fresh(operator);
+  }
+
+  /** The latest computation, recomputed in the background when older than a few seconds. */
+  recent(operator: Address): Promise<RewardsView> {
+    return this.cache.get(operator);
+  }
 }

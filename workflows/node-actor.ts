@@ -21,7 +21,7 @@ import {
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { NodeProjectionActivities, NodeSnapshot } from '../activities/node-projection.ts';
+import type { NodeCheck, NodeProjectionActivities, NodeSnapshot } from '../activities/node-projection.ts';
 import type { RoutingActivities } from '../activities/routing.ts';
 import type { OperatorAction } from '../domain/operator-action.ts';
 import {
@@ -42,6 +42,8 @@ import { controlRetry, nodeActorTimeouts, timeouts } from '../temporal.config.ts
 export const MAX_SIGNALS_BEFORE_CONTINUE = 500;
 /** Request ids remembered per kind of signal, to drop a signal re-sent by a retry. */
 export const RECENT_IDS_KEPT = 1000;
+/** Spot-check verdicts kept for the node's public page (the latest ones). */
+export const RECENT_CHECKS_KEPT = 10;
 
 /** A request the node served (or failed) ended. */
 export interface RequestOutcomeSignal {
@@ -105,6 +107,8 @@ export interface NodeActorView {
   reputation: number;
   /** The version of the latest snapshot sent to MongoDB. */
   version: number;
+  /** The latest spot-check verdicts, oldest first (at most RECENT_CHECKS_KEPT). */
+  checks: NodeCheck[];
 }
 
 /** The current state, record and reputation. */
@@ -119,6 +123,8 @@ export interface NodeActorState {
   /** Recently counted request ids, oldest first. */
   seenOutcomes: string[];
   seenVerdicts: string[];
+  /** Absent from runs carried over from before they were kept. */
+  checks?: NodeCheck[] | undefined;
 }
 
 export interface NodeActorInput {
@@ -191,6 +197,7 @@ export async function nodeActorWorkflow(input: NodeActorInput): Promise<NodeActo
   let version = carried?.version ?? 0;
   const seenOutcomes = new RecentIds(carried?.seenOutcomes ?? []);
   const seenVerdicts = new RecentIds(carried?.seenVerdicts ?? []);
+  let checks: NodeCheck[] = (carried?.checks ?? []).slice(-RECENT_CHECKS_KEPT);
   const maxSignals = Math.max(1, input.maxSignalsBeforeContinue ?? MAX_SIGNALS_BEFORE_CONTINUE);
 
   /** Medians of the nodes serving the same models, for the performance term of the reputation. */
@@ -226,6 +233,7 @@ export async function nodeActorWorkflow(input: NodeActorInput): Promise<NodeActo
     record: node.record,
     reputation: reputation(node.record, peers),
     version,
+    checks,
   });
 
   /** Without a request id a signal cannot be deduplicated, so it is not counted at all. */
@@ -244,7 +252,9 @@ export async function nodeActorWorkflow(input: NodeActorInput): Promise<NodeActo
   setHandler(verificationVerdictSignal, (s) => {
     signalsThisRun++;
     if (!keyed(s, 'verificationVerdict') || !seenVerdicts.add(s.requestId)) return;
-    apply({ type: 'verification', passed: s.passed, at: timeOf(s.at) });
+    const at = timeOf(s.at);
+    checks = [...checks, { at, passed: s.passed === true }].slice(-RECENT_CHECKS_KEPT);
+    apply({ type: 'verification', passed: s.passed, at });
   });
   setHandler(registeredSignal, (s) => {
     signalsThisRun++;
@@ -302,6 +312,7 @@ export async function nodeActorWorkflow(input: NodeActorInput): Promise<NodeActo
       version,
       seenOutcomes: seenOutcomes.toArray(),
       seenVerdicts: seenVerdicts.toArray(),
+      checks,
     };
   }
 
@@ -321,6 +332,7 @@ export async function nodeActorWorkflow(input: NodeActorInput): Promise<NodeActo
       record: v.record,
       version,
       updatedAt: Date.now(),
+      checks: v.checks,
     };
     try {
       await projectNodeState(snapshot);

@@ -6,7 +6,7 @@ import { operatorActionBodySchema, operatorActions } from '../../domain/operator
 import { registrationBodySchema } from '../../domain/registration.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
-import { findPublicNode, listPublicNodes } from '../node-views.ts';
+import { findPublicNode, renderedListing } from '../node-views.ts';
 import { performOperatorAction } from '../operator-actions.ts';
 import { registerNode } from '../registration/register.ts';
 import { errorResponses } from '../schemas/common.ts';
@@ -52,11 +52,14 @@ export const nodeRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (a
     operator: z.string({ error: 'operator must be an address (one), 0x and 40 hex digits' }).regex(/^0x[0-9a-fA-F]{40}$/, 'operator must be an address, 0x and 40 hex digits').optional(),
   });
   const list = z.object({ object: z.literal('list'), data: z.array(nodeView) });
-  app.get('/v1/nodes', { schema: { tags: ['nodes'], summary: "Every node's standing", querystring: query, response: { 200: list, ...errorResponses() } } }, async (request) => {
+  app.get('/v1/nodes', { schema: { tags: ['nodes'], summary: "Every node's standing", querystring: query, response: { 200: list, ...errorResponses() } } }, async (request, reply) => {
     const { model, operator } = request.query;
     // Registration stores the checksummed address; any casing of the same address finds it.
     const filter = { ...(model ? { model } : {}), ...(operator ? { operator: getAddress(operator.toLowerCase()) } : {}) };
-    return { object: 'list' as const, data: await listPublicNodes(deps, filter) };
+    // Validated and serialized once per listing (see renderedListing), then sent as it is.
+    const body = renderedListing(deps, filter, 'json', (data) => JSON.stringify(list.parse({ object: 'list', data })));
+    // A string with a JSON content type is sent as it is (the type provider only knows objects).
+    return reply.type('application/json; charset=utf-8').send(body as never);
   });
 
   /** `GET /v1/nodes/<id>`: one node's standing. */
@@ -82,7 +85,7 @@ export const nodeRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (a
   app.post('/v1/nodes/register', { schema: registerSchema }, async (request, reply) => {
     // A refusal (RegistrationError, NodeIdTakenError) answers by its code (gateway/errors.ts).
     const registered = await registerNode(deps, request.body);
-    deps.registered.add(registered.nodeId);
+    deps.registered.add(registered.nodeId, request.body.registration.gpu);
     return reply.status(registered.status === 'registered' ? 201 : 200).send(registered);
   });
 };

@@ -1,11 +1,12 @@
 /**
  * The network at a glance: what `/` shows and `GET /v1/status` answers, computed once here for
- * both. Node totals, the epoch's accruals and what was settled are re-read in the background at
+ * both. Node totals are counted from the gateway's in-memory projection (NodeStandings); the
+ * epoch's accruals and what was settled are re-read in the background at
  * most every few seconds (stale-while-revalidate), so a page view costs no scan.
  */
 import type { Db } from 'mongodb';
 import { ledgerCollection } from '../../activities/ledger.ts';
-import { nodesCollection, type NodeDocument } from '../../activities/node-projection.ts';
+import type { NodeDocument } from '../../activities/node-projection.ts';
 import { epochsCollection } from '../../activities/settlement.ts';
 import { EMISSION_EPOCHS, epochAt, epochEmission, epochWindow, type EpochSchedule } from '../../domain/emission.ts';
 import type { NodeState } from '../../domain/reputation.ts';
@@ -13,36 +14,8 @@ import { listModels } from '../../models/catalog.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { modelObject } from '../routes/models.ts';
 import { servingNodes } from '../serving-nodes.ts';
+import { Refreshed } from '../refreshed.ts';
 import { RequestSeriesView, type RequestSeries } from './series.ts';
-
-/** A value read in the background: a caller waits only for the very first read. */
-export class Refreshed<T> {
-  private value: T | undefined;
-  private readAt = 0;
-  private reading: Promise<T> | undefined;
-
-  constructor(
-    private readonly read: () => Promise<T>,
-    private readonly maxAgeMs: number,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  async get(): Promise<T> {
-    if (this.value !== undefined && this.now() - this.readAt > this.maxAgeMs) void this.refresh().catch(() => {});
-    return this.value ?? this.refresh();
-  }
-
-  private refresh(): Promise<T> {
-    this.reading ??= this.read()
-      .then((v) => {
-        this.value = v;
-        this.readAt = this.now();
-        return v;
-      })
-      .finally(() => (this.reading = undefined));
-    return this.reading;
-  }
-}
 
 interface NodeTotals {
   total: number;
@@ -51,10 +24,10 @@ interface NodeTotals {
   checksFailed: number;
 }
 
-async function readNodeTotals(db: Db): Promise<NodeTotals> {
+/** Counted from the gateway's in-memory projection (NodeStandings): no read of its own. */
+function nodeTotals(documents: readonly NodeDocument[]): NodeTotals {
   const totals: NodeTotals = { total: 0, byState: {}, checksRun: 0, checksFailed: 0 };
-  const docs = db.collection<NodeDocument>(nodesCollection).find({}, { projection: { state: 1, 'record.verificationPasses': 1, 'record.verificationFailures': 1 } });
-  for await (const doc of docs) {
+  for (const doc of documents) {
     totals.total++;
     totals.byState[doc.state] = (totals.byState[doc.state] ?? 0) + 1;
     const passes = doc.record?.verificationPasses ?? 0;
@@ -90,7 +63,6 @@ export function createNetworkStatus(deps: NetworkStatusDeps, schedule: EpochSche
   const seriesView = new RequestSeriesView(deps.db, now);
   // A page view waits only for the very first read of the window, never for a top-up.
   const series = new Refreshed(() => seriesView.series(), 3_000, now);
-  const totals = new Refreshed(() => readNodeTotals(deps.db), 3_000, now);
   const settled = new Refreshed(() => readSettledTotal(deps.db), 15_000, now);
   const accruedByEpoch = new Map<number, Refreshed<{ amount: bigint; requests: number }>>();
   const accruedIn = (epoch: number, startMs: number) => {
@@ -109,12 +81,12 @@ export function createNetworkStatus(deps: NetworkStatusDeps, schedule: EpochSche
       const at = now();
       const epoch = epochAt(at, schedule);
       const window = epoch >= 0 ? epochWindow(epoch, schedule) : { startMs: schedule.genesis * 1000, endMs: schedule.genesis * 1000 };
-      const [nodeTotals, settledTotal, accrued, requestSeries] = await Promise.all([
-        totals.get(),
+      const [settledTotal, accrued, requestSeries] = await Promise.all([
         settled.get(),
         epoch >= 0 ? accruedIn(epoch, window.startMs) : Promise.resolve({ amount: 0n, requests: 0 }),
         series.get(),
       ]);
+      const totals = nodeTotals(deps.standings.documents());
       const serving = servingNodes(deps);
       const live = deps.liveNodes.list();
       return {
@@ -123,13 +95,13 @@ export function createNetworkStatus(deps: NetworkStatusDeps, schedule: EpochSche
         nodes: {
           live: live.length,
           serving: serving.length,
-          registered: nodeTotals.total,
-          suspended: nodeTotals.byState.suspended ?? 0,
-          by_state: nodeTotals.byState,
+          registered: totals.total,
+          suspended: totals.byState.suspended ?? 0,
+          by_state: totals.byState,
         },
         operators: { live: new Set(live.map((n) => n.heartbeat.operator.toLowerCase())).size },
         models: listModels().map((m) => modelObject(deps, m)),
-        checks: { run: nodeTotals.checksRun, failed: nodeTotals.checksFailed },
+        checks: { run: totals.checksRun, failed: totals.checksFailed },
         epoch: {
           number: epoch,
           of: EMISSION_EPOCHS,

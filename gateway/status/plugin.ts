@@ -10,13 +10,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { getAddress, isAddress } from 'viem';
-import { ensureNodeHistoryIndexes, nodeHistoryCollection, nodesCollection, type NodeDocument, type NodeHistoryPoint } from '../../activities/node-projection.ts';
+import { readNodeHistory, type NodeDocument } from '../../activities/node-projection.ts';
 import { defaultEpochSchedule, epochAt, type EpochSchedule } from '../../domain/emission.ts';
 import { nodeIdSchema } from '../../domain/heartbeat.ts';
 import { reputationParts, REPUTATION_WEIGHTS } from '../../domain/reputation.ts';
 import type { GatewayDeps } from '../deps.ts';
-import { findPublicNode, listPublicNodes, nodeListLimit } from '../node-views.ts';
-import { operatorRewards } from '../rewards-view.ts';
+import { findNode, listPublicNodes, nodeListLimit, renderedListing } from '../node-views.ts';
+import type { RewardsViews } from '../rewards-view.ts';
+import { RefreshedByKey } from '../refreshed.ts';
 import { html, page, type Html } from './html.ts';
 import { createNetworkStatus } from './network.ts';
 import { emissionPage } from './pages/emission.ts';
@@ -27,6 +28,8 @@ import { ensureSeriesIndexes } from './series.ts';
 
 export interface StatusPagesOptions {
   deps: GatewayDeps;
+  /** Shared with `GET /v1/rewards/<operator>`: the operator's page shows its latest computation. */
+  rewards: RewardsViews;
   /** The settlement schedule the epoch countdown follows; the default genesis and week otherwise. */
   schedule?: EpochSchedule | undefined;
 }
@@ -43,17 +46,18 @@ const assets: Record<string, { path: string; type: string }> = {
 /** Scripts and styles only from here; uPlot sizes its canvas with inline styles. */
 const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 const historyWindowMs = 48 * 60 * 60_000;
+const historyRefreshMs = 30_000;
 
 export async function statusPages(app: FastifyInstance, options: StatusPagesOptions): Promise<void> {
   const { deps } = options;
   const schedule = options.schedule ?? defaultEpochSchedule;
   const now = deps.now ?? Date.now;
-  // Not awaited: the indexes only make the pages fast, and a gateway must start (and answer 503s)
-  // while MongoDB is away; they are made once it is back and the gateway restarts.
-  void Promise.all([ensureNodeHistoryIndexes(deps.db), ensureSeriesIndexes(deps.db), deps.db.collection('requests').createIndex({ nodeId: 1, updatedAt: -1 })]).catch((err: unknown) =>
-    app.log.warn({ err }, 'status pages: indexes not made now'),
-  );
+  // Not awaited: the index only makes the series' reads cheaper (on MongoDB; FerretDB scans
+  // anyway), and a gateway must start (and answer 503s) while MongoDB is away.
+  void ensureSeriesIndexes(deps.db).catch((err: unknown) => app.log.warn({ err }, 'status pages: indexes not made now'));
   const network = createNetworkStatus(deps, schedule);
+  // A node's points change at most once per 5-minute bucket: re-read in the background every 30 s.
+  const histories = new RefreshedByKey((nodeId: string) => readNodeHistory(deps.db, nodeId, now() - historyWindowMs - historyRefreshMs, now()), historyRefreshMs, 5_000, now);
   const files = new Map(Object.entries(assets).map(([name, a]) => [name, { body: readFileSync(a.path), type: a.type }]));
 
   const send = (reply: FastifyReply, title: string, path: string, body: Html, status = 200) =>
@@ -67,30 +71,31 @@ export async function statusPages(app: FastifyInstance, options: StatusPagesOpti
   app.get('/nodes', { schema: { hide: true } }, async (request, reply) => {
     const { model } = (request.query ?? {}) as { model?: unknown };
     if (model !== undefined && (typeof model !== 'string' || !/^[\w.-]{1,64}$/.test(model))) return problem(reply, '/nodes', 400, 'model must be a model id such as gitblock-tiny');
-    const nodes = await listPublicNodes(deps, model ? { model } : {});
-    return send(reply, 'Nodes', '/nodes', nodesPage(nodes, model, nodeListLimit));
+    const body = renderedListing(deps, model ? { model } : {}, 'html', (nodes) => page({ title: 'Nodes', path: '/nodes', body: nodesPage(nodes, model, nodeListLimit) }));
+    return reply.header('content-type', 'text/html; charset=utf-8').header('content-security-policy', csp).header('cache-control', 'no-store').send(body);
   });
 
   app.get('/nodes/:nodeId', { schema: { hide: true } }, async (request, reply) => {
     const { nodeId } = request.params as { nodeId: string };
     const path = `/nodes/${nodeId}`;
     if (!nodeIdSchema.safeParse(nodeId).success) return problem(reply, path, 400, 'A node id is 3-63 lowercase letters, digits and dashes.');
-    const since = new Date(now() - historyWindowMs);
-    const [node, doc, history, checks] = await Promise.all([
-      findPublicNode(deps, nodeId),
-      deps.db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId }, { projection: { record: 1, reputation: 1 } }),
-      deps.db.collection<NodeHistoryPoint>(nodeHistoryCollection).find({ nodeId, at: { $gte: since } }).sort({ at: 1 }).limit(600).toArray(),
-      lastChecks(nodeId),
-    ]);
-    if (!node || !doc) return problem(reply, path, 404, `No node ${nodeId} has registered with this network.`);
-    return send(reply, `Node ${nodeId}`, path, nodePage(node, doc.record ? partsOf(doc) : undefined, history, checks, { fromMs: since.getTime(), toMs: now() }));
+    const toMs = now();
+    const fromMs = toMs - historyWindowMs;
+    // The standing and its verdicts from memory; the history too, once read (three reads by _id).
+    const found = await findNode(deps, nodeId);
+    if (!found) return problem(reply, path, 404, `No node ${nodeId} has registered with this network.`);
+    const history = (await histories.get(nodeId)).filter((p) => p.at.getTime() >= fromMs);
+    const { doc, view } = found;
+    const checks: VerdictRow[] = (doc.checks ?? []).map((c) => ({ at: c.at, status: c.passed ? 'passed' : 'failed' })).reverse();
+    return send(reply, `Node ${nodeId}`, path, nodePage(view, doc.record ? partsOf(doc) : undefined, history, checks, { fromMs, toMs }));
   });
 
   app.get('/operators/:address', { schema: { hide: true } }, async (request, reply) => {
     const { address } = request.params as { address: string };
     if (!isAddress(address)) return problem(reply, '/operators', 400, 'An operator is an address: 0x and 40 hex digits (mixed case must be a valid checksum).');
     const operator = getAddress(address);
-    const [rewards, nodes] = await Promise.all([operatorRewards(deps, operator, request.log), listPublicNodes(deps, { operator })]);
+    const rewards = await options.rewards.recent(operator);
+    const nodes = listPublicNodes(deps, { operator });
     return send(reply, `Operator ${operator}`, `/operators/${operator}`, operatorPage(rewards, nodes, `${request.protocol}://${request.host}`));
   });
 
@@ -102,19 +107,6 @@ export async function statusPages(app: FastifyInstance, options: StatusPagesOpti
     return reply.header('content-type', file.type).header('cache-control', 'public, max-age=300').send(file.body);
   });
 
-  /**
-   * Verdicts only: the projection leaves out everything a request carried, and the reasons too
-   * (a verifier node writes them and has seen the prompt; the public page must not carry its text).
-   */
-  async function lastChecks(nodeId: string): Promise<VerdictRow[]> {
-    const docs = await deps.db
-      .collection<{ _id: string; updatedAt: Date; verification?: { status: string } }>('requests')
-      .find({ nodeId, 'verification.status': { $in: ['passed', 'failed', 'unverified'] } }, { projection: { updatedAt: 1, 'verification.status': 1 } })
-      .sort({ updatedAt: -1 })
-      .limit(10)
-      .toArray();
-    return docs.map((d) => ({ at: d.updatedAt.getTime(), status: d.verification!.status }));
-  }
 }
 
 /**
