@@ -14,22 +14,9 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey } from '../connections/mongo.ts';
-import { settlementErrors, type EpochStatus } from '../domain/settlement.ts';
-import type { LedgerEntry } from './requests.ts';
+import { settlementErrors } from '../domain/settlement.ts';
+import { store, type EpochEntry } from '../store/index.ts';
 
-/** A ledger document as settlement sees it. */
-export interface LedgerDoc extends LedgerEntry {
-  voidedAt?: Date;
-  /** Voided after its epoch was computed: it was paid (the void came too late to stop it). */
-  voidedAfterPayout?: boolean;
-}
-
-/** One void per request id, inserted before the ledger document is touched: the atomic record. */
-export interface VoidRecord {
-  _id: string;
-  reason: string;
-  at: Date;
-}
 
 export interface VoidInput {
   requestId: string;
@@ -48,44 +35,10 @@ export interface VoidResult {
   paidInEpoch?: number | undefined;
 }
 
-/** An accrual assigned to the epoch that pays it: written once, at the epoch's close. */
-export interface EpochEntry {
-  _id: string; // the request id: one epoch per accrual, enforced by the primary key
-  epoch: number;
-  operator: string;
-  /** GBT base units, as accrued (decimal string). */
-  amount: string;
-}
-
-export function epochEntriesCollection(db: Db): Collection<EpochEntry> {
-  return db.collection<EpochEntry>('epoch_entries');
-}
-
-export function ledgerCollection(db: Db): Collection<LedgerDoc> {
-  return db.collection<LedgerDoc>('ledger');
-}
-
-export function voidsCollection(db: Db): Collection<VoidRecord> {
-  return db.collection<VoidRecord>('ledger_voids');
-}
-
-
-/** Indexes the settlement and rewards queries use. Idempotent. */
-export async function ensureLedgerIndexes(db: Db): Promise<void> {
-  const ledger = ledgerCollection(db);
-  await ledger.createIndex({ operator: 1 });
-  await ledger.createIndex({ createdAt: 1 });
-  const entries = epochEntriesCollection(db);
-  await entries.createIndex({ epoch: 1 });
-  await entries.createIndex({ operator: 1 });
-}
 
 export function createLedgerActivities(deps: { db: Db; now?: () => Date }) {
   const now = deps.now ?? (() => new Date());
-  const ledger = ledgerCollection(deps.db);
-  const voids = voidsCollection(deps.db);
-  const assignments = epochEntriesCollection(deps.db);
-  const epochs = deps.db.collection<{ _id: number; status: EpochStatus }>('epochs');
+  const { ledger, ledgerVoids: voids, epochEntries: assignments, epochs } = store(deps.db);
 
   return {
     /**
@@ -186,8 +139,8 @@ export async function insertAllOnce<T extends { _id: string }>(collection: Colle
  */
 export async function assignAccrualsToEpoch(db: Db, epoch: number, range: { fromMs?: number | undefined; beforeMs: number }, progress: () => void = () => {}): Promise<number> {
   const createdAt = { ...(range.fromMs !== undefined ? { $gte: new Date(range.fromMs) } : {}), $lt: new Date(range.beforeMs) };
-  const cursor = ledgerCollection(db).find({ status: 'accrued', createdAt }, { projection: { _id: 1, operator: 1, amount: 1 } }).batchSize(5_000);
-  const entries = epochEntriesCollection(db);
+  const cursor = store(db).ledger.find({ status: 'accrued', createdAt }, { projection: { _id: 1, operator: 1, amount: 1 } }).batchSize(5_000);
+  const entries = store(db).epochEntries;
   let batch: EpochEntry[] = [];
   let seen = 0;
   for await (const doc of cursor) {
@@ -205,7 +158,7 @@ export async function assignAccrualsToEpoch(db: Db, epoch: number, range: { from
 /** Of `requestIds`, those that have a void record. */
 export async function voidedAmong(db: Db, requestIds: string[]): Promise<Set<string>> {
   if (requestIds.length === 0) return new Set();
-  const found = await voidsCollection(db)
+  const found = await store(db).ledgerVoids
     .find({ _id: { $in: requestIds } }, { projection: { _id: 1 } })
     .toArray();
   return new Set(found.map((v) => v._id));

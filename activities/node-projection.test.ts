@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMongo, type MongoHandle } from '../connections/mongo.ts';
 import { newNodeRecord } from '../domain/reputation.ts';
 import { stack, unique } from '../test/helpers.ts';
-import { createNodeProjectionActivities, nodeHistoryBucketMs, nodeHistoryCollection, nodesCollection, readNodeHistory, type NodeDocument, type NodeHistoryDay, type NodeSnapshot } from './node-projection.ts';
+import { createNodeProjectionActivities, readNodeHistory, type NodeSnapshot } from './node-projection.ts';
+import { nodeHistoryBucketMs, store } from '../store/index.ts';
 
 let mongo: MongoHandle;
 beforeAll(async () => {
@@ -32,7 +33,7 @@ function snapshot(nodeId: string, version: number, extra: Partial<NodeSnapshot> 
 describe('projectNodeState', () => {
   it('inserts the first snapshot, applies newer ones and ignores older or repeated ones', async () => {
     const { projectNodeState } = createNodeProjectionActivities(mongo.db);
-    const nodes = mongo.db.collection<NodeDocument>(nodesCollection);
+    const nodes = store(mongo.db).nodes;
     const nodeId = unique('node');
 
     expect(await projectNodeState(snapshot(nodeId, 5))).toEqual({ applied: true });
@@ -63,7 +64,7 @@ describe('projectNodeState', () => {
       [bucket0 + nodeHistoryBucketMs, 0.6],
     ]);
     // One document per node per day, read by _id (FerretDB serves no other filter from an index).
-    expect(await mongo.db.collection<NodeHistoryDay>(nodeHistoryCollection).countDocuments({ nodeId })).toBe(1);
+    expect(await store(mongo.db).nodeHistory.countDocuments({ nodeId })).toBe(1);
     // The window bounds the points: one from the first bucket only.
     expect((await readNodeHistory(mongo.db, nodeId, bucket0, bucket0 + 1)).map((p) => p.reputation)).toEqual([0.55]);
   });
@@ -76,10 +77,10 @@ describe('projectNodeState', () => {
       { at: t0 + 2, passed: false },
     ];
     await projectNodeState(snapshot(nodeId, 1, { checks }));
-    expect((await mongo.db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId }))?.checks).toEqual(checks);
+    expect((await store(mongo.db).nodes.findOne({ _id: nodeId }))?.checks).toEqual(checks);
     // An actor from before verdicts were projected sends none: the list is empty, not stale.
     await projectNodeState(snapshot(nodeId, 2));
-    expect((await mongo.db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId }))?.checks).toEqual([]);
+    expect((await store(mongo.db).nodes.findOne({ _id: nodeId }))?.checks).toEqual([]);
   });
 
   it('keeps one document under concurrent writers (on MongoDB, the newest version winning)', async () => {
@@ -87,7 +88,7 @@ describe('projectNodeState', () => {
     const nodeId = unique('node');
     const versions = Array.from({ length: 12 }, (_, i) => i + 1).sort(() => 0.5 - Math.random());
     await Promise.all(versions.map((v) => projectNodeState(snapshot(nodeId, v))));
-    const docs = await mongo.db.collection<NodeDocument>(nodesCollection).find({ _id: nodeId }).toArray();
+    const docs = await store(mongo.db).nodes.find({ _id: nodeId }).toArray();
     expect(docs).toHaveLength(1);
     // FerretDB 1.x (SQLite) matches the filter and writes in two steps, so truly concurrent
     // writers can let an older version land last; MongoDB's single-document atomicity makes the

@@ -7,9 +7,10 @@
 import type { Db } from 'mongodb';
 import { isDuplicateKey } from '../connections/mongo.ts';
 import type { NodeRecord, NodeState, OnlineState, PeerMedians } from '../domain/reputation.ts';
+import { dayMs, nodeHistoryBucketMs, nodeHistoryDayId, store, type NodeCheck, type NodeHistoryPoint } from '../store/index.ts';
 
-/** The collection the node actors project into. */
-export const nodesCollection = 'nodes';
+export type { NodeCheck };
+
 
 /** One projection of a node actor's state, as the workflow sends it. */
 export interface NodeSnapshot {
@@ -32,21 +33,6 @@ export interface NodeSnapshot {
   checks?: NodeCheck[] | undefined;
 }
 
-/** The stored document. */
-export interface NodeDocument {
-  _id: string;
-  operator: string;
-  models: string[];
-  state: NodeState;
-  /** See NodeSnapshot.resumeState; absent from documents written before it was projected. */
-  resumeState?: OnlineState | null;
-  reputation: number;
-  record: NodeRecord;
-  version: number;
-  updatedAt: Date;
-  /** See NodeSnapshot.checks; absent from documents written before they were projected. */
-  checks?: NodeCheck[];
-}
 
 /** What the router needs about one node. */
 export interface NodeStateView {
@@ -57,41 +43,12 @@ export interface NodeStateView {
   latencyMs?: number;
 }
 
-/**
- * A node's standing over time, for its status page: one point per node per bucket, overwritten
- * by every projection within that bucket (so the newest in it wins). A small rollup, not a log,
- * stored as one document per node per UTC day holding that day's points keyed by bucket: a
- * node's last 48 hours are three reads by `_id`, the one lookup FerretDB serves from an index
- * (it scans the whole collection for any other filter).
- */
-export const nodeHistoryCollection = 'node_history';
-export const nodeHistoryBucketMs = 5 * 60_000;
-const dayMs = 86_400_000;
-
-export interface NodeHistoryPoint {
-  at: Date;
-  reputation: number;
-  tokensPerSecond: number | null;
-  latencyMs: number | null;
-  requestsServed: number;
-}
-
-/** One node's points of one UTC day. */
-export interface NodeHistoryDay {
-  _id: string; // `${nodeId}:${day start ms}`
-  nodeId: string;
-  day: Date;
-  /** Keyed `b${bucket start ms}`. */
-  points: Record<string, NodeHistoryPoint>;
-}
-
-export const nodeHistoryDayId = (nodeId: string, atMs: number) => `${nodeId}:${atMs - (atMs % dayMs)}`;
 
 /** The node's points from `fromMs` to `toMs`, oldest first: one read by `_id` per day spanned. */
 export async function readNodeHistory(db: Db, nodeId: string, fromMs: number, toMs: number): Promise<NodeHistoryPoint[]> {
   const days: string[] = [];
   for (let day = fromMs - (fromMs % dayMs); day <= toMs; day += dayMs) days.push(nodeHistoryDayId(nodeId, day));
-  const history = db.collection<NodeHistoryDay>(nodeHistoryCollection);
+  const history = store(db).nodeHistory;
   const docs = await Promise.all(days.map((_id) => history.findOne({ _id })));
   return docs
     .flatMap((d) => Object.values(d?.points ?? {}))
@@ -99,11 +56,6 @@ export async function readNodeHistory(db: Db, nodeId: string, fromMs: number, to
     .sort((a, b) => a.at.getTime() - b.at.getTime());
 }
 
-/** A spot check's verdict on one of the node's answers, as its actor counted it. */
-export interface NodeCheck {
-  at: number;
-  passed: boolean;
-}
 
 export interface ProjectResult {
   /** False when the stored document was already as new or newer: the write was a no-op. */
@@ -118,8 +70,8 @@ export interface ProjectResult {
  * const worker = await Worker.create({ ..., activities: createNodeProjectionActivities(mongo.db) });
  */
 export function createNodeProjectionActivities(db: Db) {
-  const nodes = db.collection<NodeDocument>(nodesCollection);
-  const history = db.collection<NodeHistoryDay>(nodeHistoryCollection);
+  const nodes = store(db).nodes;
+  const history = store(db).nodeHistory;
 
   /** The snapshot as its bucket's point. Keyed by bucket, so a retry rewrites the same point. */
   const recordHistory = async (snapshot: NodeSnapshot) => {

@@ -11,8 +11,9 @@
  */
 import type { Db } from 'mongodb';
 import { effectiveState, isRoutable, type NodeState } from '../domain/reputation.ts';
-import { nodesCollection, type NodeDocument } from './node-projection.ts';
+
 import { RefreshedView } from './refreshed-view.ts';
+import { type NodeDocument, store } from '../store/index.ts';
 
 /** How often the view re-reads the projection by default. */
 export const nodeStandingsRefreshMs = 2_000;
@@ -31,7 +32,7 @@ export class NodeStandings extends RefreshedView {
   }
 
   protected async read(): Promise<void> {
-    const docs = await this.db.collection<NodeDocument>(nodesCollection).find({}).toArray();
+    const docs = await store(this.db).nodes.find({}).toArray();
     this.standings = new Map(docs.map((doc) => [doc._id, doc]));
     this.ranked = docs.sort((a, b) => b.reputation - a.reputation || (a._id < b._id ? -1 : 1));
   }

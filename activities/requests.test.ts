@@ -3,20 +3,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMongo, type MongoHandle } from '../connections/mongo.ts';
 import { stack, unique } from '../test/helpers.ts';
 import { createRequestActivities } from './requests.ts';
+import { store, type NodeDocument, type RegistrationDoc } from '../store/index.ts';
 
 let mongo: MongoHandle;
 const operator = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
 
 beforeAll(async () => {
   mongo = await connectMongo(stack().mongodbUri, unique('requests'));
-  await mongo.db.collection<{ _id: string; operator: string }>('node_registrations').insertMany([
+  await store(mongo.db).registrations.insertMany([
     { _id: 'node-ok', operator },
     { _id: 'node-suspended', operator },
-  ]);
-  await mongo.db.collection<{ _id: string; state: string; reputation: number }>('nodes').insertMany([
+  ] as RegistrationDoc[]); // only what accrual reads
+  await store(mongo.db).nodes.insertMany([
     { _id: 'node-ok', state: 'active', reputation: 0.5 },
     { _id: 'node-suspended', state: 'suspended', reputation: 0.5 },
-  ]);
+  ] as NodeDocument[]);
 });
 afterAll(async () => {
   await mongo?.db.dropDatabase();
@@ -32,13 +33,13 @@ describe('accrueReward', () => {
     const amounts = new Set([...results, again].map((r) => r.amount));
     expect(amounts.size).toBe(1);
     expect(BigInt([...amounts][0]!)).toBeGreaterThan(0n);
-    expect(await mongo.db.collection('ledger').countDocuments({ _id: 'req-once' as never })).toBe(1);
+    expect(await store(mongo.db).ledger.countDocuments({ _id: 'req-once' as never })).toBe(1);
   });
 
   it('pays a suspended node nothing', async () => {
     const result = await createRequestActivities({ db: mongo.db }).accrueReward({ requestId: 'req-susp', nodeId: 'node-suspended', modelId: 'gitblock-tiny', completionTokens: 12 });
     expect(result).toMatchObject({ status: 'skipped', amount: '0', reason: 'node node-suspended is suspended' });
-    expect(await mongo.db.collection('ledger').countDocuments({ _id: 'req-susp' as never })).toBe(0);
+    expect(await store(mongo.db).ledger.countDocuments({ _id: 'req-susp' as never })).toBe(0);
   });
 
   it('refuses a token count that is not a non-negative integer', async () => {

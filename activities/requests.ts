@@ -12,7 +12,9 @@ import { spotCheckRate, type SamplingRecord } from '../domain/sampling.ts';
 import { getModel } from '../models/catalog.ts';
 import type { RouteLoad } from './routing.ts';
 
-export type RequestStatus = 'routing' | 'running' | 'completed' | 'failed' | 'cancelled';
+import { store, type RequestStatus } from '../store/index.ts';
+
+export type { RequestStatus };
 
 export interface RequestUpdate {
   requestId: string;
@@ -51,25 +53,10 @@ export interface AccrualResult {
   reason?: string | undefined;
 }
 
-export interface LedgerEntry {
-  _id: string; // the request id: one accrual per request, enforced by the primary key
-  nodeId: string;
-  operator: string;
-  modelId: string;
-  completionTokens: number;
-  /** GBT base units, as a decimal string (bigint). */
-  amount: string;
-  status: 'accrued' | 'voided';
-  voidReason?: string;
-  createdAt: Date;
-}
 
 export function createRequestActivities(deps: { db: Db; now?: () => Date; load?: RouteLoad | undefined }) {
   const now = deps.now ?? (() => new Date());
-  const requests = deps.db.collection<{ _id: string }>('requests');
-  const ledger = deps.db.collection<LedgerEntry>('ledger');
-  const registrations = deps.db.collection<{ _id: string; operator: string }>('node_registrations');
-  const nodes = deps.db.collection<{ _id: string; reputation?: number; state?: NodeState }>('nodes');
+  const { requests, ledger, registrations, nodes } = store(deps.db);
 
   const activities = {
     async recordRequest(update: RequestUpdate): Promise<void> {
@@ -134,9 +121,7 @@ export function createRequestActivities(deps: { db: Db; now?: () => Date; load?:
 
     /** The standing the sampling policy reads: the node actor's projection. */
     async nodeStanding(input: { nodeId: string }): Promise<{ state?: NodeState | undefined; record?: SamplingRecord | undefined }> {
-      const doc = await deps.db
-        .collection<{ _id: string; state?: NodeState; record?: SamplingRecord & { servedSinceVerificationFailure?: number } }>('nodes')
-        .findOne({ _id: input.nodeId });
+      const doc = await nodes.findOne({ _id: input.nodeId });
       if (!doc?.record) return { state: doc?.state };
       const r = doc.record;
       return {

@@ -16,6 +16,7 @@ import { verifierIneligibility, verifierPolicy, type VerifierPolicy } from '../d
 import { getModel } from '../models/catalog.ts';
 import type { LiveNodes } from './live-nodes.ts';
 import { RefreshedView } from './refreshed-view.ts';
+import { store } from '../store/index.ts';
 
 export interface RouteInput {
   requestId: string;
@@ -69,8 +70,8 @@ export class NodeDirectory extends RefreshedView {
   protected async read(ids?: string[]): Promise<void> {
     const filter = ids ? { _id: { $in: ids } } : {};
     const [states, registrations] = await Promise.all([
-      this.db.collection<NodeDoc>('nodes').find(filter, { projection: { state: 1, reputation: 1, record: 1 } }).toArray(),
-      this.db.collection<RegistrationDoc>('node_registrations').find(filter, { projection: { operator: 1, modelHashes: 1 } }).toArray(),
+      store(this.db).nodes.find(filter, { projection: { state: 1, reputation: 1, record: 1 } }).toArray(),
+      store(this.db).registrations.find(filter, { projection: { operator: 1, modelHashes: 1 } }).toArray(),
     ]);
     if (!ids) {
       this.states = new Map(states.map((d) => [d._id, d]));

@@ -14,74 +14,23 @@
  * race for the same accruals.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { Collection, Db } from 'mongodb';
+import type { Db } from 'mongodb';
 import { getAddress, isAddress, parseEventLogs, zeroHash, type Address, type Hex, type TransactionReceipt } from 'viem';
 import { isDuplicateKey } from '../connections/mongo.ts';
 import { rewardsDistributorAbi } from '../contracts/artifacts/index.ts';
 import { availableEmission, cumulativeEmission, epochEmission, epochPayout, epochWindow, lastCompleteEpoch, type EpochSchedule } from '../domain/emission.ts';
 import { epochPostPending } from '../domain/failures.ts';
-import { isFinalEpochStatus, settlementErrors, type EpochStatus, type EpochSummary, type SettlementPoint } from '../domain/settlement.ts';
-import { assignAccrualsToEpoch, epochEntriesCollection, ensureLedgerIndexes, insertAllOnce, voidedAmong } from './ledger.ts';
+import { isFinalEpochStatus, settlementErrors, type EpochSummary, type SettlementPoint } from '../domain/settlement.ts';
+import { assignAccrualsToEpoch, insertAllOnce, voidedAmong } from './ledger.ts';
 import { buildRewardsTreeOffThread } from './rewards-tree.ts';
 import { revertName, type SettlementChain } from './settlement-chain.ts';
+import { ensureIndexes, store, type EpochDoc, type ProofDoc } from '../store/index.ts';
 
-export interface EpochDoc {
-  _id: number;
-  status: EpochStatus;
-  windowStart: Date;
-  windowEnd: Date;
-  /** Accruals created in [assignFrom, windowEnd) are assigned at close; no lower bound for the first epoch settled. */
-  assignFrom?: Date;
-  createdAt: Date;
-  closedAt?: Date;
-  entries?: number;
-  emission?: string;
-  cumulativeEmission?: string;
-  paidBefore?: string;
-  available?: string;
-  accruedTotal?: string;
-  paid?: string;
-  capped?: boolean;
-  operators?: number;
-  root?: Hex;
-  computedAt?: Date;
-  chainId?: number;
-  distributor?: Address;
-  postTx?: Hex;
-  postBlock?: string;
-  postedAt?: Date;
-  settledAt?: Date;
-}
-
-/** One operator's claim for one epoch, stored before the root is posted; served by the gateway. */
-export interface ProofDoc {
-  _id: string; // `${epoch}:${operator}`: one leaf per operator and epoch
-  epoch: number;
-  operator: Address;
-  /** Paid (the leaf amount), GBT base units. */
-  amount: string;
-  /** Accrued before any emission cap. */
-  accrued: string;
-  proof: Hex[];
-  root: Hex;
-}
-
-/** The settlement sequence: `after:<epoch>` (or `first`) names the one epoch allowed to follow. */
-interface LinkDoc {
-  _id: string;
-  epoch: number;
-  at: Date;
-}
-
-export const epochsCollection = (db: Db): Collection<EpochDoc> => db.collection<EpochDoc>('epochs');
-export const proofsCollection = (db: Db): Collection<ProofDoc> => db.collection<ProofDoc>('reward_proofs');
-const linksCollection = (db: Db): Collection<LinkDoc> => db.collection<LinkDoc>('epoch_links');
+export type { EpochDoc, ProofDoc };
 
 /** Indexes settlement and the rewards API query by. Idempotent; created at each close. */
 export async function ensureSettlementIndexes(db: Db): Promise<void> {
-  await ensureLedgerIndexes(db);
-  await proofsCollection(db).createIndex({ epoch: 1, root: 1 });
-  await proofsCollection(db).createIndex({ operator: 1 });
+  await ensureIndexes(db, ['ledger', 'epochEntries', 'rewardProofs']);
 }
 
 export interface SettlementDeps {
@@ -94,7 +43,6 @@ export interface SettlementDeps {
   /** Called at each step boundary; tests use it to kill the worker there. */
   probe?: ((point: SettlementPoint, epoch: number) => void | Promise<void>) | undefined;
 }
-
 
 /** Accruals inserted up to this long after their epoch closed are still paid, by the next epoch. */
 export const stragglerMarginMs = 60 * 60 * 1000;
@@ -152,10 +100,10 @@ export function summarize(doc: EpochDoc): EpochSummary {
 export function createSettlementActivities(deps: SettlementDeps) {
   const { db, schedule } = deps;
   const now = deps.now ?? Date.now;
-  const epochs = epochsCollection(db);
-  const proofs = proofsCollection(db);
-  const links = linksCollection(db);
-  const assignments = epochEntriesCollection(db);
+  const epochs = store(db).epochs;
+  const proofs = store(db).rewardProofs;
+  const links = store(db).epochLinks;
+  const assignments = store(db).epochEntries;
   const probe = async (point: SettlementPoint, epoch: number) => {
     if (deps.probe) await deps.probe(point, epoch);
   };

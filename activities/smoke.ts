@@ -2,6 +2,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Db } from 'mongodb';
 import { getLlama, LlamaCompletion } from 'node-llama-cpp';
 import type { PublicClient } from 'viem';
+import { store } from '../store/index.ts';
 
 export interface SmokeDeps {
   db: Db;
@@ -30,7 +31,7 @@ export function createSmokeActivities(deps: SmokeDeps) {
         const text = await completion.generateCompletion(input.prompt, { maxTokens: input.maxTokens, temperature: 0 });
         const tokens = model.tokenize(text).length;
         const blockNumber = await deps.chain.getBlockNumber();
-        const { insertedId } = await deps.db.collection('smoke').insertOne({ prompt: input.prompt, text, tokens, at: new Date() });
+        const { insertedId } = await store(deps.db).smoke.insertOne({ prompt: input.prompt, text, tokens, at: new Date() });
         deps.nats.publish(deps.natsSubject, JSON.stringify({ text, tokens }));
         await deps.nats.flush();
         return { text, tokens, mongoId: insertedId.toHexString(), natsSubject: deps.natsSubject, blockNumber: blockNumber.toString() };

@@ -32,6 +32,7 @@ import { startControlWorker } from '../workers/control.ts';
 import { taskQueues } from '../temporal.config.ts';
 import { intFlag, median, table, withStack } from './harness.ts';
 import { startPlainServer } from './plain-server.ts';
+import { store } from '../store/index.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const requestsPerLevel = intFlag('requests', 30);
@@ -167,7 +168,7 @@ await withStack(async (stack) => {
   const gateway = await startGateway({ config, mongodbUri: e.mongodbUri, port: 0 });
   const { key } = (await (await fetch(`${gateway.url}/v1/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as { key: string };
   // A generous key: the benchmark measures the network, not the free tier's limits.
-  await mongo.db.collection('api_keys').updateOne({}, { $set: { 'policy.requestsPerMinute': 1_000_000, 'policy.tokensPerDay': 1_000_000_000 } });
+  await store(mongo.db).apiKeys.updateOne({}, { $set: { 'policy.requestsPerMinute': 1_000_000, 'policy.tokensPerDay': 1_000_000_000 } });
   const edge = await startEdgeFromConfig(config, { mongodbUri: e.mongodbUri });
   const node = await startBenchNode(edge.address);
   const addRows = (path: string, levelsOut: Awaited<ReturnType<typeof measurePath>>, bareTtft: number, bareWhole: number) => {

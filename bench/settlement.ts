@@ -12,9 +12,9 @@ import { performance } from 'node:perf_hooks';
 import { createWalletClient, getAddress, http, toHex, type Address } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
-import type { LedgerDoc } from '../activities/ledger.ts';
+
 import { connectSettlementChain } from '../activities/settlement-chain.ts';
-import { createSettlementActivities, proofsCollection } from '../activities/settlement.ts';
+import { createSettlementActivities } from '../activities/settlement.ts';
 import { connectMongo } from '../connections/mongo.ts';
 import { rewardsDistributorAbi } from '../contracts/artifacts/index.ts';
 import { ANVIL_DEFAULT_KEY, deployGitBlock } from '../contracts/deploy.ts';
@@ -22,6 +22,7 @@ import { buildAirdropTree } from '../contracts/merkle.ts';
 import { buildRewardsTreeOffThread } from '../activities/rewards-tree.ts';
 import { epochWindow, GBT } from '../domain/emission.ts';
 import { intFlag, table, withStack } from './harness.ts';
+import { type LedgerDoc, store } from '../store/index.ts';
 
 const operatorCount = intFlag('operators', 100_000);
 const claims = intFlag('claims', 3);
@@ -63,7 +64,7 @@ await withStack(async (stack) => {
       amounts.push(amount);
       docs.push({ _id: `req-${j}`, nodeId: `node-${j}`, operator: operatorAddress(j), modelId: 'smollm2-135m', completionTokens: 100, amount: amount.toString(), status: 'accrued', createdAt: at });
     }
-    await db.collection<LedgerDoc>('ledger').insertMany(docs, { ordered: false });
+    await store(db).ledger.insertMany(docs, { ordered: false });
   }
   const seedMs = performance.now() - seedStart;
 
@@ -83,7 +84,7 @@ await withStack(async (stack) => {
   const [, postMs] = await timed(() => steps.postEpochRoot(EPOCH));
   const [settled, confirmMs] = await timed(() => steps.confirmEpoch(EPOCH));
   if (settled.status !== 'settled' || computed.root !== tree.root) throw new Error(`unexpected settlement: ${JSON.stringify(settled)}`);
-  const proofs = await proofsCollection(db).countDocuments({ epoch: EPOCH });
+  const proofs = await store(db).rewardProofs.countDocuments({ epoch: EPOCH });
 
   // Claims, relayed by the deployer (tokens go to the operator named in the leaf).
   const wallet = createWalletClient({ account: deployer, chain: foundry, transport: http(e.rpcUrl) });
@@ -91,7 +92,7 @@ await withStack(async (stack) => {
   let proofLength = 0;
   for (let k = 0; k < claims; k++) {
     const operator = operatorAddress(Math.floor((k * operatorCount) / claims));
-    const doc = (await proofsCollection(db).findOne({ _id: `${EPOCH}:${operator}` }))!;
+    const doc = (await store(db).rewardProofs.findOne({ _id: `${EPOCH}:${operator}` }))!;
     proofLength = doc.proof.length;
     const hash = await wallet.writeContract({ address: deployment.distributor, abi: rewardsDistributorAbi, functionName: 'claim', args: [BigInt(EPOCH), operator, BigInt(doc.amount), doc.proof] });
     const receipt = await chain.publicClient.waitForTransactionReceipt({ hash });

@@ -11,7 +11,7 @@ import { cpus, loadavg } from 'node:os';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Db } from 'mongodb';
 import { getAddress, type Address } from 'viem';
-import { nodeHistoryBucketMs, nodeHistoryDayId } from '../activities/node-projection.ts';
+
 import { loadConfig } from '../config/env.ts';
 import { connectMongo } from '../connections/mongo.ts';
 import { connectNats } from '../connections/nats.ts';
@@ -21,6 +21,7 @@ import { newNodeRecord, reputation } from '../domain/reputation.ts';
 import { startGateway } from '../gateway/server.ts';
 import { RECENT_CHECKS_KEPT } from '../workflows/node-actor.ts';
 import { intFlag, percentile, table, withStack } from './harness.ts';
+import { nodeHistoryBucketMs, nodeHistoryDayId, store } from '../store/index.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const nodeCount = intFlag('nodes', 1_000);
@@ -113,15 +114,15 @@ async function profileQueries(db: Db): Promise<void> {
   const operator = operators[0]!;
   const now = Date.now();
   const reads: [string, () => Promise<unknown>][] = [
-    ['nodes: every document (the gateway view, every 2 s)', () => db.collection('nodes').find({}).toArray()],
-    ['node_registrations: every id and gpu (every 5 s)', () => db.collection('node_registrations').find({}, { projection: { gpu: 1 } }).toArray()],
-    ['nodes: one by _id', () => db.collection('nodes').findOne({ _id: node as never })],
-    ['node_history: 3 days by _id', () => Promise.all([0, 1, 2].map((d) => db.collection('node_history').findOne({ _id: nodeHistoryDayId(node, now - d * 86_400_000) as never })))],
-    ['requests: by nodeId (old node page checks)', () => db.collection('requests').find({ nodeId: node }).toArray()],
-    ['requests: updatedAt >= now - 6 h, completed (series, first read)', () => db.collection('requests').find({ updatedAt: { $gte: new Date(now - 6 * 3_600_000) }, status: 'completed' }, { projection: { createdAt: 1, updatedAt: 1, usage: 1, timings: 1 } }).toArray()],
-    ['requests: updatedAt >= now (series, top-up)', () => db.collection('requests').find({ updatedAt: { $gte: new Date(now) }, status: 'completed' }).toArray()],
-    ['ledger: createdAt >= epoch start, accrued (epoch accrued)', () => db.collection('ledger').find({ createdAt: { $gte: new Date(now - 7 * 86_400_000) }, status: 'accrued' }, { projection: { amount: 1 } }).toArray()],
-    ['ledger: one operator, accrued (operator page)', () => db.collection('ledger').find({ operator, status: 'accrued' }, { projection: { amount: 1 } }).toArray()],
+    ['nodes: every document (the gateway view, every 2 s)', () => store(db).nodes.find({}).toArray()],
+    ['node_registrations: every id and gpu (every 5 s)', () => store(db).registrations.find({}, { projection: { gpu: 1 } }).toArray()],
+    ['nodes: one by _id', () => store(db).nodes.findOne({ _id: node })],
+    ['node_history: 3 days by _id', () => Promise.all([0, 1, 2].map((d) => store(db).nodeHistory.findOne({ _id: nodeHistoryDayId(node, now - d * 86_400_000) })))],
+    ['requests: by nodeId (old node page checks)', () => store(db).requests.find({ nodeId: node }).toArray()],
+    ['requests: updatedAt >= now - 6 h, completed (series, first read)', () => store(db).requests.find({ updatedAt: { $gte: new Date(now - 6 * 3_600_000) }, status: 'completed' }, { projection: { createdAt: 1, updatedAt: 1, usage: 1, timings: 1 } }).toArray()],
+    ['requests: updatedAt >= now (series, top-up)', () => store(db).requests.find({ updatedAt: { $gte: new Date(now) }, status: 'completed' }).toArray()],
+    ['ledger: createdAt >= epoch start, accrued (epoch accrued)', () => store(db).ledger.find({ createdAt: { $gte: new Date(now - 7 * 86_400_000) }, status: 'accrued' }, { projection: { amount: 1 } }).toArray()],
+    ['ledger: one operator, accrued (operator page)', () => store(db).ledger.find({ operator, status: 'accrued' }, { projection: { amount: 1 } }).toArray()],
   ];
   const rows = [];
   for (const [name, read] of reads) {

@@ -7,9 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { getAddress } from 'viem';
 import type { Db } from 'mongodb';
 import { edgeSessionBodySchema, edgeSessionTypedData, type EdgeSessionBody, type EdgeSessionFields } from '../domain/edge-session.ts';
-import { registrationsCollection, type RegistrationDoc } from '../gateway/registration/register.ts';
+
 import { authenticate, consumeNonce, type NonceStore, type SignedFailure, type SignedKind } from '../gateway/registration/signed.ts';
 import { BaseError } from '../domain/errors.ts';
+import { store } from '../store/index.ts';
 
 export interface NodeSession {
   nodeId: string;
@@ -65,7 +66,7 @@ export class SessionStore {
     const operator = getAddress(fields.operator);
     if (signer !== operator) throw new SessionError('SESSION_BAD_SIGNATURE', `session is not signed by operator ${operator}`);
     if (fields.audience !== this.deps.audience) throw new SessionError('SESSION_INVALID', `session is for ${JSON.stringify(fields.audience)}, this edge is ${JSON.stringify(this.deps.audience)}`);
-    const registration = await this.deps.db.collection<RegistrationDoc>(registrationsCollection).findOne({ _id: fields.nodeId });
+    const registration = await store(this.deps.db).registrations.findOne({ _id: fields.nodeId });
     if (!registration || registration.operator.toLowerCase() !== operator.toLowerCase()) {
       throw new SessionError('SESSION_NOT_REGISTERED', `node ${fields.nodeId} is not registered to ${operator}: register it first`);
     }

@@ -19,6 +19,7 @@ import { ApiError } from './errors.ts';
 import { chargeFor } from './reservations.ts';
 import { upstream } from './upstream.ts';
 import type { ChatCompletionBody, CompletionBody } from './schemas/completions.ts';
+import { store } from '../store/index.ts';
 
 export const fallbackFingerprint = 'gitblock-fallback';
 /** What the upstream may send at most in one answer (or one SSE event): a hostile one cannot fill memory. */
@@ -362,7 +363,7 @@ export async function answerFromFallback(deps: GatewayDeps, fallback: FallbackPr
 
 /** Writes the request record: one per request id, so the workflow's, when it ran and found no node, gains the fallback's answer. */
 function recorder(deps: GatewayDeps, req: FallbackRequest) {
-  const requests = deps.db.collection<{ _id: string }>('requests');
+  const requests = store(deps.db).requests;
   return (status: string, fields: Record<string, unknown>) =>
     upstream('MongoDB', () =>
       requests.updateOne(

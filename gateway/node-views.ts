@@ -3,10 +3,11 @@
  * heartbeat says now. The one view `GET /v1/nodes` and the status pages both read, so the page
  * and the JSON never disagree.
  */
-import { nodesCollection, type NodeDocument } from '../activities/node-projection.ts';
+
 import type { LiveNode } from '../activities/live-nodes.ts';
 import type { GatewayDeps } from './deps.ts';
-import { registrationsCollection, type RegistrationDoc } from './registration/register.ts';
+
+import { type NodeDocument, store } from '../store/index.ts';
 
 /** Most nodes one listing returns. */
 export const nodeListLimit = 1_000;
@@ -111,8 +112,8 @@ export async function findPublicNode(deps: NodeViewDeps & Pick<GatewayDeps, 'db'
 
 /** The node's projected document and its public view (the node's page shows parts of both). */
 export async function findNode(deps: NodeViewDeps & Pick<GatewayDeps, 'db'>, nodeId: string): Promise<{ doc: NodeDocument; view: PublicNode } | undefined> {
-  const doc = deps.standings.document(nodeId) ?? (await deps.db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId })) ?? undefined;
+  const doc = deps.standings.document(nodeId) ?? (await store(deps.db).nodes.findOne({ _id: nodeId })) ?? undefined;
   if (!doc) return undefined;
-  const gpu = deps.registered.gpu(nodeId) ?? (await deps.db.collection<RegistrationDoc>(registrationsCollection).findOne({ _id: nodeId }, { projection: { gpu: 1 } }))?.gpu;
+  const gpu = deps.registered.gpu(nodeId) ?? (await store(deps.db).registrations.findOne({ _id: nodeId }, { projection: { gpu: 1 } }))?.gpu;
   return { doc, view: publicNodeView(doc, deps.liveNodes.get(nodeId), gpu) };
 }

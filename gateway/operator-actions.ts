@@ -22,6 +22,7 @@ import type { GatewayDeps } from './deps.ts';
 import { ApiError } from './errors.ts';
 import { authenticate, consumeNonce, type SignedFailure, type SignedKind } from './registration/signed.ts';
 import { BaseError } from '../domain/errors.ts';
+import { store } from '../store/index.ts';
 
 const operatorActionKind = {
   noun: 'operator action',
@@ -58,7 +59,7 @@ export async function performOperatorAction(deps: GatewayDeps, nodeId: string, a
   if (fields.nodeId !== nodeId) throw new ApiError('invalid_body', `This ${action} is signed for node ${fields.nodeId}, but was posted for node ${nodeId}`, 'action.nodeId');
   if (fields.action !== action) throw new ApiError('invalid_body', `This body is signed to ${fields.action} the node, but was posted to /${action}`, 'action.action');
 
-  const registration = await deps.db.collection<{ _id: string; operator: string }>('node_registrations').findOne({ _id: nodeId });
+  const registration = await store(deps.db).registrations.findOne({ _id: nodeId });
   if (!registration) throw new ApiError('not_found', `No node ${nodeId} has registered with this network`);
   const operator = getAddress(registration.operator);
   // Do not echo the recovered address: for a tampered body it is a meaningless key.
@@ -103,8 +104,7 @@ function retireRefusal(view: NodeActorView): Refusal | undefined {
  * check is gone (one that timed out never writes its outcome), so Temporal has the last word.
  */
 async function pendingCheckRefusal(deps: GatewayDeps, nodeId: string): Promise<Refusal | undefined> {
-  const pending = await deps.db
-    .collection<{ _id: string; updatedAt?: Date }>('requests')
+  const pending = await store(deps.db).requests
     .find({ nodeId, 'verification.status': 'pending' }, { projection: { _id: 1 } })
     // A suspended node takes no new work, so the running checks are among its latest answers.
     .sort({ updatedAt: -1 })

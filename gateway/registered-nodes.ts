@@ -6,6 +6,7 @@
  * it registered (`gpu`), for the public listings: the same read, no second one.
  */
 import type { Db } from 'mongodb';
+import { store } from '../store/index.ts';
 
 export class RegisteredNodes {
   private gpus = new Map<string, string | undefined>();
@@ -21,7 +22,7 @@ export class RegisteredNodes {
   }
 
   async refresh(): Promise<void> {
-    const docs = await this.db.collection<{ _id: string; gpu?: string }>('node_registrations').find({}, { projection: { _id: 1, gpu: 1 } }).toArray();
+    const docs = await store(this.db).registrations.find({}, { projection: { _id: 1, gpu: 1 } }).toArray();
     this.gpus = new Map(docs.map((d) => [d._id, d.gpu]));
   }
 

@@ -9,6 +9,7 @@ import type { Db } from 'mongodb';
 import { workflowIds } from '../temporal.config.ts';
 import type { RequestAnswer } from '../workflows/request.ts';
 import type { ApiKeys, RequestReservation } from './keys/keys.ts';
+import { store, type RequestStatus } from '../store/index.ts';
 
 /** How the request ended, as far as the settler knows. */
 export type RequestEnd =
@@ -53,7 +54,7 @@ export interface ReconcileOptions {
 
 export const reconcileDefaults = { graceMs: 30_000, notStartedMs: 120_000, everyMs: 60_000 } as const;
 
-const finalStatuses = ['completed', 'failed', 'cancelled'];
+const finalStatuses: RequestStatus[] = ['completed', 'failed', 'cancelled'];
 
 /**
  * Settles every reservation whose request has ended and whose gateway did not settle it.
@@ -67,7 +68,7 @@ export async function reconcileReservations(deps: ReconcileDeps, options: Reconc
   const now = (deps.now ?? Date.now)();
   const graceMs = options.graceMs ?? reconcileDefaults.graceMs;
   const notStartedMs = options.notStartedMs ?? reconcileDefaults.notStartedMs;
-  const requests = deps.db.collection<{ _id: string; status?: string }>('requests');
+  const requests = store(deps.db).requests;
   let settled = 0;
   for (const reservation of await deps.keys.unsettledReservations(new Date(now - graceMs))) {
     const end = await requestEnd(deps.temporal, reservation, now, graceMs, notStartedMs);

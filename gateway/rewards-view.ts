@@ -5,12 +5,12 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Address, Hex } from 'viem';
-import { epochEntriesCollection, ledgerCollection } from '../activities/ledger.ts';
-import { epochsCollection, proofsCollection, type EpochDoc } from '../activities/settlement.ts';
+
 import { rewardsDistributorAbi } from '../contracts/artifacts/index.ts';
 import type { EpochStatus } from '../domain/settlement.ts';
 import type { GatewayDeps } from './deps.ts';
 import { RefreshedByKey } from './refreshed.ts';
+import { type EpochDoc, store } from '../store/index.ts';
 
 /** One epoch's reward for an operator, as the API shows it. Amounts are decimal strings of GBT base units. */
 export interface RewardEpoch {
@@ -47,10 +47,10 @@ const settlingStatuses: EpochStatus[] = ['computed', 'posted'];
 
 /** `operator` checksummed. Claim state is read on chain when `deps.chain` is given; a failed read is logged and leaves 'settled'. */
 export async function operatorRewards(deps: Pick<GatewayDeps, 'db' | 'chain'>, operator: Address, log: Pick<FastifyBaseLogger, 'warn'>): Promise<RewardsView> {
-  const ledger = ledgerCollection(deps.db);
-  const assignments = epochEntriesCollection(deps.db);
-  const epochs = epochsCollection(deps.db);
-  const proofs = proofsCollection(deps.db);
+  const ledger = store(deps.db).ledger;
+  const assignments = store(deps.db).epochEntries;
+  const epochs = store(deps.db).epochs;
+  const proofs = store(deps.db).rewardProofs;
 
   const byEpoch = new Map<number, EpochDoc>();
   for await (const doc of epochs.find({})) byEpoch.set(doc._id, doc);

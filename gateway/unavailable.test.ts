@@ -21,8 +21,9 @@ import { buildApp } from './app.ts';
 import { ApiKeys } from './keys/keys.ts';
 import { createMetrics } from './metrics.ts';
 import { RegisteredNodes } from './registered-nodes.ts';
-import { registrationsCollection } from './registration/register.ts';
+
 import { MongoNonceStore } from './registration/mongo-nonces.ts';
+import { store, type RegistrationDoc } from '../store/index.ts';
 
 let mongo: MongoHandle;
 let temporal: Awaited<ReturnType<typeof connectTemporalClient>>;
@@ -43,7 +44,7 @@ afterAll(async () => {
 /** A registered node's heartbeat in the bucket, as a live node writes it: admission lets requests through. */
 async function liveNode(nc: NatsConnection, db: Db): Promise<string> {
   const nodeId = unique('unavail-node');
-  await db.collection(registrationsCollection).insertOne({ _id: nodeId as never, operator: `0x${'1'.repeat(40)}` });
+  await store(db).registrations.insertOne({ _id: nodeId, operator: `0x${'1'.repeat(40)}` } as RegistrationDoc); // only what admission reads
   const beat: Heartbeat = {
     nodeId,
     operator: `0x${'1'.repeat(40)}`,
@@ -119,10 +120,10 @@ describe('NATS away', () => {
       expect(res.headers['retry-after']).toBe('5');
       const requestId = res.headers['x-gitblock-request-id'];
       expect(requestId).toMatch(/^[0-9a-f]{24}$/);
-      const record = await mongo.db.collection<{ _id: string; status: string }>('requests').findOne({ _id: String(requestId) });
+      const record = await store(mongo.db).requests.findOne({ _id: String(requestId) });
       expect(record === null || record.status === 'failed').toBe(true);
     }
-    expect(await mongo.db.collection('requests').countDocuments({ status: 'routing' })).toBe(0);
+    expect(await store(mongo.db).requests.countDocuments({ status: 'routing' })).toBe(0);
     expect((await keys.usage(issued.id)).usedTokens).toBe(0);
   });
 });

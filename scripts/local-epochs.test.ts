@@ -3,12 +3,13 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { epochsCollection } from '../activities/settlement.ts';
+
 import { parseConfig } from '../config/env.ts';
 import { connectMongo, type MongoHandle } from '../connections/mongo.ts';
 import { DEFAULT_GENESIS, EPOCH_SECONDS } from '../domain/emission.ts';
 import { stack, unique } from '../test/helpers.ts';
 import { describeEpochLength, localEpochSchedule, parseEpochLength } from './local-epochs.ts';
+import { store } from '../store/index.ts';
 
 let mongo: MongoHandle;
 beforeAll(async () => {
@@ -36,7 +37,7 @@ describe('npm start --epoch', () => {
     // A later start with the same length numbers epochs as before.
     expect(await localEpochSchedule({ dataDir, db: mongo.db, config, epochSeconds: 120, nowMs: nowMs + 3_600_000 })).toEqual(first);
 
-    await epochsCollection(mongo.db).insertOne({ _id: 7, status: 'settled' } as never);
+    await store(mongo.db).epochs.insertOne({ _id: 7, status: 'settled' } as never);
     await expect(localEpochSchedule({ dataDir, db: mongo.db, config })).rejects.toThrow(
       `${dataDir} holds settled epochs (up to 7) of 2 min; epochs of 1 week would renumber them. Start with that length again, or use another data folder: GITBLOCK_DATA_DIR=${dataDir}-1week npm start -- --epoch ...`,
     );
@@ -46,7 +47,7 @@ describe('npm start --epoch', () => {
   it('keeps the weekly default for a folder that settled before the schedule was recorded', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'gitblock-epochs-'));
     const db = mongo.client.db(unique('epochs'));
-    await epochsCollection(db).insertOne({ _id: 40, status: 'settled' } as never);
+    await store(db).epochs.insertOne({ _id: 40, status: 'settled' } as never);
     expect(await localEpochSchedule({ dataDir, db, config: parseConfig({}) })).toEqual({ genesis: DEFAULT_GENESIS, epochSeconds: EPOCH_SECONDS });
     await expect(localEpochSchedule({ dataDir, db, config: parseConfig({}), epochSeconds: 60 })).rejects.toThrow(/holds settled epochs \(up to 40\) of 1 week; epochs of 1 min would renumber them/);
     await db.dropDatabase();

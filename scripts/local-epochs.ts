@@ -11,8 +11,9 @@ import type { Db } from 'mongodb';
 import { z } from 'zod';
 import { explicitValue, type Config } from '../config/env.ts';
 import { DEFAULT_GENESIS, EPOCH_SECONDS, type EpochSchedule } from '../domain/emission.ts';
-import { epochsCollection } from '../activities/settlement.ts';
+
 import { codedError } from '../domain/errors.ts';
+import { store } from '../store/index.ts';
 
 const units: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
 /** Shorter epochs would settle faster than one settlement runs on a small machine. */
@@ -74,7 +75,7 @@ export async function localEpochSchedule(options: { dataDir: string; db: Db; con
   };
   // A folder from before this record was kept settled weekly from the default genesis.
   const before = recorded ?? { genesis: DEFAULT_GENESIS, epochSeconds: EPOCH_SECONDS };
-  const settled = await epochsCollection(options.db).find({}, { projection: { _id: 1 } }).sort({ _id: -1 }).limit(1).next();
+  const settled = await store(options.db).epochs.find({}, { projection: { _id: 1 } }).sort({ _id: -1 }).limit(1).next();
   if (settled && (before.genesis !== wanted.genesis || before.epochSeconds !== wanted.epochSeconds)) {
     throw new EpochOptionError(
       `${dataDir} holds settled epochs (up to ${settled._id}) of ${describeEpochLength(before.epochSeconds)}; epochs of ${describeEpochLength(wanted.epochSeconds)} would renumber them. ` +

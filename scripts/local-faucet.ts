@@ -7,7 +7,8 @@
 import type { Db } from 'mongodb';
 import { createPublicClient, createTestClient, formatEther, http, parseEther, type Address } from 'viem';
 import { ANVIL_CHAIN_ID } from '../contracts/deploy.ts';
-import { registrationsCollection } from '../gateway/registration/register.ts';
+
+import { store } from '../store/index.ts';
 
 export interface LocalFaucetOptions {
   db: Db;
@@ -50,7 +51,7 @@ export class LocalFaucet {
   /** Funds every registered operator not funded yet. */
   async fundNew(): Promise<void> {
     const amount = this.options.amountWei ?? parseEther('10');
-    const operators = await this.options.db.collection<{ operator: string }>(registrationsCollection).distinct('operator');
+    const operators = await store(this.options.db).registrations.distinct('operator');
     for (const operator of operators) {
       const key = operator.toLowerCase();
       if (this.seen.has(key)) continue;

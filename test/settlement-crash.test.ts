@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { Db } from 'mongodb';
 import type { Address } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { epochsCollection, proofsCollection } from '../activities/settlement.ts';
+
 import { connectMongo, type MongoHandle } from '../connections/mongo.ts';
 import { connectTemporalClient } from '../connections/temporal.ts';
 import { rewardsDistributorAbi } from '../contracts/artifacts/index.ts';
@@ -25,6 +25,7 @@ import { workflowIds } from '../temporal.config.ts';
 import { settlementWorkflow } from '../workflows/settlement.ts';
 import { stack, unique } from './helpers.ts';
 import { accrue, deployRewards, epochPostedEvents, epochRoot, gbtBalance, scheduleEndingAgo, writeDeploymentFile, writeKeyFile } from './settlement-helpers.ts';
+import { store } from '../store/index.ts';
 
 const s = stack();
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -111,7 +112,7 @@ describe('killing the control worker in the middle of settlement', () => {
       expect(await doomed.exited).toEqual({ code: null, signal: 'SIGKILL' });
 
       // Where the crash left things.
-      const record = await epochsCollection(db).findOne({ _id: epoch });
+      const record = await store(db).epochs.findOne({ _id: epoch });
       const onChain = await epochRoot(s.rpcUrl, deployment, epoch);
       if (point === 'post-sent') {
         // The worst moment: the transaction is on chain, and nothing recorded that it was sent.
@@ -133,7 +134,7 @@ describe('killing the control worker in the middle of settlement', () => {
 
       const pub = publicClientFor(s.rpcUrl);
       for (const [k, [index, operator]] of operators.entries()) {
-        const proof = (await proofsCollection(db).findOne({ _id: `${epoch}:${operator}` }))!;
+        const proof = (await store(db).rewardProofs.findOne({ _id: `${epoch}:${operator}` }))!;
         expect(BigInt(proof.amount)).toBe(amounts[k]);
         const before = await gbtBalance(s.rpcUrl, deployment, operator);
         await mined(pub, walletFor(s.rpcUrl, testAccount(index)).writeContract({ address: deployment.distributor, abi: rewardsDistributorAbi, functionName: 'claim', args: [BigInt(epoch), operator, amounts[k]!, proof.proof] }));

@@ -10,13 +10,14 @@ import { join } from 'node:path';
 import type { Db } from 'mongodb';
 import type { Address, Hex } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
-import type { LedgerDoc } from '../activities/ledger.ts';
+
 import { connectSettlementChain, type SettlementChain } from '../activities/settlement-chain.ts';
 import { gbtAbi, rewardsDistributorAbi } from '../contracts/artifacts/index.ts';
 import { deployGitBlock, toDeploymentFile, type GitBlockDeployment } from '../contracts/deploy.ts';
 import { buildAirdropTree } from '../contracts/merkle.ts';
 import { publicClientFor, testAccount, testAccountKey, walletFor } from '../contracts/testing.ts';
 import type { EpochSchedule } from '../domain/emission.ts';
+import { type LedgerDoc, store } from '../store/index.ts';
 
 const randomAddress = (): Address => privateKeyToAccount(generatePrivateKey()).address;
 
@@ -70,7 +71,7 @@ export async function accrue(db: Db, entry: { id: string; operator: Address; amo
     status: 'accrued',
     createdAt: entry.at,
   };
-  await db.collection<LedgerDoc>('ledger').insertOne(doc);
+  await store(db).ledger.insertOne(doc);
 }
 
 export function gbtBalance(rpcUrl: string, deployment: GitBlockDeployment, who: Address): Promise<bigint> {

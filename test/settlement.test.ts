@@ -20,7 +20,7 @@ import { LiveNodes } from '../activities/live-nodes.ts';
 import { NodeStandings } from '../activities/node-standings.ts';
 import { createLedgerActivities } from '../activities/ledger.ts';
 import type { SettlementChain } from '../activities/settlement-chain.ts';
-import { createSettlementActivities, proofsCollection, epochsCollection } from '../activities/settlement.ts';
+import { createSettlementActivities } from '../activities/settlement.ts';
 import { connectMongo, type MongoHandle } from '../connections/mongo.ts';
 import { connectNats } from '../connections/nats.ts';
 import { ensureTokenStream, nodesKv } from '../connections/streams.ts';
@@ -44,6 +44,7 @@ import { settlementWorkflow } from '../workflows/settlement.ts';
 import { stack, unique, workflowBundle } from './helpers.ts';
 import { runNodeCliToEnd as cli } from './node-process.ts';
 import { accrue, deployRewards, epochPostedEvents, epochRoot, gbtBalance, scheduleEndingAgo, settlerChain, writeKeyFile } from './settlement-helpers.ts';
+import { store } from '../store/index.ts';
 
 const s = stack();
 const target = { address: s.temporalAddress, namespace: s.temporalNamespace };
@@ -172,7 +173,7 @@ describe('settling an epoch', () => {
     const ledger = createLedgerActivities({ db: net.db });
     expect(await ledger.voidAccrual({ requestId: 'r-bad', reason: 'spot check failed: token 3 rank 900' })).toMatchObject({ voided: true, alreadyVoided: false, placeholder: false });
     expect(await ledger.voidAccrual({ requestId: 'r-bad', reason: 'another reason' })).toMatchObject({ voided: true, alreadyVoided: true });
-    const doc = await net.db.collection('ledger').findOne({ _id: 'r-bad' as never });
+    const doc = await store(net.db).ledger.findOne({ _id: 'r-bad' });
     expect(doc).toMatchObject({ status: 'voided', voidReason: 'spot check failed: token 3 rank 900', amount: amounts.voided.toString() });
     // Voided before it accrued: the placeholder holds the request id, so no accrual can follow.
     expect(await ledger.voidAccrual({ requestId: 'r-never', reason: 'spot check failed' })).toMatchObject({ voided: true, placeholder: true });
@@ -202,14 +203,14 @@ describe('settling an epoch', () => {
     expect(events[0]!.args).toMatchObject({ root: tree.root, total: paid1 + paid2 });
     expect(summary.postTx).toBe(events[0]!.transactionHash);
 
-    const proofs = await proofsCollection(net.db).find({ epoch: E }).sort({ operator: 1 }).toArray();
+    const proofs = await store(net.db).rewardProofs.find({ epoch: E }).sort({ operator: 1 }).toArray();
     expect(proofs.map((p) => [p.operator, p.amount, p.proof])).toEqual(
       [op1, op2].sort().map((op) => [op, tree.claims.get(op)!.amount.toString(), tree.claims.get(op)!.proof]),
     );
     const described = await temporal.workflow.getHandle(workflowIds.settlement(E)).describe();
     expect(described.searchAttributes[searchAttributes.epoch.name]).toEqual([E]);
     // The next epoch's accrual was left for it.
-    expect(await net.db.collection('epoch_entries').find({}, { sort: { _id: 1 } }).toArray()).toEqual(
+    expect(await store(net.db).epochEntries.find({}, { sort: { _id: 1 } }).toArray()).toEqual(
       ['r-1', 'r-2', 'r-3', 'r-early'].map((id) => expect.objectContaining({ _id: id, epoch: E })),
     );
   });
@@ -247,7 +248,7 @@ describe('settling an epoch', () => {
     expect((await gw.app.inject({ method: 'GET', url: `/v1/rewards/${op1}` })).json()).toMatchObject({ claimed: (amounts.op1[0]! + amounts.op1[1]!).toString(), claimable: '0' });
 
     // Operator 2 claims by hand with its proof; a second claim reverts on chain.
-    const proof = (await proofsCollection(net.db).findOne({ _id: `${E}:${op2}` }))!;
+    const proof = (await store(net.db).rewardProofs.findOne({ _id: `${E}:${op2}` }))!;
     const wallet = walletFor(s.rpcUrl, testAccount(22));
     const args = [BigInt(E), op2, BigInt(proof.amount), proof.proof] as const;
     await mined(pub, wallet.writeContract({ address: net.deployment.distributor, abi: rewardsDistributorAbi, functionName: 'claim', args: [...args] }));
@@ -274,7 +275,7 @@ describe('settling an epoch', () => {
       expect(await step(E)).toEqual(again);
     }
     expect(await epochPostedEvents(s.rpcUrl, net.deployment, E)).toHaveLength(1);
-    expect(await proofsCollection(net.db).countDocuments({ epoch: E })).toBe(2);
+    expect(await store(net.db).rewardProofs.countDocuments({ epoch: E })).toBe(2);
   });
 
   it('reports a settled epoch with `tsx workers/settle.ts`, and refuses bad input with one line', async () => {
@@ -301,7 +302,7 @@ describe('settling an epoch', () => {
   it('records a void that comes after the payout as such', async () => {
     const late = await createLedgerActivities({ db: net.db }).voidAccrual({ requestId: 'r-3', reason: 'late verdict' });
     expect(late).toMatchObject({ voided: false, paidInEpoch: E });
-    expect(await net.db.collection('ledger').findOne({ _id: 'r-3' as never })).toMatchObject({ status: 'voided', voidedAfterPayout: true });
+    expect(await store(net.db).ledger.findOne({ _id: 'r-3' })).toMatchObject({ status: 'voided', voidedAfterPayout: true });
   });
 
   it('settles an epoch with nothing to pay as settled-empty, without posting', async () => {
@@ -314,7 +315,7 @@ describe('settling an epoch', () => {
   it('refuses an epoch out of order, or one that has not ended', async () => {
     expect(await failureOf(net.settle(E + 3))).toMatch(/settle epoch 1002 before epoch 1003 \(EPOCH_OUT_OF_ORDER\)/);
     expect(await failureOf(net.settle(E + 2))).toMatch(/epoch 1002 runs until .* \(EPOCH_NOT_OVER\)/);
-    expect(await epochsCollection(net.db).findOne({ _id: E + 2 })).toBeNull();
+    expect(await store(net.db).epochs.findOne({ _id: E + 2 })).toBeNull();
   });
 });
 
@@ -328,7 +329,7 @@ describe('a root already on chain', () => {
     await mined(pub, walletFor(s.rpcUrl, testAccount(SETTLER)).writeContract({ address: net.deployment.distributor, abi: rewardsDistributorAbi, functionName: 'postEpoch', args: [BigInt(E), forged.root, GBT] }));
     expect(await failureOf(net.settle(E))).toMatch(/already has root 0x[0-9a-f]{64} on chain, but settlement computed .*EPOCH_ROOT_MISMATCH/);
     expect(await epochPostedEvents(s.rpcUrl, net.deployment, E)).toHaveLength(1);
-    expect((await epochsCollection(net.db).findOne({ _id: E }))?.status).toBe('computed');
+    expect((await store(net.db).epochs.findOne({ _id: E }))?.status).toBe('computed');
   });
 });
 
@@ -361,7 +362,7 @@ describe('the emission cap', () => {
     expect(head).toBeGreaterThanOrEqual(events[0]!.blockNumber + 1n);
 
     for (const [index, operator, share] of [[21, op1, share1], [22, op2, share2]] as [number, Address, bigint][]) {
-      const proof = (await proofsCollection(net.db).findOne({ _id: `0:${operator}` }))!;
+      const proof = (await store(net.db).rewardProofs.findOne({ _id: `0:${operator}` }))!;
       expect(proof.amount).toBe(share.toString());
       const before = await gbtBalance(s.rpcUrl, net.deployment, operator);
       await mined(pub, walletFor(s.rpcUrl, testAccount(index)).writeContract({ address: net.deployment.distributor, abi: rewardsDistributorAbi, functionName: 'claim', args: [0n, operator, share, proof.proof] }));
@@ -395,7 +396,7 @@ describe('the weekly schedule', () => {
     const deadline = Date.now() + 30_000;
     let status: string | undefined;
     while (Date.now() < deadline) {
-      status = (await epochsCollection(net.db).findOne({ _id: E }))?.status;
+      status = (await store(net.db).epochs.findOne({ _id: E }))?.status;
       if (status === 'settled') break;
       await new Promise((r) => setTimeout(r, 250));
     }

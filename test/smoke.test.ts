@@ -13,6 +13,7 @@ import { connectTemporalClient, connectWorker } from '../connections/temporal.ts
 import { smokeWorkflow } from '../workflows/smoke.ts';
 import { stack, unique, workflowBundle } from './helpers.ts';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { store } from '../store/index.ts';
 
 describe('the local stack, end to end', () => {
   let mongo: MongoHandle;
@@ -48,7 +49,7 @@ describe('the local stack, end to end', () => {
 
     expect(report.tokens).toBeGreaterThan(0);
     expect(report.text.length).toBeGreaterThan(0);
-    const stored = await mongo.db.collection('smoke').findOne({ text: report.text });
+    const stored = await store(mongo.db).smoke.findOne({ text: report.text });
     expect(stored?._id.toHexString()).toBe(report.mongoId);
     for await (const msg of received) expect(msg.json<{ tokens: number }>().tokens).toBe(report.tokens);
     expect(BigInt(report.blockNumber)).toBe(await chain.getBlockNumber());

@@ -6,7 +6,7 @@ import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/
 import { Worker } from '@temporalio/worker';
 import type { Db } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNodeProjectionActivities, nodesCollection, type NodeDocument, type NodeSnapshot } from '../activities/node-projection.ts';
+import { createNodeProjectionActivities, type NodeSnapshot } from '../activities/node-projection.ts';
 import { connectMongo, type MongoHandle } from '../connections/mongo.ts';
 import { connectTemporalClient, connectWorker } from '../connections/temporal.ts';
 import { newNodeRecord, PROBATION_REQUESTS, RECOVERY_REQUESTS, reputation } from '../domain/reputation.ts';
@@ -22,6 +22,7 @@ import {
   verificationVerdictSignal,
   type NodeActorInput,
 } from './node-actor.ts';
+import { type NodeDocument, store } from '../store/index.ts';
 
 const operator = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
 
@@ -85,7 +86,7 @@ async function withActor(body: (actor: Actor) => Promise<void>, options: Partial
     handle,
     nodeId,
     projections,
-    doc: () => db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId }),
+    doc: () => store(db).nodes.findOne({ _id: nodeId }),
     db,
     ok: (requestId = nextRequestId(), extra = {}) => handle.signal(requestOutcomeSignal, { requestId, ok: true, latencyMs: 120, tokensPerSecond: 40, at: Date.now(), ...extra }),
     fail: (requestId = nextRequestId()) => handle.signal(requestOutcomeSignal, { requestId, ok: false, at: Date.now() }),
@@ -140,7 +141,7 @@ describe('the node actor', () => {
     await withActor(async (actor) => {
       await waitFor(actor.doc, (d) => d !== null);
       // A peer twice as slow to first token and half as fast: this node should rank above parity.
-      await actor.db.collection<NodeDocument>(nodesCollection).insertOne({
+      await store(actor.db).nodes.insertOne({
         _id: unique('peer'),
         operator,
         models: ['gitblock-tiny'],

@@ -7,16 +7,8 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { connectMongo, type MongoHandle } from '../../connections/mongo.ts';
 import { unique } from '../../test/helpers.ts';
 import { toApiError } from '../errors.ts';
-import {
-  ApiKeyError,
-  ApiKeys,
-  apiKeyPattern,
-  apiKeyRequestsCollection,
-  apiKeysCollection,
-  apiKeyTokensCollection,
-  defaultKeyPolicy,
-  type KeyPolicy,
-} from './keys.ts';
+import { ApiKeyError, ApiKeys, apiKeyPattern, defaultKeyPolicy, type KeyPolicy } from './keys.ts';
+import { store } from '../../store/index.ts';
 
 let mongo: MongoHandle;
 
@@ -65,7 +57,7 @@ describe('issuing and authenticating', () => {
 
   it('stores only the sha256 of the key, never the plaintext', async () => {
     const { key, id } = await setup();
-    const stored = await mongo.db.collection(apiKeysCollection).findOne({ _id: id as never });
+    const stored = await store(mongo.db).apiKeys.findOne({ _id: id });
     expect(stored).toEqual({
       _id: id,
       hash: createHash('sha256').update(key).digest('hex'),
@@ -262,13 +254,13 @@ describe('the daily token quota', () => {
     const requestId = unique('req');
     await keys.reserveTokens(id, 500, { requestId, promptTokens: 10 });
     // The claim alone, as a settler that died right after inserting it leaves it.
-    await mongo.db.collection('api_key_settlements').insertOne({ _id: requestId as never, keyId: id, day: '2026-11-25', reserved: 500, actual: 200, claimedAt: new Date(clock.t), applied: false });
+    await store(mongo.db).apiKeySettlements.insertOne({ _id: requestId, keyId: id, day: '2026-11-25', reserved: 500, actual: 200, claimedAt: new Date(clock.t), applied: false });
     expect((await keys.usage(id)).usedTokens).toBe(500);
     clock.t += 60_000;
     expect(await keys.unsettledReservations(new Date(clock.t))).toEqual([]);
     expect((await keys.usage(id)).usedTokens).toBe(200);
     // Again: already applied, nothing more.
-    await mongo.db.collection('api_key_settlements').updateOne({ _id: requestId as never }, { $set: { applied: false } });
+    await store(mongo.db).apiKeySettlements.updateOne({ _id: requestId }, { $set: { applied: false } });
     await keys.unsettledReservations(new Date(clock.t));
     expect((await keys.usage(id)).usedTokens).toBe(200);
   });
@@ -315,8 +307,8 @@ describe('housekeeping', () => {
     await keys.reserveTokens(id, 10);
     const mine = { keyId: id };
     const count = async () => [
-      await mongo.db.collection(apiKeyRequestsCollection).countDocuments(mine),
-      await mongo.db.collection(apiKeyTokensCollection).countDocuments(mine),
+      await store(mongo.db).apiKeyRequests.countDocuments(mine),
+      await store(mongo.db).apiKeyTokens.countDocuments(mine),
     ];
     expect(await count()).toEqual([1, 1]);
     await keys.prune();

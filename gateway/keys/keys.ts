@@ -16,23 +16,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey } from '../../connections/mongo.ts';
 import { BaseError } from '../../domain/errors.ts';
+import { ensureIndexes, store, type ApiKeyDoc, type KeyPolicy, type RequestSlotDoc, type SettlementDoc, type TokenEntryDoc } from '../../store/index.ts';
 
-/** The keys themselves, by id, holding only each key's sha256. */
-export const apiKeysCollection = 'api_keys';
-/** One document per admitted request: its slot in its key's one-minute window. */
-export const apiKeyRequestsCollection = 'api_key_requests';
-/** The daily token ledger: one document per reservation or settlement, each holding the running total. */
-export const apiKeyTokensCollection = 'api_key_tokens';
-/** One document per settled request reservation: inserting it is the claim that makes settling happen once. */
-export const apiKeySettlementsCollection = 'api_key_settlements';
-
-/** A key's limits. Snapshotted into the key at issue, so changing the defaults later never changes a key already out there. */
-export interface KeyPolicy {
-  /** Requests admitted per fixed one-minute window (UTC minute boundaries). */
-  requestsPerMinute: number;
-  /** Tokens (prompt + completion) per UTC day. */
-  tokensPerDay: number;
-}
+export type { KeyPolicy };
 
 /** The limits of a free key. */
 export const defaultKeyPolicy: Readonly<KeyPolicy> = Object.freeze({ requestsPerMinute: 60, tokensPerDay: 200_000 });
@@ -120,69 +106,7 @@ export class ApiKeyError extends BaseError<ApiKeyErrorCode> {
   }
 }
 
-interface ApiKeyDoc {
-  /** The key's id: short, random, safe to log and show. */
-  _id: string;
-  /** sha256 of the whole key (`gb-...`), lowercase hex. */
-  hash: string;
-  label?: string;
-  policy: KeyPolicy;
-  createdAt: Date;
-  disabled: boolean;
-}
 
-interface RequestSlotDoc {
-  /** `<keyId>:<window>:<slot>`; the insert that creates it is the claim. */
-  _id: string;
-  keyId: string;
-  /** Minutes since the epoch. */
-  window: number;
-  /** 1..requestsPerMinute. */
-  slot: number;
-  /** When the window may be forgotten. */
-  expiresAt: Date;
-}
-
-interface TokenEntryDoc {
-  /** `<keyId>:<day>:<seq>`; only one writer can append entry `seq`. */
-  _id: string;
-  keyId: string;
-  /** UTC day, `YYYY-MM-DD`. */
-  day: string;
-  /** 1, 2, 3... within the key's day; the highest is the current state. */
-  seq: number;
-  /** Running total of the day's tokens after this entry. */
-  used: number;
-  /** This entry's change as applied: + for a reservation or overrun, - for a refund (clamped at a total of zero). */
-  delta: number;
-  expiresAt: Date;
-  /** For a request's reservation or settlement: the request id, and which of the two. */
-  ref?: string;
-  kind?: 'reserve' | 'settle';
-  /** On a request's reservation: the reserved amount, the prompt estimate and when. */
-  reserved?: number;
-  promptTokens?: number;
-  at?: Date;
-  /**
-   * Set on a request's reservation once it is settled. Only a hint that keeps the reconciler's
-   * scan short (FerretDB cannot update it atomically); the settlement claim is the truth.
-   */
-  settled?: boolean;
-}
-
-interface SettlementDoc {
-  /** The request id: one settlement per reservation, by the primary key. */
-  _id: string;
-  keyId: string;
-  day: string;
-  reserved: number;
-  actual: number;
-  claimedAt: Date;
-  /** False between the claim and the ledger entry: a claim left so is finished by the reconciler. */
-  applied: boolean;
-}
-
-const notImplementedCode = 238;
 const minuteMs = 60_000;
 const dayMs = 86_400_000;
 // A token ledger outlives its day by this much, so a request that started before midnight can
@@ -256,38 +180,21 @@ export class ApiKeys {
    * @param now the clock, in ms since the epoch; injected so tests can cross minute and day boundaries
    */
   constructor(
-    db: Db,
+    private readonly db: Db,
     policy: KeyPolicy = defaultKeyPolicy,
     private readonly now: () => number = Date.now,
   ) {
     assertPolicy(policy);
     this.policy = { requestsPerMinute: policy.requestsPerMinute, tokensPerDay: policy.tokensPerDay };
-    this.keys = db.collection<ApiKeyDoc>(apiKeysCollection);
-    this.requests = db.collection<RequestSlotDoc>(apiKeyRequestsCollection);
-    this.tokens = db.collection<TokenEntryDoc>(apiKeyTokensCollection);
-    this.settlements = db.collection<SettlementDoc>(apiKeySettlementsCollection);
+    this.keys = store(db).apiKeys;
+    this.requests = store(db).apiKeyRequests;
+    this.tokens = store(db).apiKeyTokens;
+    this.settlements = store(db).apiKeySettlements;
   }
 
   /** Creates the indexes; call once at gateway start. Idempotent. */
   async ensureIndexes(): Promise<void> {
-    // Authentication looks keys up by hash; unique, so one hash can never name two keys.
-    await this.keys.createIndex({ hash: 1 }, { unique: true, name: 'hash_unique' });
-    // Counting a window's slots and finding a day's last ledger entry. Uniqueness itself
-    // lives in `_id`, which every MongoDB-wire server enforces.
-    await this.requests.createIndex({ keyId: 1, window: 1 }, { name: 'key_window' });
-    await this.tokens.createIndex({ keyId: 1, day: 1, seq: -1 }, { name: 'key_day_seq' });
-    // The reconciler's scan for request reservations not yet settled, and lookups by request.
-    await this.tokens.createIndex({ kind: 1, settled: 1, at: 1 }, { name: 'kind_settled_at' });
-    await this.tokens.createIndex({ ref: 1 }, { name: 'ref' });
-    const ttl = { expireAfterSeconds: 0, name: 'expires_at_ttl' };
-    for (const createTtlIndex of [() => this.requests.createIndex({ expiresAt: 1 }, ttl), () => this.tokens.createIndex({ expiresAt: 1 }, ttl)]) {
-      try {
-        await createTtlIndex();
-      } catch (err) {
-        // FerretDB 1.x refuses TTL indexes (NotImplemented); `prune` does the same job there.
-        if ((err as { code?: unknown }).code !== notImplementedCode) throw err;
-      }
-    }
+    await ensureIndexes(this.db, ['apiKeys', 'apiKeyRequests', 'apiKeyTokens', 'apiKeySettlements']);
   }
 
   /**

@@ -8,38 +8,18 @@
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey } from '../../connections/mongo.ts';
 import type { NonceStore } from './signed.ts';
-
-export const registrationNoncesCollection = 'registration_nonces';
-
-interface NonceDoc {
-  /** Lowercase, so one address spelled two ways is one key. */
-  operator: string;
-  nonce: string;
-  expiresAt: Date;
-}
-
+import { ensureIndexes, store, type NonceDoc } from '../../store/index.ts';
 
 export class MongoNonceStore implements NonceStore {
   private readonly nonces: Collection<NonceDoc>;
 
-  constructor(db: Db) {
-    this.nonces = db.collection<NonceDoc>(registrationNoncesCollection);
+  constructor(private readonly db: Db) {
+    this.nonces = store(db).registrationNonces;
   }
 
-  /** Creates the indexes; call once at gateway start, before the first `consume`. Idempotent. */
+  /** Creates the indexes (store/registrations.ts); call once at gateway start, before the first `consume`. Idempotent. */
   async ensureIndexes(): Promise<void> {
-    // Without the unique index `consume` would accept every replay: this one must exist.
-    await this.nonces.createIndex({ operator: 1, nonce: 1 }, { unique: true, name: 'operator_nonce_unique' });
-    // Expire at `expiresAt` itself (expireAfterSeconds 0). MongoDB's TTL monitor runs about
-    // once a minute, so a record outlives its registration a little, never the other way round.
-    // FerretDB 1.x refuses TTL indexes ("not implemented yet"): there a plain index serves
-    // prune(), which the gateway runs every minute either way.
-    try {
-      await this.nonces.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'expires_at_ttl' });
-    } catch (err) {
-      if (!/not implemented/i.test((err as Error).message)) throw err;
-      await this.nonces.createIndex({ expiresAt: 1 }, { name: 'expires_at' });
-    }
+    await ensureIndexes(this.db, ['registrationNonces']);
   }
 
   async consume(operator: string, nonce: string, expiresAt: number): Promise<boolean> {

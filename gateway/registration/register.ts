@@ -11,19 +11,8 @@ import { nodeActorWorkflow, registeredSignal } from '../../workflows/node-actor.
 import type { NonceStore } from './signed.ts';
 import { verifyRegistration } from './verify.ts';
 import { BaseError } from '../../domain/errors.ts';
+import { store } from '../../store/index.ts';
 
-export const registrationsCollection = 'node_registrations';
-
-export interface RegistrationDoc {
-  _id: string;
-  operator: string;
-  models: string[];
-  /** Model id → sha256 of its GGUF, lowercase hex without 0x. */
-  modelHashes: Record<string, string>;
-  gpu: string;
-  version: string;
-  registeredAt: Date;
-}
 
 export interface RegisterDeps {
   db: Db;
@@ -56,7 +45,7 @@ export interface Registered {
 export async function registerNode(deps: RegisterDeps, body: unknown): Promise<Registered> {
   const now = deps.now ?? Date.now;
   const verified = await verifyRegistration(body, { chainId: deps.chainId, now: () => Math.floor(now() / 1000), nonces: deps.nonces });
-  const registrations = deps.db.collection<RegistrationDoc>(registrationsCollection);
+  const registrations = store(deps.db).registrations;
   const existing = await registrations.findOne({ _id: verified.nodeId });
   if (existing && existing.operator.toLowerCase() !== verified.operator.toLowerCase()) throw new NodeIdTakenError(verified.nodeId);
   const modelHashes = Object.fromEntries(verified.models.map((m, i) => [m, verified.modelHashes[i]!.slice(2)]));

@@ -28,6 +28,7 @@ import { chatLogprobs, completionLogprobs } from '../logprobs.ts';
 import { logprobsOf, messagesOf, samplingOf, toolingOf } from '../openai-request.ts';
 import { bearer, errorResponses } from '../schemas/common.ts';
 import { chatCompletionBody, chatCompletionResponse, completionBody, completionResponse, eventStream, type ChatCompletionBody, type CompletionBody } from '../schemas/completions.ts';
+import { store } from '../../store/index.ts';
 
 type Kind = 'chat' | 'completion';
 
@@ -61,8 +62,7 @@ function admit(deps: GatewayDeps, modelId: string, promptTokens: number, maxToke
  */
 async function recordTimeout(deps: GatewayDeps, requestId: string, err: unknown): Promise<void> {
   if (!(err instanceof WorkflowFailedError && err.cause instanceof TimeoutFailure)) return;
-  await deps.db
-    .collection<{ _id: string }>('requests')
+  await store(deps.db).requests
     .updateOne({ _id: requestId }, { $set: { status: 'failed', error: `timed out after ${timeouts.requestExecution}`, updatedAt: new Date() } })
     .catch(() => {});
 }
@@ -239,7 +239,7 @@ async function handle(deps: GatewayDeps, request: FastifyRequest, reply: Fastify
  */
 async function open(deps: GatewayDeps, p: Prepared): Promise<TokenRelay | undefined> {
   await upstream('NATS', () => deps.nc.flush());
-  const requests = deps.db.collection<{ _id: string }>('requests');
+  const requests = store(deps.db).requests;
   await upstream('MongoDB', () =>
     requests.insertOne({ _id: p.requestId, keyId: p.keyId, modelId: p.input.modelId, kind: p.kind, stream: p.stream, status: 'routing', createdAt: new Date() } as never),
   );
@@ -255,7 +255,7 @@ async function open(deps: GatewayDeps, p: Prepared): Promise<TokenRelay | undefi
 async function markFailed(deps: GatewayDeps, requestId: string, err: unknown): Promise<void> {
   const error = err instanceof ApiError ? err.message : 'the gateway could not start it';
   await upstream('MongoDB', () =>
-    deps.db.collection<{ _id: string }>('requests').updateOne({ _id: requestId, status: 'routing' }, { $set: { status: 'failed', error, updatedAt: new Date() } }),
+    store(deps.db).requests.updateOne({ _id: requestId, status: 'routing' }, { $set: { status: 'failed', error, updatedAt: new Date() } }),
   ).catch(() => {});
 }
 

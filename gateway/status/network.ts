@@ -5,9 +5,7 @@
  * most every few seconds (stale-while-revalidate), so a page view costs no scan.
  */
 import type { Db } from 'mongodb';
-import { ledgerCollection } from '../../activities/ledger.ts';
-import type { NodeDocument } from '../../activities/node-projection.ts';
-import { epochsCollection } from '../../activities/settlement.ts';
+
 import { EMISSION_EPOCHS, epochAt, epochEmission, epochWindow, type EpochSchedule } from '../../domain/emission.ts';
 import type { NodeState } from '../../domain/reputation.ts';
 import { listModels } from '../../models/catalog.ts';
@@ -16,6 +14,7 @@ import { modelObject } from '../routes/models.ts';
 import { servingNodes } from '../serving-nodes.ts';
 import { Refreshed } from '../refreshed.ts';
 import { RequestSeriesView, type RequestSeries } from './series.ts';
+import { type NodeDocument, store } from '../../store/index.ts';
 
 interface NodeTotals {
   total: number;
@@ -42,7 +41,7 @@ function nodeTotals(documents: readonly NodeDocument[]): NodeTotals {
 async function readAccruedSince(db: Db, since: Date): Promise<{ amount: bigint; requests: number }> {
   let amount = 0n;
   let requests = 0;
-  for await (const e of ledgerCollection(db).find({ createdAt: { $gte: since }, status: 'accrued' }, { projection: { amount: 1 } })) {
+  for await (const e of store(db).ledger.find({ createdAt: { $gte: since }, status: 'accrued' }, { projection: { amount: 1 } })) {
     amount += BigInt(e.amount);
     requests++;
   }
@@ -51,7 +50,7 @@ async function readAccruedSince(db: Db, since: Date): Promise<{ amount: bigint; 
 
 async function readSettledTotal(db: Db): Promise<bigint> {
   let total = 0n;
-  for await (const e of epochsCollection(db).find({ status: 'settled' }, { projection: { paid: 1 } })) total += BigInt(e.paid ?? '0');
+  for await (const e of store(db).epochs.find({ status: 'settled' }, { projection: { paid: 1 } })) total += BigInt(e.paid ?? '0');
   return total;
 }
 

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { getAddress, isAddress } from 'viem';
-import { readNodeHistory, type NodeDocument } from '../../activities/node-projection.ts';
+import { readNodeHistory } from '../../activities/node-projection.ts';
 import { defaultEpochSchedule, epochAt, type EpochSchedule } from '../../domain/emission.ts';
 import { nodeIdSchema } from '../../domain/heartbeat.ts';
 import { reputationParts, REPUTATION_WEIGHTS } from '../../domain/reputation.ts';
@@ -24,7 +24,7 @@ import { emissionPage } from './pages/emission.ts';
 import { networkPage } from './pages/network.ts';
 import { nodePage, nodesPage, type VerdictRow } from './pages/nodes.ts';
 import { operatorPage } from './pages/operator.ts';
-import { ensureSeriesIndexes } from './series.ts';
+import { ensureIndexes, type NodeDocument } from '../../store/index.ts';
 
 export interface StatusPagesOptions {
   deps: GatewayDeps;
@@ -54,7 +54,7 @@ export async function statusPages(app: FastifyInstance, options: StatusPagesOpti
   const now = deps.now ?? Date.now;
   // Not awaited: the index only makes the series' reads cheaper (on MongoDB; FerretDB scans
   // anyway), and a gateway must start (and answer 503s) while MongoDB is away.
-  void ensureSeriesIndexes(deps.db).catch((err: unknown) => app.log.warn({ err }, 'status pages: indexes not made now'));
+  void ensureIndexes(deps.db, ['requests', 'registrations']).catch((err: unknown) => app.log.warn({ err }, 'status pages: indexes not made now'));
   const network = createNetworkStatus(deps, schedule);
   // A node's points change at most once per 5-minute bucket: re-read in the background every 30 s.
   const histories = new RefreshedByKey((nodeId: string) => readNodeHistory(deps.db, nodeId, now() - historyWindowMs - historyRefreshMs, now()), historyRefreshMs, 5_000, now);

@@ -5,20 +5,13 @@
  * completed request inside the window, and is re-read at most every few seconds.
  */
 import type { Collection, Db } from 'mongodb';
+import { store, type RequestDocument } from '../../store/index.ts';
 
 /** The span the plots show. */
 export const seriesWindowMs = 6 * 60 * 60_000;
 export const seriesStepMs = 60_000;
 /** A view younger than this is served as it is. */
 const staleAfterMs = 3_000;
-
-interface RequestRecord {
-  _id: string;
-  createdAt?: Date;
-  updatedAt?: Date;
-  usage?: { completionTokens?: number };
-  timings?: { timeToFirstTokenMs?: number; totalMs?: number };
-}
 
 interface Served {
   /** When the answer was complete, ms since epoch. */
@@ -37,12 +30,8 @@ export interface RequestSeries {
   ttftMs: (number | null)[];
 }
 
-export async function ensureSeriesIndexes(db: Db): Promise<void> {
-  await db.collection('requests').createIndex({ updatedAt: 1 });
-}
-
 export class RequestSeriesView {
-  private readonly requests: Collection<RequestRecord>;
+  private readonly requests: Collection<RequestDocument>;
   private readonly served = new Map<string, Served>();
   /** The newest `updatedAt` read; the next read starts there (inclusive: ties are re-read, not lost). */
   private cursor: Date | undefined;
@@ -53,7 +42,7 @@ export class RequestSeriesView {
     db: Db,
     private readonly now: () => number = Date.now,
   ) {
-    this.requests = db.collection<RequestRecord>('requests');
+    this.requests = store(db).requests;
   }
 
   /** The series at `now`, re-read first when the view is stale; concurrent callers share one read. */

@@ -33,6 +33,7 @@ import { stateQuery, type NodeActorView } from '../../workflows/node-actor.ts';
 import { stack, unique } from '../helpers.ts';
 import type { NodeProcess } from '../node-process.ts';
 import { startNetwork, type Network } from './harness.ts';
+import { store } from '../../store/index.ts';
 
 const ws = proto.temporal.api.workflowservice.v1;
 const model = 'gitblock-tiny';
@@ -96,7 +97,7 @@ function run(input: InferInput, candidates: string[]) {
 }
 
 function registrationOf(nodeId: string) {
-  return net.mongo.db.collection<{ _id: string; operator: string; modelHashes: Record<string, string> }>('node_registrations').findOne({ _id: nodeId });
+  return store(net.mongo.db).registrations.findOne({ _id: nodeId });
 }
 
 function actorView(): Promise<NodeActorView> {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { startPlainServer, type PlainServer } from '../../bench/plain-server.ts';
 import { FallbackProvider, type FallbackOptions } from '../../gateway/fallback.ts';
 import { startNetwork, type Network } from './harness.ts';
+import { store } from '../../store/index.ts';
 
 let net: Network;
 let plain: PlainServer;
@@ -88,9 +89,9 @@ async function expectServedByFallback(id: string, usage: { total_tokens: number;
     accrual: { status: 'skipped', amount: '0' },
     verification: { status: 'not sampled' },
   });
-  expect(await net.mongo.db.collection('ledger').countDocuments({ _id: requestId } as never)).toBe(0);
-  expect(await net.mongo.db.collection('ledger').countDocuments({})).toBe(0);
-  const settlement = await net.mongo.db.collection<{ _id: string; actual: number }>('api_key_settlements').findOne({ _id: requestId });
+  expect(await store(net.mongo.db).ledger.countDocuments({ _id: requestId })).toBe(0);
+  expect(await store(net.mongo.db).ledger.countDocuments({})).toBe(0);
+  const settlement = await store(net.mongo.db).apiKeySettlements.findOne({ _id: requestId });
   expect(settlement?.actual).toBe(usage.total_tokens);
 }
 
@@ -210,7 +211,7 @@ describe('when the fallback cannot answer, a clear error, quickly', () => {
       const requestId = error.headers?.get('x-gitblock-request-id');
       expect(requestId).toMatch(/^[0-9a-f]{24}$/);
       expect(await receipt(requestId!)).toMatchObject({ status: 'failed', servedBy: 'fallback' });
-      const settlement = await net.mongo.db.collection<{ _id: string; actual: number }>('api_key_settlements').findOne({ _id: requestId! });
+      const settlement = await store(net.mongo.db).apiKeySettlements.findOne({ _id: requestId! });
       expect(settlement?.actual).toBe(0);
     });
   });

@@ -14,6 +14,7 @@ import type { RequestOutcome } from '../../workflows/request.ts';
 import { unique } from '../helpers.ts';
 import type { NodeProcess } from '../node-process.ts';
 import { startNetwork, type Network } from './harness.ts';
+import { store } from '../../store/index.ts';
 
 let net: Network;
 let key: string;
@@ -115,7 +116,7 @@ describe('the gateway with the official openai client', () => {
     expect(text).toBe(reference.choices[0]!.message.content);
     // The other node finished the answer, continuing from what the killed one had delivered.
     await net.temporal.workflow.getHandle(workflowIds.request(requestId)).result();
-    const record = await net.mongo.db.collection('requests').findOne({ _id: requestId as never });
+    const record = await store(net.mongo.db).requests.findOne({ _id: requestId });
     expect(record?.['nodeId']).not.toBe(killed);
     expect(record?.['continuedFromTokens']).toBeGreaterThan(0);
   });
@@ -140,7 +141,7 @@ describe('the gateway with the official openai client', () => {
     const deadline = Date.now() + 10_000;
     while ((await handle.describe()).status.name === 'RUNNING' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect((await handle.describe()).status.name).toBe('CANCELLED');
-    const doc = await net.mongo.db.collection('requests').findOne({ _id: requestId as never });
+    const doc = await store(net.mongo.db).requests.findOne({ _id: requestId });
     expect(doc?.['status']).toBe('cancelled');
   });
 
@@ -291,7 +292,7 @@ describe('errors, in OpenAI’s shape and status', () => {
     expect(asked).toEqual([timeouts.requestExecution, timeouts.requestExecution]);
     expect((await net.keys.usage(keyId)).usedTokens).toBe(0);
     // Nothing in the workflow ran to record the end: the gateway did.
-    const records = await net.mongo.db.collection('requests').find({ keyId }).toArray();
+    const records = await store(net.mongo.db).requests.find({ keyId }).toArray();
     expect(records.map((r) => r['status'])).toEqual(['failed', 'failed']);
   });
 
@@ -300,7 +301,7 @@ describe('errors, in OpenAI’s shape and status', () => {
     const intoMinute = Date.now() % 60_000;
     if (intoMinute > 40_000) await new Promise((r) => setTimeout(r, 60_500 - intoMinute));
     const limited = (await net.keys.issue('limited')).key;
-    await net.mongo.db.collection('api_keys').updateOne({ label: 'limited' }, { $set: { 'policy.requestsPerMinute': 2, 'policy.tokensPerDay': 600 } });
+    await store(net.mongo.db).apiKeys.updateOne({ label: 'limited' }, { $set: { 'policy.requestsPerMinute': 2, 'policy.tokensPerDay': 600 } });
     const c = new OpenAI({ baseURL: `${net.url}/v1`, apiKey: limited, maxRetries: 0 });
     await expectError(c.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 700 }), 429, 'insufficient_quota', /quota has 600 left/);
     await c.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 4 });
@@ -373,7 +374,7 @@ describe('registration and operations endpoints', () => {
     }
     expect(arrived).toHaveLength(2);
     expect(statuses).toEqual([201, 409]);
-    const stored = await net.mongo.db.collection<{ _id: string; operator: string }>('node_registrations').find({ _id: nodeId }).toArray();
+    const stored = await store(net.mongo.db).registrations.find({ _id: nodeId }).toArray();
     expect(stored).toHaveLength(1);
     // The loser stays refused; the winner may register again.
     const winner = [first!, second!].find((a) => a.address === stored[0]!.operator)!;

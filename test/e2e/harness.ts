@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Address } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { expect } from 'vitest';
-import { nodesCollection, type NodeDocument } from '../../activities/node-projection.ts';
+
 import { createRequestActivities } from '../../activities/requests.ts';
 import { LiveNodes } from '../../activities/live-nodes.ts';
 import { NodeStandings } from '../../activities/node-standings.ts';
@@ -35,6 +35,7 @@ import { stack, unique, workflowBundle } from '../helpers.ts';
 import { startTestEdge, type TestEdge } from '../edge.ts';
 import { startNodeProcess, type NodeProcess } from '../node-process.ts';
 import { writeKeyFile } from '../settlement-helpers.ts';
+import { store } from '../../store/index.ts';
 
 export interface Network {
   url: string;
@@ -120,7 +121,7 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
   const edge = await startTestEdge({ db: mongo.db, controlTaskQueue: taskQueue });
   const nodes: NodeProcess[] = [];
   async function operatorOf(nodeId: string): Promise<string> {
-    const doc = await mongo.db.collection<{ _id: string; operator: string }>('node_registrations').findOne({ _id: nodeId });
+    const doc = await store(mongo.db).registrations.findOne({ _id: nodeId });
     if (!doc) throw new Error(`node ${nodeId} is not registered`);
     return doc.operator;
   }
@@ -157,7 +158,7 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
       for (let i = 0; i < passes; i++) await actor.signal(verificationVerdictSignal, { requestId: `${tag}-v${i}`, passed: true, at: Date.now() });
       const deadline = Date.now() + 20_000;
       for (;;) {
-        const doc = await mongo.db.collection<NodeDocument>(nodesCollection).findOne({ _id: nodeId });
+        const doc = await store(mongo.db).nodes.findOne({ _id: nodeId });
         if (doc?.state === 'active' && doc.record.verificationPasses >= passes) {
           // Routing and verifier choice read the projection from the control worker's memory,
           // re-read every nodeDirectoryRefreshMs (activities/routing.ts): let it catch up.

@@ -11,6 +11,7 @@ import { timeouts, workflowIds } from '../../temporal.config.ts';
 import { requestWorkflow, type RequestInput } from '../../workflows/request.ts';
 import { unique } from '../helpers.ts';
 import { startNetwork, type Network } from './harness.ts';
+import { store } from '../../store/index.ts';
 
 let net: Network;
 
@@ -38,7 +39,7 @@ describe('reservations of a gateway that died', () => {
     const reserved = input.promptTokensEstimate + input.sampling.maxTokens;
     const reservation = await net.keys.reserveTokens(keyId, reserved, { requestId, promptTokens: input.promptTokensEstimate });
     expect(reservation.ok).toBe(true);
-    await net.mongo.db.collection('requests').insertOne({ _id: requestId as never, keyId, modelId: input.modelId, kind: 'chat', stream: true, status: 'routing', createdAt: new Date() });
+    await store(net.mongo.db).requests.insertOne({ _id: requestId, keyId, modelId: input.modelId, kind: 'chat', stream: true, status: 'routing', createdAt: new Date() });
     const handle = await net.temporal.workflow.start(requestWorkflow, { taskQueue: net.controlTaskQueue, workflowId: workflowIds.request(requestId), args: [input], workflowExecutionTimeout: timeouts.requestExecution });
 
     const deps = { keys: net.keys, temporal: net.temporal, db: net.mongo.db };
@@ -55,20 +56,20 @@ describe('reservations of a gateway that died', () => {
     expect(rounds.reduce((n, r) => n + r.settled, 0)).toBe(1);
     expect(await reconcileReservations(deps, { graceMs: 0 })).toEqual({ settled: 0 });
     expect((await net.keys.usage(keyId)).usedTokens).toBe(outcome.result.usage.totalTokens);
-    expect(await net.mongo.db.collection('api_key_settlements').countDocuments({ _id: requestId as never })).toBe(1);
-    expect(await net.mongo.db.collection('api_key_tokens').countDocuments({ ref: requestId, kind: 'settle' })).toBe(1);
+    expect(await store(net.mongo.db).apiKeySettlements.countDocuments({ _id: requestId as never })).toBe(1);
+    expect(await store(net.mongo.db).apiKeyTokens.countDocuments({ ref: requestId, kind: 'settle' })).toBe(1);
   }, 90_000);
 
   it('settles at no charge, and marks failed, a request whose workflow never started', async () => {
     const { id: keyId } = await net.keys.issue('never');
     const requestId = unique('r').replace(/-/g, '');
     await net.keys.reserveTokens(keyId, 500, { requestId, promptTokens: 40 });
-    await net.mongo.db.collection('requests').insertOne({ _id: requestId as never, keyId, modelId: 'gitblock-tiny', kind: 'chat', stream: false, status: 'routing', createdAt: new Date() });
+    await store(net.mongo.db).requests.insertOne({ _id: requestId, keyId, modelId: 'gitblock-tiny', kind: 'chat', stream: false, status: 'routing', createdAt: new Date() });
     const deps = { keys: net.keys, temporal: net.temporal, db: net.mongo.db };
     // Not yet: a start may still be on its way.
     expect(await reconcileReservations(deps, { graceMs: 0 })).toEqual({ settled: 0 });
     expect(await reconcileReservations(deps, { graceMs: 0, notStartedMs: 0 })).toEqual({ settled: 1 });
     expect((await net.keys.usage(keyId)).usedTokens).toBe(0);
-    expect(await net.mongo.db.collection('requests').findOne({ _id: requestId as never })).toMatchObject({ status: 'failed' });
+    expect(await store(net.mongo.db).requests.findOne({ _id: requestId })).toMatchObject({ status: 'failed' });
   });
 });

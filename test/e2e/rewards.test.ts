@@ -19,6 +19,7 @@ import { stack, unique, workflowBundle } from '../helpers.ts';
 import { runNodeCliToEnd as cli, type NodeProcess } from '../node-process.ts';
 import { deployRewards, epochPostedEvents, gbtBalance, settlerChain, writeKeyFile } from '../settlement-helpers.ts';
 import { startNetwork, type Network } from './harness.ts';
+import { store } from '../../store/index.ts';
 
 const s = stack();
 const SETTLER = 26;
@@ -33,7 +34,7 @@ let nodes: NodeProcess[] = [];
 
 /** Accrued, not voided ledger amounts per operator. */
 async function accruedBy(operator: Address): Promise<{ amount: bigint; requests: number }> {
-  const entries = await net.mongo.db.collection<{ amount: string }>('ledger').find({ operator, status: 'accrued' }).toArray();
+  const entries = await store(net.mongo.db).ledger.find({ operator, status: 'accrued' }).toArray();
   return { amount: entries.reduce((sum, e) => sum + BigInt(e.amount), 0n), requests: entries.length };
 }
 

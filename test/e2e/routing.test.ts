@@ -5,13 +5,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenSubject, type InferInput } from '../../domain/inference.ts';
-import type { NodeDocument } from '../../activities/node-projection.ts';
+
 import { taskQueues, workflowIds } from '../../temporal.config.ts';
 import { inferenceWorkflow } from '../../workflows/inference.ts';
 import type { RequestOutcome } from '../../workflows/request.ts';
 import { unique } from '../helpers.ts';
 import type { NodeProcess } from '../node-process.ts';
 import { startNetwork, type Network } from './harness.ts';
+import { store } from '../../store/index.ts';
 
 let net: Network;
 let key: string;
@@ -79,7 +80,7 @@ describe('routing (issue 12)', () => {
     }
     await Promise.all(holds);
     // Busy is not failing: a's record shows no failure, and it is not degraded.
-    const doc = await net.mongo.db.collection<NodeDocument>('nodes').findOne({ _id: a.nodeId });
+    const doc = await store(net.mongo.db).nodes.findOne({ _id: a.nodeId });
     expect(doc?.record.failures ?? 0).toBe(0);
     expect(doc?.state).not.toBe('degraded');
   }, 300_000);

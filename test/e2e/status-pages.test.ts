@@ -8,13 +8,14 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodesCollection, type NodeDocument } from '../../activities/node-projection.ts';
+
 import { SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES } from '../../domain/reputation.ts';
 import { workflowIds } from '../../temporal.config.ts';
 import { verificationVerdictSignal } from '../../workflows/node-actor.ts';
 import { unique } from '../helpers.ts';
 import type { NodeProcess } from '../node-process.ts';
 import { startNetwork, type Network } from './harness.ts';
+import { store } from '../../store/index.ts';
 
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const artifacts = join(process.cwd(), '.data', 'artifacts', 'status');
@@ -118,7 +119,7 @@ describe('the status pages, in a browser', () => {
     for (let i = 0; i < SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES; i++) {
       await actor.signal(verificationVerdictSignal, { requestId: unique('lie'), passed: false, at: Date.now() });
     }
-    const nodes = net.mongo.db.collection<NodeDocument>(nodesCollection);
+    const nodes = store(net.mongo.db).nodes;
     await expect.poll(async () => (await nodes.findOne({ _id: node.nodeId }))?.state, { timeout: 20_000 }).toBe('suspended');
 
     await page.goto(`${net.url}/nodes`);

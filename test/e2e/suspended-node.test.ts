@@ -5,7 +5,7 @@
  */
 import protoModule from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodesCollection, type NodeDocument } from '../../activities/node-projection.ts';
+
 import { tokenSubject, type InferInput } from '../../domain/inference.ts';
 import { SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES } from '../../domain/reputation.ts';
 import { workflowIds } from '../../temporal.config.ts';
@@ -14,6 +14,7 @@ import { verificationVerdictSignal } from '../../workflows/node-actor.ts';
 import { unique } from '../helpers.ts';
 import type { NodeProcess } from '../node-process.ts';
 import { startNetwork, type Network } from './harness.ts';
+import { store } from '../../store/index.ts';
 
 let net: Network;
 let a: NodeProcess;
@@ -62,7 +63,7 @@ describe('a suspended node', () => {
     for (let i = 0; i < SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES; i++) {
       await actor.signal(verificationVerdictSignal, { requestId: unique('lie'), passed: false, at: Date.now() });
     }
-    const nodes = net.mongo.db.collection<NodeDocument>(nodesCollection);
+    const nodes = store(net.mongo.db).nodes;
     await until('projected as suspended', async () => ((await nodes.findOne({ _id: a.nodeId }))?.state === 'suspended' ? true : undefined));
     // Both caches re-read within seconds on their own; refreshing here only saves the wait.
     await Promise.all([net.edge.standings.refresh(), net.standings.refresh()]);

@@ -16,6 +16,7 @@ import { stateQuery } from '../../workflows/node-actor.ts';
 import { unique } from '../helpers.ts';
 import type { NodeProcess } from '../node-process.ts';
 import { newOperatorKey, startNetwork, type Network } from './harness.ts';
+import { store } from '../../store/index.ts';
 
 let net: Network;
 let honest: NodeProcess[];
@@ -86,7 +87,7 @@ describe('spot checks', () => {
         // The node actor projects verdicts within a couple of seconds.
         for (let i = 0; i < 40 && (await stateOf(liar.nodeId)) !== 'suspended' && checks >= SUSPEND_AFTER_CONSECUTIVE_VERIFICATION_FAILURES; i++) await new Promise((r) => setTimeout(r, 100));
       }
-      const ledger = await net.mongo.db.collection('ledger').find({ _id: { $in: voided as never[] } }).toArray();
+      const ledger = await store(net.mongo.db).ledger.find({ _id: { $in: voided } }).toArray();
       expect(ledger.map((e) => e['status'])).toEqual(voided.map(() => 'voided'));
       expect(ledger.every((e) => String(e['voidReason']).startsWith('spot check failed'))).toBe(true);
       await liar.stop('SIGKILL');

@@ -10,6 +10,7 @@ import { MIN_VERIFIER_PASSES } from '../../domain/verifiers.ts';
 import { taskQueues, workflowIds } from '../../temporal.config.ts';
 import type { NodeProcess } from '../node-process.ts';
 import { newOperatorKey, startNetwork, type Network } from './harness.ts';
+import { store } from '../../store/index.ts';
 
 const seedOperator = newOperatorKey();
 let net: Network;
@@ -32,7 +33,7 @@ async function askedBy(requestId: string): Promise<string[]> {
 }
 
 async function ledgerStatus(requestId: string): Promise<unknown> {
-  return (await net.mongo.db.collection<{ _id: string; status: string }>('ledger').findOne({ _id: requestId }))?.status;
+  return (await store(net.mongo.db).ledger.findOne({ _id: requestId }))?.status;
 }
 
 describe('verifiers', () => {

@@ -1,9 +1,10 @@
 /** `/nodes` and `/nodes/<id>`: every node's standing, and one node's history, from the same views as `/v1/nodes`. */
-import type { NodeHistoryPoint } from '../../../activities/node-projection.ts';
+
 import { REPUTATION_WEIGHTS, type ReputationParts } from '../../../domain/reputation.ts';
 import type { PublicNode } from '../../node-views.ts';
 import { formatBytes, formatInt, formatMaybe, formatPercent, html, isoTime, jsonData, type Html } from '../html.ts';
 import { chart } from './charts.ts';
+import { type NodeHistoryPoint } from '../../../store/index.ts';
 
 export function hardwareText(n: PublicNode): string {
   const h = n.hardware;
