@@ -30,6 +30,11 @@ export interface GatewayDeps {
   chainId: number;
   /** Task queue of the control worker that runs request and node workflows. */
   controlTaskQueue: string;
+  /**
+   * A control worker polling `controlTaskQueue` shares `temporal`'s (native) connection in this
+   * process: request workflows start eagerly on it (server.ts).
+   */
+  eagerStart?: boolean | undefined;
   /** Keys one client address may create per hour. */
   keysPerHourPerAddress: number;
   /** Ms since epoch; defaults to Date.now. */

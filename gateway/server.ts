@@ -3,6 +3,8 @@
  * listens; closes in order on shutdown.
  */
 import { jetstream } from '@nats-io/jetstream';
+import { Client } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
 import { LiveNodes } from '../activities/live-nodes.ts';
 import { NodeStandings } from '../activities/node-standings.ts';
@@ -40,11 +42,20 @@ export interface GatewayOptions {
    */
   portFallback?: boolean;
   say?: (line: string) => void;
+  /**
+   * The connection of a control worker in this process (polling `controlTaskQueue`): the gateway
+   * then starts request workflows on it eagerly, the start call's answer carrying the first
+   * workflow task to that worker, which saves a dispatch through the server before the first
+   * token. The worker owns the connection; the gateway does not close it.
+   */
+  controlConnection?: NativeConnection | undefined;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
-  const temporal = await connectTemporalClient({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
+  const temporal = options.controlConnection
+    ? Object.assign(new Client({ connection: options.controlConnection, namespace: config.TEMPORAL_NAMESPACE }), { [Symbol.asyncDispose]: async () => {} })
+    : await connectTemporalClient({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
   const mongo = await connectMongo(options.mongodbUri, config.MONGODB_DB);
   const nc = await connectNats(config, 'gitblock-gateway');
   await ensureTokenStream(nc);
@@ -73,6 +84,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       chainId,
       chain,
       controlTaskQueue: options.controlTaskQueue ?? taskQueues.control,
+      eagerStart: options.controlConnection !== undefined,
       keysPerHourPerAddress: 20,
       fallback: fallbackOptions ? new FallbackProvider(fallbackOptions) : undefined,
       epochSchedule: { genesis: config.GITBLOCK_GENESIS, epochSeconds: config.GITBLOCK_EPOCH_SECONDS },
