@@ -43,8 +43,9 @@ const levels = [1, 8, 32];
 /** --trace: break the first token down by phase from each 1-client request's workflow history. */
 const trace = process.argv.includes('--trace');
 /**
- * --ab: also a second gateway that starts workflows the ordinary way (no eager start), and at 1
- * client streamed requests alternate between the two: a paired before/after in one run.
+ * --ab: also a second gateway as before (no eager start, each workflow routes itself with a local
+ * activity), and at 1 client streamed requests alternate between the two: a paired
+ * before/after in one run.
  */
 const ab = process.argv.includes('--ab');
 /** --no-peer: skip the LiteLLM row (its install and start are slow). */
@@ -216,7 +217,7 @@ await withStack(async (stack) => {
   const floor1 = await atLevel(1, floorOne);
   const floorStart = median(floorToActivity);
   const floor32 = await atLevel(32, floorOne);
-  if (trace) traced.push({ path: 'Temporal floor', ttft: floorStart, ...(await tracePhases(client, floor1.timings, (id) => id)) });
+  if (trace) traced.push({ path: 'Temporal floor', ttft: floorStart, 'stream p50': floor1.whole, ...(await tracePhases(client, floor1.timings, (id) => id)) });
   rows.push({ path: 'Temporal floor (1 activity, other queue)', clients: 1, 'ttft p50': floorStart, 'stream p50': '-', 'whole p50': floor1.whole, 'req/s': floor1.perSecond, 'ttft ratio': '-', 'whole ratio': '-', failed: 0 });
   rows.push({ path: 'Temporal floor', clients: 32, 'ttft p50': '-', 'stream p50': '-', 'whole p50': floor32.whole, 'req/s': floor32.perSecond, 'ttft ratio': '-', 'whole ratio': '-', failed: 0 });
   rows.push({ path: 'bare node-llama-cpp', clients: 1, 'ttft p50': bare.ttft, 'stream p50': '-', 'whole p50': bare.whole, 'req/s': bare.perSecond, 'ttft ratio': '-', 'whole ratio': '-', failed: 0 });
@@ -248,23 +249,24 @@ await withStack(async (stack) => {
     }
   };
   if (ab) {
-    const plainStart = await startGateway({ config, mongodbUri: e.mongodbUri, port: 0 });
-    const pair = { eager: [] as Timing[], ordinary: [] as Timing[] };
+    // As before: no eager start, and each workflow routes itself with the control worker's `route`.
+    const plainStart = await startGateway({ config, mongodbUri: e.mongodbUri, port: 0, routeAtGateway: false });
+    const pair = { 'eager start, routed at the gateway': [] as Timing[], 'ordinary start, routed in the workflow': [] as Timing[] };
     for (let i = 0; i < 3; i++) await openAiCall(plainStart.url, 'gitblock-tiny', true, key)();
     for (let i = 0; i < requestsPerLevel; i++) {
-      pair.eager.push(await openAiCall(gateway.url, 'gitblock-tiny', true, key)());
-      pair.ordinary.push(await openAiCall(plainStart.url, 'gitblock-tiny', true, key)());
+      pair['eager start, routed at the gateway'].push(await openAiCall(gateway.url, 'gitblock-tiny', true, key)());
+      pair['ordinary start, routed in the workflow'].push(await openAiCall(plainStart.url, 'gitblock-tiny', true, key)());
     }
     for (const [name, timings] of Object.entries(pair)) {
       const ttft = median(timings.flatMap((t) => (t.firstMs === undefined ? [] : [t.firstMs])));
-      traced.push({ path: `A/B ${name} start`, ttft, ...(await tracePhases(client, timings, (id) => workflowIds.request(id))) });
+      traced.push({ path: `A/B ${name}`, ttft, 'stream p50': median(timings.map((t) => t.wholeMs)), ...(await tracePhases(client, timings, (id) => workflowIds.request(id))) });
     }
     await plainStart.close();
   }
   const cpu = new CpuMeter({ node: node.pid, temporal: stack.process('temporal')?.child.pid, mongodb: stack.process('mongodb')?.child.pid, nats: stack.process('nats')?.child.pid });
   const gitblock = await measurePath((stream) => openAiCall(gateway.url, 'gitblock-tiny', stream, key), cpu);
   addRows('GitBlock', gitblock, bare.ttft, bare.whole);
-  if (trace) traced.push({ path: 'GitBlock streamed', ttft: gitblock[0]!.ttft, ...(await tracePhases(client, gitblock[0]!.timings, (id) => workflowIds.request(id))) });
+  if (trace) traced.push({ path: 'GitBlock streamed', ttft: gitblock[0]!.ttft, 'stream p50': gitblock[0]!.whole, ...(await tracePhases(client, gitblock[0]!.timings, (id) => workflowIds.request(id))) });
   const at32 = gitblock.at(-1)!;
   notes.push(`GitBlock at 32 clients: ${at32.perSecondPlain.toFixed(2)} req/s = ${(at32.perSecondPlain / floor32.perSecond).toFixed(2)} × the floor's ${floor32.perSecond.toFixed(1)} workflows/s (goal ≥ 0.5)`);
   node.kill('SIGTERM');

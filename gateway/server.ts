@@ -21,6 +21,7 @@ import { ApiKeys, defaultKeyPolicy } from './keys/keys.ts';
 import { FallbackProvider, fallbackOptionsOf } from './fallback.ts';
 import { createMetrics } from './metrics.ts';
 import { RegisteredNodes } from './registered-nodes.ts';
+import { GatewayRouter } from './router.ts';
 import { startReconciler } from './reservations.ts';
 import { MongoNonceStore } from './registration/mongo-nonces.ts';
 
@@ -49,6 +50,11 @@ export interface GatewayOptions {
    * token. The worker owns the connection; the gateway does not close it.
    */
   controlConnection?: NativeConnection | undefined;
+  /**
+   * Route requests here as they are admitted (router.ts; the default), or, false, leave it to each
+   * workflow's `route` on the control worker, as the gateway did before (bench:gateway --ab).
+   */
+  routeAtGateway?: boolean | undefined;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
@@ -68,6 +74,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const registered = await new RegisteredNodes(mongo.db).start();
   const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
   const standings = await new NodeStandings(mongo.db).start();
+  const router = options.routeAtGateway === false ? undefined : await GatewayRouter.start(mongo.db, liveNodes);
   const fallbackOptions = fallbackOptionsOf(config);
   const app = await buildApp(
     {
@@ -85,6 +92,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       chain,
       controlTaskQueue: options.controlTaskQueue ?? taskQueues.control,
       eagerStart: options.controlConnection !== undefined,
+      router,
       keysPerHourPerAddress: 20,
       fallback: fallbackOptions ? new FallbackProvider(fallbackOptions) : undefined,
       epochSchedule: { genesis: config.GITBLOCK_GENESIS, epochSeconds: config.GITBLOCK_EPOCH_SECONDS },
@@ -99,6 +107,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     liveNodes.stop();
     registered.stop();
     standings.stop();
+    router?.stop();
     await nc.drain().catch(() => {});
     await mongo[Symbol.asyncDispose]();
     await temporal[Symbol.asyncDispose]();

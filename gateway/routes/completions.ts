@@ -227,6 +227,7 @@ async function handle(deps: GatewayDeps, request: FastifyRequest, reply: Fastify
     if (toFallback && p.unserved !== undefined) return await toFallback(p.unserved);
     return await serve(deps, request, reply, kind, p, settle, progress, toFallback);
   } finally {
+    deps.router?.release(p.requestId);
     await settle();
   }
 }
@@ -276,6 +277,9 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
   const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
   const model = p.input.modelId;
 
+  // Routed here, from memory, as the request is admitted: the workflow's first task then only
+  // schedules `infer` (router.ts).
+  const route = await deps.router?.route({ requestId: p.requestId, modelId: p.input.modelId, promptTokens: p.input.promptTokensEstimate, maxTokens: p.input.sampling.maxTokens });
   const relay = await open(deps, p);
   let drain: NodeJS.Timeout | undefined;
   try {
@@ -283,7 +287,7 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
       deps.temporal.workflow.start(requestWorkflow, {
         taskQueue: deps.controlTaskQueue,
         workflowId: workflowIds.request(p.requestId),
-        args: [p.input],
+        args: [route ? { ...p.input, route } : p.input],
         workflowExecutionTimeout: timeouts.requestExecution,
         ...(deps.eagerStart ? { requestEagerStart: true } : {}),
       }),
