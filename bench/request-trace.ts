@@ -30,7 +30,7 @@ export type Phase = (typeof phases)[number];
 export async function traceOf(client: Client, workflowId: string, sent: Sent): Promise<Record<Phase, number> | undefined> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
-  const at = (type: number, from = 0) => {
+  const at = (type: (typeof E)[keyof typeof E], from = 0) => {
     const i = events.findIndex((e, k) => k >= from && e.eventType === type);
     return i < 0 ? undefined : { i, ms: optionalTsToMs(events[i]!.eventTime)! };
   };
