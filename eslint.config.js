@@ -158,7 +158,6 @@ export default defineConfig(
     // now. One entry per file; delete an entry when its file is split, and the block when empty.
     // ---------------------------------------------------------------------------------------
     files: [
-      'activities/infer.ts', // createInferActivities, infer
       'activities/settlement.ts', // createSettlementActivities
       'contracts/deploy.ts', // deployGitBlock
       'edge/node-service.ts', // nodeServiceHandlers
@@ -169,7 +168,6 @@ export default defineConfig(
       'workers/node/model-files.ts', // transfer
       'workers/node/node.ts', // startNode
       'workflows/node-actor.ts', // nodeActorWorkflow
-      'workflows/request.ts', // requestWorkflow
     ],
     rules: { 'max-lines-per-function': 'off' },
   },

@@ -11,6 +11,7 @@ import type { EpochSchedule } from '../domain/emission.ts';
 import type { ApiKeys } from './keys/keys.ts';
 import type { Metrics } from './metrics.ts';
 import type { RegisteredNodes } from './registered-nodes.ts';
+import type { RequestRouter } from './router.ts';
 import type { NonceStore } from './registration/signed.ts';
 
 export interface GatewayDeps {
@@ -30,6 +31,13 @@ export interface GatewayDeps {
   chainId: number;
   /** Task queue of the control worker that runs request and node workflows. */
   controlTaskQueue: string;
+  /**
+   * A control worker polling `controlTaskQueue` shares `temporal`'s (native) connection in this
+   * process: request workflows start eagerly on it (server.ts).
+   */
+  eagerStart?: boolean | undefined;
+  /** Routes requests as they are admitted (router.ts); without one, each workflow asks the control worker. */
+  router?: RequestRouter | undefined;
   /** Keys one client address may create per hour. */
   keysPerHourPerAddress: number;
   /** Ms since epoch; defaults to Date.now. */

@@ -3,6 +3,8 @@
  * listens; closes in order on shutdown.
  */
 import { jetstream } from '@nats-io/jetstream';
+import { Client } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
 import { LiveNodes } from '../activities/live-nodes.ts';
 import { NodeStandings } from '../activities/node-standings.ts';
@@ -19,6 +21,7 @@ import { ApiKeys, defaultKeyPolicy } from './keys/keys.ts';
 import { FallbackProvider, fallbackOptionsOf } from './fallback.ts';
 import { createMetrics } from './metrics.ts';
 import { RegisteredNodes } from './registered-nodes.ts';
+import { GatewayRouter } from './router.ts';
 import { startReconciler } from './reservations.ts';
 import { MongoNonceStore } from './registration/mongo-nonces.ts';
 
@@ -40,11 +43,25 @@ export interface GatewayOptions {
    */
   portFallback?: boolean;
   say?: (line: string) => void;
+  /**
+   * The connection of a control worker in this process (polling `controlTaskQueue`): the gateway
+   * then starts request workflows on it eagerly, the start call's answer carrying the first
+   * workflow task to that worker, which saves a dispatch through the server before the first
+   * token. The worker owns the connection; the gateway does not close it.
+   */
+  controlConnection?: NativeConnection | undefined;
+  /**
+   * Route requests here as they are admitted (router.ts; the default), or, false, leave it to each
+   * workflow's `route` on the control worker, as the gateway did before (bench:gateway --ab).
+   */
+  routeAtGateway?: boolean | undefined;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
-  const temporal = await connectTemporalClient({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
+  const temporal = options.controlConnection
+    ? Object.assign(new Client({ connection: options.controlConnection, namespace: config.TEMPORAL_NAMESPACE }), { [Symbol.asyncDispose]: async () => {} })
+    : await connectTemporalClient({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
   const mongo = await connectMongo(options.mongodbUri, config.MONGODB_DB);
   const nc = await connectNats(config, 'gitblock-gateway');
   await ensureTokenStream(nc);
@@ -57,6 +74,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const registered = await new RegisteredNodes(mongo.db).start();
   const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
   const standings = await new NodeStandings(mongo.db).start();
+  const router = options.routeAtGateway === false ? undefined : await GatewayRouter.start(mongo.db, liveNodes);
   const fallbackOptions = fallbackOptionsOf(config);
   const app = await buildApp(
     {
@@ -73,6 +91,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       chainId,
       chain,
       controlTaskQueue: options.controlTaskQueue ?? taskQueues.control,
+      eagerStart: options.controlConnection !== undefined,
+      router,
       keysPerHourPerAddress: 20,
       fallback: fallbackOptions ? new FallbackProvider(fallbackOptions) : undefined,
       epochSchedule: { genesis: config.GITBLOCK_GENESIS, epochSeconds: config.GITBLOCK_EPOCH_SECONDS },
@@ -87,6 +107,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     liveNodes.stop();
     registered.stop();
     standings.stop();
+    router?.stop();
     await nc.drain().catch(() => {});
     await mongo[Symbol.asyncDispose]();
     await temporal[Symbol.asyncDispose]();

@@ -106,7 +106,8 @@ async function main() {
 
     // The preferred ports, bound at once, else ports the OS picks: never checked first, since
     // another network starting on this machine could take a port between check and bind.
-    const gateway = await startGateway({ config, mongodbUri: e.mongodbUri, portFallback: true, say: (line) => console.log(line) });
+    // On the control worker's connection: request workflows start eagerly on it.
+    const gateway = await startGateway({ config, mongodbUri: e.mongodbUri, portFallback: true, say: (line) => console.log(line), controlConnection: control.connection });
     stops.push(() => gateway.close());
 
     // The one endpoint nodes reach: the node below gets its address and nothing of Temporal, NATS or MongoDB.

@@ -34,6 +34,8 @@ export interface ControlWorkerOptions {
 
 export interface ControlWorker {
   worker: Worker;
+  /** The worker's connection: a gateway in this process starts workflows on it eagerly (gateway/server.ts). */
+  connection: NativeConnection;
   liveNodes: LiveNodes;
   running: Promise<void>;
   shutdown(): Promise<void>;
@@ -61,6 +63,7 @@ export async function startControlWorker(options: ControlWorkerOptions): Promise
   const running = worker.run();
   return {
     worker,
+    connection,
     liveNodes,
     running,
     async shutdown() {

@@ -23,7 +23,7 @@ import type { RequestActivities, SettleResult } from '../activities/requests.ts'
 import type { RoutingActivities } from '../activities/routing.ts';
 import { inferErrors } from '../domain/failures.ts';
 import type { InferInput, InferResult } from '../domain/inference.ts';
-import type { RankedCandidate } from '../domain/routing.ts';
+import type { RankedCandidate, RouteDecision } from '../domain/routing.ts';
 import { controlRetry, searchAttributes, timeouts, workflowIds } from '../temporal.config.ts';
 import { runInference, type InferAttempt } from './inference.ts';
 import { requestOutcomeSignal } from './node-actor.ts';
@@ -46,6 +46,12 @@ const after = proxyActivities<Pick<RequestActivities, 'settleRequest'>>({
 export interface RequestInput extends InferInput {
   /** Conservative prompt size estimate, for admission (the node counts exactly). */
   promptTokensEstimate: number;
+  /**
+   * The route, decided by the gateway from its own in-memory view as it admitted the request
+   * (gateway/router.ts): the first workflow task then only schedules `infer`. Absent, the
+   * workflow asks the control worker's `route`.
+   */
+  route?: RouteDecision | undefined;
 }
 
 /** What the client is answered with, as soon as the answer is complete and validated. */
@@ -82,7 +88,9 @@ async function reportOutcome(nodeId: string, requestId: string, ok: boolean, res
   }
 }
 
-export async function requestWorkflow(input: RequestInput): Promise<RequestOutcome> {
+export async function requestWorkflow(request: RequestInput): Promise<RequestOutcome> {
+  // The route is the workflow's, not the node's: what goes to `infer` is the rest.
+  const { route, ...input } = request;
   const { requestId } = input;
   let answer: RequestAnswer | undefined;
   let failed = false;
@@ -94,12 +102,14 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
   upsertSearchAttributes({ [searchAttributes.model.name]: [input.modelId] });
   try {
     // Before the first token: the route (from the control worker's memory) and `infer`, nothing else.
-    const decision = await control.route({
-      requestId,
-      modelId: input.modelId,
-      promptTokens: input.promptTokensEstimate,
-      maxTokens: input.sampling.maxTokens,
-    });
+    const decision =
+      route ??
+      (await control.route({
+        requestId,
+        modelId: input.modelId,
+        promptTokens: input.promptTokensEstimate,
+        maxTokens: input.sampling.maxTokens,
+      }));
     // Every fitting node busy: no candidate, so the request waits in the model's shared queue.
     if (!decision.ranked.length && !decision.busy) {
       const why = decision.rejected.length ? decision.rejected.map((r) => `${r.nodeId}: ${r.why}`).join('; ') : `no live node serves ${input.modelId}`;

@@ -227,6 +227,7 @@ async function handle(deps: GatewayDeps, request: FastifyRequest, reply: Fastify
     if (toFallback && p.unserved !== undefined) return await toFallback(p.unserved);
     return await serve(deps, request, reply, kind, p, settle, progress, toFallback);
   } finally {
+    deps.router?.release(p.requestId);
     await settle();
   }
 }
@@ -234,21 +235,31 @@ async function handle(deps: GatewayDeps, request: FastifyRequest, reply: Fastify
 /**
  * Everything a request needs before its workflow may start, each bounded (upstream.ts): NATS
  * reachable (the answer streams through it, and the nodes publish to it), the request record,
- * and for a stream its relay, subscribed before the workflow starts as the design asks. A
- * failure here leaves no record behind in `routing`: it is marked failed.
+ * and for a stream its relay, subscribed before the workflow starts as the design asks. The three
+ * are independent and go out together: one round trip's wait before the start, not three in a
+ * row. A failure here leaves no record behind in `routing`: it is marked failed once all three
+ * have landed, so a late insert cannot revive it.
  */
 async function open(deps: GatewayDeps, p: Prepared): Promise<TokenRelay | undefined> {
-  await upstream('NATS', () => deps.nc.flush());
   const requests = store(deps.db).requests;
-  await upstream('MongoDB', () =>
-    requests.insertOne({ _id: p.requestId, keyId: p.keyId, modelId: p.input.modelId, kind: p.kind, stream: p.stream, status: 'routing', createdAt: new Date() } as never),
-  );
-  try {
-    return p.stream ? await upstream('NATS', () => TokenRelay.open(deps.js, p.input.subject)) : undefined;
-  } catch (err) {
-    await markFailed(deps, p.requestId, err);
-    throw err;
-  }
+  const [reachable, recorded, relay] = await Promise.allSettled([
+    upstream('NATS', () => deps.nc.flush()),
+    // An upsert that leaves a record already there as it is: whichever of this and the
+    // workflow's own record lands first, the outcome is not overwritten by 'routing'.
+    upstream('MongoDB', () =>
+      requests.updateOne(
+        { _id: p.requestId },
+        { $set: { keyId: p.keyId, modelId: p.input.modelId, kind: p.kind, stream: p.stream }, $setOnInsert: { status: 'routing', createdAt: new Date() } },
+        { upsert: true },
+      ),
+    ),
+    p.stream ? upstream('NATS', () => TokenRelay.open(deps.js, p.input.subject)) : Promise.resolve(undefined),
+  ]);
+  const failed = [reachable, recorded, relay].find((r) => r.status === 'rejected');
+  if (!failed) return (relay as PromiseFulfilledResult<TokenRelay | undefined>).value;
+  if (relay.status === 'fulfilled') relay.value?.close();
+  if (recorded.status === 'fulfilled') await markFailed(deps, p.requestId, failed.reason);
+  throw failed.reason;
 }
 
 /** A request that never started ends as failed, with why; best effort (MongoDB may be what is away). */
@@ -266,6 +277,9 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
   const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
   const model = p.input.modelId;
 
+  // Routed here, from memory, as the request is admitted: the workflow's first task then only
+  // schedules `infer` (router.ts).
+  const route = await deps.router?.route({ requestId: p.requestId, modelId: p.input.modelId, promptTokens: p.input.promptTokensEstimate, maxTokens: p.input.sampling.maxTokens });
   const relay = await open(deps, p);
   let drain: NodeJS.Timeout | undefined;
   try {
@@ -273,8 +287,9 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
       deps.temporal.workflow.start(requestWorkflow, {
         taskQueue: deps.controlTaskQueue,
         workflowId: workflowIds.request(p.requestId),
-        args: [p.input],
+        args: [route ? { ...p.input, route } : p.input],
         workflowExecutionTimeout: timeouts.requestExecution,
+        ...(deps.eagerStart ? { requestEagerStart: true } : {}),
       }),
     ).catch(async (err: unknown) => {
       // Were the start to land after the deadline, the workflow records its own outcome over this.

@@ -244,10 +244,12 @@ describe('errors, in OpenAI’s shape and status', () => {
   it('500 when the request cannot be recorded or relayed, with the reservation given back', async () => {
     const { key: own, id: keyId } = await net.keys.issue('broken-dispatch');
     const c = new OpenAI({ baseURL: `${net.url}/v1`, apiKey: own, maxRetries: 0 });
-    const insertOne = Collection.prototype.insertOne;
-    const failInsert = vi.spyOn(Collection.prototype, 'insertOne').mockImplementation(function (this: Collection, doc, options) {
-      if (this.collectionName === 'requests' && (doc as Document)['keyId'] === keyId) return Promise.reject(new Error('injected: insert failed'));
-      return insertOne.call(this, doc, options);
+    // The gateway writes the request's record as an upsert (it may land after the workflow's own).
+    const updateOne = Collection.prototype.updateOne;
+    const failInsert = vi.spyOn(Collection.prototype, 'updateOne').mockImplementation(function (this: Collection, filter, update, options) {
+      const set = (update as { $set?: Document }).$set;
+      if (this.collectionName === 'requests' && set?.['keyId'] === keyId) return Promise.reject(new Error('injected: insert failed'));
+      return updateOne.call(this, filter, update, options);
     });
     try {
       await expectError(c.chat.completions.create({ model: 'gitblock-tiny', messages: ask, max_tokens: 50 }), 500, 'internal_error', /internal error/);

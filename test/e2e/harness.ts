@@ -19,6 +19,7 @@ import { ensureTokenStream, nodesKv } from '../../connections/streams.ts';
 import { connectTemporalClient } from '../../connections/temporal.ts';
 import { nodeDirectoryRefreshMs } from '../../activities/routing.ts';
 import { buildApp } from '../../gateway/app.ts';
+import { GatewayRouter } from '../../gateway/router.ts';
 import type { GatewayDeps } from '../../gateway/deps.ts';
 import { ApiKeys, type KeyPolicy } from '../../gateway/keys/keys.ts';
 import { createMetrics } from '../../gateway/metrics.ts';
@@ -99,7 +100,10 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
   const registered = await new RegisteredNodes(mongo.db).start();
   const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
   const standings = await new NodeStandings(mongo.db).start();
+  // As server.ts wires it: requests are routed at the gateway as they are admitted.
+  const router = await GatewayRouter.start(mongo.db, liveNodes);
   const gatewayDeps: GatewayDeps = {
+    router,
     temporal,
     nc,
     js: jetstream(nc),
@@ -191,6 +195,7 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
       liveNodes.stop();
       registered.stop();
       standings.stop();
+      router.stop();
       await control.shutdown();
       await mongo.db.dropDatabase().catch(() => {});
       await mongo[Symbol.asyncDispose]();
