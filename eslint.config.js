@@ -159,16 +159,6 @@ export default defineConfig(
     // ---------------------------------------------------------------------------------------
     files: [
       'activities/infer.ts', // createInferActivities, infer
-      'activities/settlement.ts', // createSettlementActivities
-      'contracts/deploy.ts', // deployGitBlock
-      'edge/node-service.ts', // nodeServiceHandlers
-      'edge/temporal-proxy.ts', // workflowServiceHandlers
-      'gateway/routes/completions.ts', // serve
-      'scripts/start.ts', // main
-      'workers/node/engine.ts', // score
-      'workers/node/model-files.ts', // transfer
-      'workers/node/node.ts', // startNode
-      'workflows/node-actor.ts', // nodeActorWorkflow
       'workflows/request.ts', // requestWorkflow
     ],
     rules: { 'max-lines-per-function': 'off' },
