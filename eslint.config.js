@@ -152,23 +152,4 @@ export default defineConfig(
       }],
     },
   },
-  {
-    // ---------------------------------------------------------------------------------------
-    // TEMPORARY (issue 10, item 6): functions over 80 lines that other branches are splitting
-    // now. One entry per file; delete an entry when its file is split, and the block when empty.
-    // ---------------------------------------------------------------------------------------
-    files: [
-      'activities/settlement.ts', // createSettlementActivities
-      'contracts/deploy.ts', // deployGitBlock
-      'edge/node-service.ts', // nodeServiceHandlers
-      'edge/temporal-proxy.ts', // workflowServiceHandlers
-      'gateway/routes/completions.ts', // serve
-      'scripts/start.ts', // main
-      'workers/node/engine.ts', // score
-      'workers/node/model-files.ts', // transfer
-      'workers/node/node.ts', // startNode
-      'workflows/node-actor.ts', // nodeActorWorkflow
-    ],
-    rules: { 'max-lines-per-function': 'off' },
-  },
 );

@@ -9,21 +9,19 @@ import {
   ContractFunctionRevertedError,
   createPublicClient,
   createWalletClient,
-  defineChain,
   http,
   keccak256,
   toHex,
-  type Account,
   type Address,
   type Chain,
   type Hex,
   type PublicClient,
   type Transport,
-  type WalletClient,
 } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import type { Config } from '../config/env.ts';
 import { rewardsDistributorAbi } from '../contracts/artifacts/index.ts';
+import { chainAt, type AccountWallet } from '../contracts/chain.ts';
 import { parseDeploymentFile, type GitBlockDeployment } from '../contracts/deploy.ts';
 import { codedError } from '../domain/errors.ts';
 
@@ -35,7 +33,7 @@ export interface SettlementChain {
   /** Blocks a posted root needs (its own block counts as 1) before the epoch counts as settled. */
   confirmations: number;
   publicClient: PublicClient<Transport, Chain>;
-  wallet: WalletClient<Transport, Chain, Account>;
+  wallet: AccountWallet;
   pollingIntervalMs: number;
 }
 
@@ -110,12 +108,7 @@ export async function connectSettlementChain(options: ConnectSettlementChainOpti
   if (chainId !== deployment.chainId) {
     throw new SettlementConfigError(`the deployment is for chain ${deployment.chainId}, but ${options.rpcUrl} is chain ${chainId}`);
   }
-  const chain = defineChain({
-    id: chainId,
-    name: `chain ${chainId}`,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [options.rpcUrl] } },
-  });
+  const chain = chainAt(chainId, options.rpcUrl);
   const transport = http(options.rpcUrl, { timeout: 15_000 });
   const publicClient = createPublicClient({ chain, transport, pollingInterval: pollingIntervalMs });
   const account = privateKeyToAccount(options.settlerKey);

@@ -19,19 +19,16 @@
 import {
   createPublicClient,
   createWalletClient,
-  defineChain,
+  encodeDeployData,
   getAddress,
   getContractAddress,
   http,
   isAddress,
   zeroAddress,
-  type Account,
   type Address,
   type Chain,
   type Hex,
   type PublicClient,
-  type Transport,
-  type WalletClient,
 } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import {
@@ -45,6 +42,7 @@ import {
   teamVestingBytecode,
 } from './artifacts/index.ts';
 import { codedError } from '../domain/errors.ts';
+import { chainAt, type AccountWallet } from './chain.ts';
 
 /** anvil's default account 0 (from the public test mnemonic); for local chains only. */
 export const ANVIL_DEFAULT_KEY: Hex = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
@@ -68,7 +66,7 @@ export interface TeamVestingSchedule {
 /** Who signs the deployment: a raw private key, or a wallet client that carries an account. */
 export type Deployer =
   | { deployerKey: Hex }
-  | { walletClient: WalletClient<Transport, Chain | undefined, Account> };
+  | { walletClient: AccountWallet<Chain | undefined> };
 
 /** Options of {@link deployGitBlock}. */
 export type DeployGitBlockOptions = Deployer & {
@@ -120,15 +118,8 @@ function checkUint64(what: string, value: bigint): bigint {
   return value;
 }
 
-/**
- * Deploys GBT, RewardsDistributor, TeamVesting and Airdrop, waiting for each receipt.
- * All options are validated before the first transaction, so a typo costs no gas.
- * @returns the four addresses, the chain id, the deployer and the final block number
- * @throws DeployConfigError on invalid options; Error when a transaction fails or GBT does not
- *         land at the predicted address (the deployer sent another transaction meanwhile)
- */
-export async function deployGitBlock(options: DeployGitBlockOptions): Promise<GitBlockDeployment> {
-  const log = options.log ?? (() => {});
+/** The options once checked: what the constructors get, and what they would refuse. */
+function checkOptions(options: DeployGitBlockOptions) {
   const treasury = checkAddress('treasury', options.treasury);
   const settler = checkAddress('settler', options.settler);
   const beneficiary = checkAddress('team beneficiary', options.team.beneficiary);
@@ -142,22 +133,52 @@ export async function deployGitBlock(options: DeployGitBlockOptions): Promise<Gi
     throw new DeployConfigError(`airdrop root must be 32 bytes of hex, got ${options.airdropRoot}`);
   }
   const airdropDeadline = checkUint64('airdrop deadline', options.airdropDeadline ?? 0n);
+  return { treasury, settler, beneficiary, start, duration, cliff, airdropDeadline };
+}
 
+/** The RPC's clients and the deployer's wallet (from the key, or the one given). */
+async function connect(options: DeployGitBlockOptions) {
   const transport = http(options.rpcUrl);
   const publicClient: PublicClient = createPublicClient({ transport });
   const chainId = await publicClient.getChainId();
-  const chain = defineChain({
-    id: chainId,
-    name: `chain ${chainId}`,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [options.rpcUrl] } },
-  });
-  const wallet: WalletClient<Transport, Chain | undefined, Account> =
+  const chain = chainAt(chainId, options.rpcUrl);
+  const wallet: AccountWallet<Chain | undefined> =
     'walletClient' in options
       ? options.walletClient
       : createWalletClient({ account: privateKeyToAccount(options.deployerKey), chain, transport });
-  const account = wallet.account;
-  const deployer = account.address;
+  return { publicClient, chainId, wallet, chain: wallet.chain ?? chain };
+}
+
+type Connection = Awaited<ReturnType<typeof connect>>;
+
+/**
+ * Sends the creation transaction `data` with the deployer's nonce `nonce`, waits for it and
+ * returns the contract's address, failing loudly on a revert.
+ */
+async function deployOne(c: Connection, name: string, data: Hex, nonce: number, log: (message: string) => void): Promise<{ address: Address; blockNumber: bigint }> {
+  const hash = await c.wallet.sendTransaction({ data, account: c.wallet.account, chain: c.chain, nonce });
+  const receipt = await c.publicClient.waitForTransactionReceipt({ hash });
+  if (receipt.status !== 'success' || !receipt.contractAddress) {
+    throw new Error(`${name} deployment reverted (tx ${hash})`);
+  }
+  const address = getAddress(receipt.contractAddress);
+  log(`${name} at ${address} (tx ${hash}, gas ${receipt.gasUsed})`);
+  return { address, blockNumber: receipt.blockNumber };
+}
+
+/**
+ * Deploys GBT, RewardsDistributor, TeamVesting and Airdrop, waiting for each receipt.
+ * All options are validated before the first transaction, so a typo costs no gas.
+ * @returns the four addresses, the chain id, the deployer and the final block number
+ * @throws DeployConfigError on invalid options; Error when a transaction fails or GBT does not
+ *         land at the predicted address (the deployer sent another transaction meanwhile)
+ */
+export async function deployGitBlock(options: DeployGitBlockOptions): Promise<GitBlockDeployment> {
+  const log = options.log ?? (() => {});
+  const { treasury, settler, beneficiary, start, duration, cliff, airdropDeadline } = checkOptions(options);
+  const c = await connect(options);
+  const { publicClient, chainId } = c;
+  const deployer = c.wallet.account.address;
   const admin = options.admin === undefined ? deployer : checkAddress('admin', options.admin);
 
   if (airdropDeadline !== 0n) {
@@ -176,62 +197,14 @@ export async function deployGitBlock(options: DeployGitBlockOptions): Promise<Gi
   }
   log(`deploying from ${deployer} on chain ${chainId}, nonce ${nonce}, GBT will be ${predictedGbt}`);
 
-  /** Waits for a deployment and returns its contract address, failing loudly on a revert. */
-  const confirm = async (name: string, hash: Hex): Promise<{ address: Address; blockNumber: bigint }> => {
-    const receipt = await publicClient.waitForTransactionReceipt({ hash });
-    if (receipt.status !== 'success' || !receipt.contractAddress) {
-      throw new Error(`${name} deployment reverted (tx ${hash})`);
-    }
-    const address = getAddress(receipt.contractAddress);
-    log(`${name} at ${address} (tx ${hash}, gas ${receipt.gasUsed})`);
-    return { address, blockNumber: receipt.blockNumber };
-  };
-  const chainParam = wallet.chain ?? chain;
-
-  const vesting = await confirm(
-    'TeamVesting',
-    await wallet.deployContract({
-      abi: teamVestingAbi,
-      bytecode: teamVestingBytecode,
-      args: [beneficiary, start, duration, cliff],
-      account,
-      chain: chainParam,
-      nonce,
-    }),
-  );
-  const distributor = await confirm(
-    'RewardsDistributor',
-    await wallet.deployContract({
-      abi: rewardsDistributorAbi,
-      bytecode: rewardsDistributorBytecode,
-      args: [predictedGbt, admin, settler],
-      account,
-      chain: chainParam,
-      nonce: nonce + 1,
-    }),
-  );
-  const airdrop = await confirm(
-    'Airdrop',
-    await wallet.deployContract({
-      abi: airdropAbi,
-      bytecode: airdropBytecode,
-      args: [predictedGbt, options.airdropRoot, treasury, airdropDeadline, admin],
-      account,
-      chain: chainParam,
-      nonce: nonce + 2,
-    }),
-  );
-  const gbt = await confirm(
-    'GBT',
-    await wallet.deployContract({
-      abi: gbtAbi,
-      bytecode: gbtBytecode,
-      args: [distributor.address, treasury, vesting.address, airdrop.address],
-      account,
-      chain: chainParam,
-      nonce: nonce + 3,
-    }),
-  );
+  const vestingData = encodeDeployData({ abi: teamVestingAbi, bytecode: teamVestingBytecode, args: [beneficiary, start, duration, cliff] });
+  const vesting = await deployOne(c, 'TeamVesting', vestingData, nonce, log);
+  const distributorData = encodeDeployData({ abi: rewardsDistributorAbi, bytecode: rewardsDistributorBytecode, args: [predictedGbt, admin, settler] });
+  const distributor = await deployOne(c, 'RewardsDistributor', distributorData, nonce + 1, log);
+  const airdropArgs = [predictedGbt, options.airdropRoot, treasury, airdropDeadline, admin] as const;
+  const airdrop = await deployOne(c, 'Airdrop', encodeDeployData({ abi: airdropAbi, bytecode: airdropBytecode, args: airdropArgs }), nonce + 2, log);
+  const gbtData = encodeDeployData({ abi: gbtAbi, bytecode: gbtBytecode, args: [distributor.address, treasury, vesting.address, airdrop.address] });
+  const gbt = await deployOne(c, 'GBT', gbtData, nonce + 3, log);
   if (gbt.address !== predictedGbt) {
     // The distributor and airdrop point at an address with no token: the deployment is unusable.
     throw new Error(
@@ -252,15 +225,7 @@ export async function deployGitBlock(options: DeployGitBlockOptions): Promise<Gi
 }
 
 /** The JSON form written by the CLI (`blockNumber` as a decimal string). */
-export interface DeploymentFile {
-  chainId: number;
-  deployer: Address;
-  gbt: Address;
-  distributor: Address;
-  vesting: Address;
-  airdrop: Address;
-  blockNumber: string;
-}
+export type DeploymentFile = Omit<GitBlockDeployment, 'blockNumber'> & { blockNumber: string };
 
 /** Serializes a deployment for `.data/deployment.<chainId>.json`. */
 export function toDeploymentFile(d: GitBlockDeployment): DeploymentFile {

@@ -9,7 +9,7 @@
 import { getAddress, type Hex } from 'viem';
 import { z } from 'zod';
 import { nodeIdSchema } from './heartbeat.ts';
-import { addressSchema, bytes32Schema, expirySchema, registrationDomain, signatureSchema } from './registration.ts';
+import { addressSchema, freshnessFields, freshnessTypes, registrationDomain, signatureSchema } from './registration.ts';
 
 /**
  * What nodes ask for: long enough to ride out a slow renewal, short enough that a leaked token
@@ -26,8 +26,7 @@ export const edgeSessionTypes = {
     { name: 'operator', type: 'address' },
     { name: 'audience', type: 'string' },
     { name: 'slots', type: 'uint32' },
-    { name: 'expiry', type: 'uint64' },
-    { name: 'nonce', type: 'bytes32' },
+    ...freshnessTypes,
   ],
 } as const;
 
@@ -38,8 +37,7 @@ export const edgeSessionFieldsSchema = z.strictObject({
   audience: z.string().min(1).max(128),
   /** Requests the node serves at once: the most free slots its heartbeats may claim. */
   slots: z.number().int().min(1).max(maxSessionSlots),
-  expiry: expirySchema,
-  nonce: bytes32Schema('32 random bytes'),
+  ...freshnessFields,
 });
 
 export const edgeSessionBodySchema = z.strictObject({

@@ -26,7 +26,7 @@
 import type { Hex } from 'viem';
 import { z } from 'zod';
 import { nodeIdSchema } from './heartbeat.ts';
-import { bytes32Schema, expirySchema, registrationDomain, signatureSchema } from './registration.ts';
+import { freshnessFields, freshnessTypes, registrationDomain, signatureSchema } from './registration.ts';
 import { effectiveState, type NodeRecord, type NodeState, type OnlineState } from './reputation.ts';
 
 export const operatorActions = ['reinstate', 'retire'] as const;
@@ -44,8 +44,7 @@ export const operatorActionTypes = {
   OperatorAction: [
     { name: 'nodeId', type: 'string' },
     { name: 'action', type: 'string' },
-    { name: 'expiry', type: 'uint64' },
-    { name: 'nonce', type: 'bytes32' },
+    ...freshnessTypes,
   ],
 } as const;
 
@@ -55,8 +54,7 @@ export const operatorActionPrimaryType = 'OperatorAction' as const;
 export const operatorActionFieldsSchema = z.strictObject({
   nodeId: nodeIdSchema,
   action: z.enum(operatorActions),
-  expiry: expirySchema,
-  nonce: bytes32Schema('32 random bytes'),
+  ...freshnessFields,
 });
 
 export const operatorActionBodySchema = z.strictObject({

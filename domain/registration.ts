@@ -58,6 +58,12 @@ export function registrationDomain(chainId: number) {
   return { name: 'GitBlock', version: '1', chainId } as const satisfies TypedDataDomain;
 }
 
+/** The last two fields of every signed message: when it stops counting, and what makes it count once. */
+export const freshnessTypes = [
+  { name: 'expiry', type: 'uint64' },
+  { name: 'nonce', type: 'bytes32' },
+] as const;
+
 /** The EIP-712 types; `as const` so viem infers the message type from them. */
 export const registrationTypes = {
   NodeRegistration: [
@@ -67,8 +73,7 @@ export const registrationTypes = {
     { name: 'modelHashes', type: 'bytes32[]' },
     { name: 'gpu', type: 'string' },
     { name: 'version', type: 'string' },
-    { name: 'expiry', type: 'uint64' },
-    { name: 'nonce', type: 'bytes32' },
+    ...freshnessTypes,
   ],
 } as const;
 
@@ -79,6 +84,8 @@ const modelIdSchema = z.string().regex(/^[a-z0-9][a-z0-9.-]{0,63}$/, 'model ids 
 export const bytes32Schema = (what: string) => z.string().regex(/^0x[0-9a-f]{64}$/, `expected ${what} as 0x + 64 lowercase hex digits`);
 /** An expiry as signed: unix seconds, a plain JSON integer. */
 export const expirySchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+/** The schema of `freshnessTypes`' fields, as JSON. */
+export const freshnessFields = { expiry: expirySchema, nonce: bytes32Schema('32 random bytes') };
 /** A 65-byte (r, s, v) signature. */
 export const signatureSchema = z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte signature as 0x + 130 hex digits');
 export const addressSchema = z
@@ -96,8 +103,7 @@ export const registrationFieldsSchema = z
     modelHashes: z.array(bytes32Schema('a sha256')).max(registrationLimits.models),
     gpu: z.string().max(registrationLimits.gpuChars),
     version: z.string().max(registrationLimits.versionChars),
-    expiry: expirySchema,
-    nonce: bytes32Schema('32 random bytes'),
+    ...freshnessFields,
   })
   .superRefine((r, ctx) => {
     if (r.modelHashes.length !== r.models.length) {

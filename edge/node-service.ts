@@ -85,143 +85,147 @@ function refusalOf(err: unknown): unknown {
   return err;
 }
 
-export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceImplementation {
-  /** The request's newest task, held by this node, or a refusal saying why not. */
-  const heldRequest = (session: NodeSession, requestId: string): HeldTask & { subject: string } => {
-    const held = deps.tasks.request(session.nodeId, requestId);
-    if (held === 'superseded') {
-      for (const t of deps.tasks.heldOf(session.nodeId, requestId)) t.supersededSeen = true;
-      throw new EdgeRefusal(grpc.status.FAILED_PRECONDITION, `${edgeErrors.superseded}: another attempt has taken over request ${requestId}`);
+/** The request's newest task, held by this node, or a refusal saying why not. */
+function heldRequest(deps: NodeServiceDeps, session: NodeSession, requestId: string): HeldTask & { subject: string } {
+  const held = deps.tasks.request(session.nodeId, requestId);
+  if (held === 'superseded') {
+    for (const t of deps.tasks.heldOf(session.nodeId, requestId)) t.supersededSeen = true;
+    throw new EdgeRefusal(grpc.status.FAILED_PRECONDITION, `${edgeErrors.superseded}: another attempt has taken over request ${requestId}`);
+  }
+  if (held === 'not-held' || !held.subject) throw new EdgeRefusal(grpc.status.PERMISSION_DENIED, `${edgeErrors.notHeld}: node ${session.nodeId} holds no task of request ${requestId.slice(0, 128)}`);
+  return held as HeldTask & { subject: string };
+}
+
+/** A unary handler: `fn`'s value or refusal goes to gRPC's callback; `authenticated` calls carry a session. */
+function unary<Res>(deps: NodeServiceDeps, authenticated: boolean, fn: (request: unknown, session: NodeSession | undefined) => Promise<Res>) {
+  return (call: grpc.ServerUnaryCall<unknown, Res>, callback: grpc.sendUnaryData<Res>) => {
+    // gRPC's callback API: the outcome, a refusal included, goes to `callback`, not to a caller.
+    void (async () => fn(call.request, authenticated ? sessionOf(deps.sessions, call.metadata) : undefined))().then(
+      (value) => callback(null, value),
+      (err: unknown) => callback(toStatus(refusalOf(err), deps.log)),
+    );
+  };
+}
+
+/** Writes the node's heartbeat, checked against its registration and capped by what the edge knows. */
+async function heartbeat(deps: NodeServiceDeps, request: unknown, session: NodeSession): Promise<Record<string, never>> {
+  const report = parse(reportSchema, request, 'heartbeat');
+  for (const m of report.models) {
+    const registered = session.models.get(m.id);
+    if (registered === undefined) throw new EdgeRefusal(grpc.status.PERMISSION_DENIED, `node ${session.nodeId} did not register model ${m.id}`);
+    if (registered && registered !== m.hash) throw new EdgeRefusal(grpc.status.PERMISSION_DENIED, `node ${session.nodeId} registered another file for ${m.id}`);
+  }
+  const maxParallel = Math.min(report.maxParallel, session.slots);
+  const inFlight = deps.tasks.inFlight(session.nodeId);
+  const beat: Heartbeat = {
+    nodeId: session.nodeId,
+    operator: session.operator,
+    version: report.version,
+    status: report.status,
+    gpu: report.gpu,
+    models: report.models.map((m) => ({ ...m, slots: Math.min(m.slots, maxParallel) })),
+    maxParallel,
+    inFlight,
+    freeSlots: Math.max(0, maxParallel - inFlight),
+    recentTokensPerSecond: deps.tasks.tokensPerSecond(session.nodeId),
+    freeMemoryBytes: report.freeMemoryBytes,
+    at: Date.now(),
+  };
+  await deps.kv.put(heartbeatKey(session.nodeId), JSON.stringify(beat));
+  return {};
+}
+
+/** Publishes one chunk of a task the node holds, fenced by the stream's last sequence. */
+async function publish(deps: NodeServiceDeps, request: unknown, session: NodeSession): Promise<PublishReply> {
+  const chunk = parse(publishSchema, request, 'chunk');
+  const task = heldRequest(deps, session, chunk.requestId);
+  const message: TokenChunk = {
+    seq: chunk.seq,
+    nodeId: session.nodeId,
+    tokens: chunk.tokens,
+    text: chunk.text,
+    ...(chunk.finish ? { finish: chunk.finish } : {}),
+  };
+  try {
+    const ack = await deps.js.publish(task.subject, JSON.stringify(message), { expect: { lastSubjectSequence: chunk.expectLastSubjectSeq } });
+    deps.tasks.recordChunk(task, chunk.tokens.length);
+    return { streamSeq: ack.seq };
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === wrongLastSequence) {
+      task.supersededSeen = true;
+      throw new EdgeRefusal(grpc.status.FAILED_PRECONDITION, `${edgeErrors.superseded}: another attempt has taken over ${task.subject}`);
     }
-    if (held === 'not-held' || !held.subject) throw new EdgeRefusal(grpc.status.PERMISSION_DENIED, `${edgeErrors.notHeld}: node ${session.nodeId} holds no task of request ${requestId.slice(0, 128)}`);
-    return held as HeldTask & { subject: string };
-  };
+    throw new EdgeRefusal(grpc.status.UNAVAILABLE, `token stream unavailable: ${(err as Error).message}`);
+  }
+}
 
-  const unary = <Res>(authenticated: boolean, fn: (request: unknown, session: NodeSession | undefined) => Promise<Res>) => {
-    return (call: grpc.ServerUnaryCall<unknown, Res>, callback: grpc.sendUnaryData<Res>) => {
-      // gRPC's callback API: the outcome, a refusal included, goes to `callback`, not to a caller.
-      void (async () => fn(call.request, authenticated ? sessionOf(deps.sessions, call.metadata) : undefined))().then(
-        (value) => callback(null, value),
-        (err: unknown) => callback(toStatus(refusalOf(err), deps.log)),
-      );
-    };
-  };
-
-  const heartbeat = async (request: unknown, session: NodeSession): Promise<Record<string, never>> => {
-    const report = parse(reportSchema, request, 'heartbeat');
-    for (const m of report.models) {
-      const registered = session.models.get(m.id);
-      if (registered === undefined) throw new EdgeRefusal(grpc.status.PERMISSION_DENIED, `node ${session.nodeId} did not register model ${m.id}`);
-      if (registered && registered !== m.hash) throw new EdgeRefusal(grpc.status.PERMISSION_DENIED, `node ${session.nodeId} registered another file for ${m.id}`);
-    }
-    const maxParallel = Math.min(report.maxParallel, session.slots);
-    const inFlight = deps.tasks.inFlight(session.nodeId);
-    const beat: Heartbeat = {
-      nodeId: session.nodeId,
-      operator: session.operator,
-      version: report.version,
-      status: report.status,
-      gpu: report.gpu,
-      models: report.models.map((m) => ({ ...m, slots: Math.min(m.slots, maxParallel) })),
-      maxParallel,
-      inFlight,
-      freeSlots: Math.max(0, maxParallel - inFlight),
-      recentTokensPerSecond: deps.tasks.tokensPerSecond(session.nodeId),
-      freeMemoryBytes: report.freeMemoryBytes,
-      at: Date.now(),
-    };
-    await deps.kv.put(heartbeatKey(session.nodeId), JSON.stringify(beat));
-    return {};
-  };
-
-  const publish = async (request: unknown, session: NodeSession): Promise<PublishReply> => {
-    const chunk = parse(publishSchema, request, 'chunk');
-    const task = heldRequest(session, chunk.requestId);
-    const message: TokenChunk = {
-      seq: chunk.seq,
-      nodeId: session.nodeId,
-      tokens: chunk.tokens,
-      text: chunk.text,
-      ...(chunk.finish ? { finish: chunk.finish } : {}),
-    };
-    try {
-      const ack = await deps.js.publish(task.subject, JSON.stringify(message), { expect: { lastSubjectSequence: chunk.expectLastSubjectSeq } });
-      deps.tasks.recordChunk(task, chunk.tokens.length);
-      return { streamSeq: ack.seq };
-    } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === wrongLastSequence) {
-        task.supersededSeen = true;
-        throw new EdgeRefusal(grpc.status.FAILED_PRECONDITION, `${edgeErrors.superseded}: another attempt has taken over ${task.subject}`);
+/** Chunks in order on one stream; each answered with its sequence or its refusal, in line. */
+function publishStream(deps: NodeServiceDeps, call: grpc.ServerDuplexStream<unknown, PublishReply>): void {
+  let chain = Promise.resolve();
+  call.on('data', (request: unknown) => {
+    chain = chain.then(async () => {
+      try {
+        call.write(await publish(deps, request, sessionOf(deps.sessions, call.metadata)));
+      } catch (err) {
+        const status = toStatus(refusalOf(err), deps.log);
+        call.write({ streamSeq: 0, error: { code: status.code ?? grpc.status.INTERNAL, details: status.details ?? '' } });
       }
-      throw new EdgeRefusal(grpc.status.UNAVAILABLE, `token stream unavailable: ${(err as Error).message}`);
-    }
-  };
-
-  /** Chunks in order on one stream; each answered with its sequence or its refusal, in line. */
-  const publishStream = (call: grpc.ServerDuplexStream<unknown, PublishReply>) => {
-    let chain = Promise.resolve();
-    call.on('data', (request: unknown) => {
-      chain = chain.then(async () => {
-        try {
-          call.write(await publish(request, sessionOf(deps.sessions, call.metadata)));
-        } catch (err) {
-          const status = toStatus(refusalOf(err), deps.log);
-          call.write({ streamSeq: 0, error: { code: status.code ?? grpc.status.INTERNAL, details: status.details ?? '' } });
-        }
-      });
     });
-    call.on('end', () => void chain.then(() => call.end()));
-    call.on('error', () => {});
-  };
+  });
+  call.on('end', () => void chain.then(() => call.end()));
+  call.on('error', () => {});
+}
 
-  const watchCancel = (call: grpc.ServerWritableStream<unknown, unknown>) => {
-    let unsubscribe = () => {};
-    try {
-      const session = sessionOf(deps.sessions, call.metadata);
-      const { requestId } = parse(taskRefSchema, call.request, 'task');
-      const task = heldRequest(session, requestId);
-      const sub = deps.nc.subscribe(cancelSubject(requestId), {
-        max: 1,
-        callback: () => {
-          task.cancelDelivered = true;
-          call.write({ cancelled: true });
-          call.end();
-        },
-      });
-      // A watch never outlives the task it is for.
-      const expiry = setTimeout(() => call.end(), deps.tasks.msLeft(task));
-      expiry.unref();
-      unsubscribe = () => {
-        clearTimeout(expiry);
-        sub.unsubscribe();
-      };
-      call.once('cancelled', unsubscribe);
-      call.once('finish', unsubscribe);
-    } catch (err) {
-      unsubscribe();
-      // 'error' sends the status to the caller; destroy() would leave the stream open, unanswered.
-      call.emit('error', toStatus(refusalOf(err), deps.log));
-    }
-  };
+/** Tells the node when its task's request is cancelled; ends with the task. */
+function watchCancel(deps: NodeServiceDeps, call: grpc.ServerWritableStream<unknown, unknown>): void {
+  let unsubscribe = () => {};
+  try {
+    const session = sessionOf(deps.sessions, call.metadata);
+    const { requestId } = parse(taskRefSchema, call.request, 'task');
+    const task = heldRequest(deps, session, requestId);
+    const sub = deps.nc.subscribe(cancelSubject(requestId), {
+      max: 1,
+      callback: () => {
+        task.cancelDelivered = true;
+        call.write({ cancelled: true });
+        call.end();
+      },
+    });
+    // A watch never outlives the task it is for.
+    const expiry = setTimeout(() => call.end(), deps.tasks.msLeft(task));
+    expiry.unref();
+    unsubscribe = () => {
+      clearTimeout(expiry);
+      sub.unsubscribe();
+    };
+    call.once('cancelled', unsubscribe);
+    call.once('finish', unsubscribe);
+  } catch (err) {
+    unsubscribe();
+    // 'error' sends the status to the caller; destroy() would leave the stream open, unanswered.
+    call.emit('error', toStatus(refusalOf(err), deps.log));
+  }
+}
 
+export function nodeServiceHandlers(deps: NodeServiceDeps): grpc.UntypedServiceImplementation {
   return {
-    info: unary(false, async () => deps.info),
-    register: unary(false, (body) => deps.register(body)),
-    openSession: unary(false, async (body): Promise<SessionReply> => {
+    info: unary(deps, false, async () => deps.info),
+    register: unary(deps, false, (body) => deps.register(body)),
+    openSession: unary(deps, false, async (body): Promise<SessionReply> => {
       const { token, session } = await deps.sessions.open(body);
       return { token, expiresAt: Math.floor(session.expiresAt / 1000) };
     }),
-    heartbeat: unary(true, (request, session) => heartbeat(request, session!)),
-    offline: unary(true, async (_request, session) => {
+    heartbeat: unary(deps, true, (request, session) => heartbeat(deps, request, session!)),
+    offline: unary(deps, true, async (_request, session) => {
       await deps.kv.delete(heartbeatKey(session!.nodeId));
       return {};
     }),
-    readDelivered: unary(true, async (request, session) => {
+    readDelivered: unary(deps, true, async (request, session) => {
       const { requestId } = parse(taskRefSchema, request, 'task');
-      return readDelivered(deps.jsm, heldRequest(session!, requestId).subject);
+      return readDelivered(deps.jsm, heldRequest(deps, session!, requestId).subject);
     }),
-    publishChunk: unary(true, (request, session) => publish(request, session!)),
-    publishChunks: publishStream,
-    watchCancel: watchCancel,
+    publishChunk: unary(deps, true, (request, session) => publish(deps, request, session!)),
+    publishChunks: (call: grpc.ServerDuplexStream<unknown, PublishReply>) => publishStream(deps, call),
+    watchCancel: (call: grpc.ServerWritableStream<unknown, unknown>) => watchCancel(deps, call),
   };
 }

@@ -140,161 +140,189 @@ export function workflowServiceDefinition(): grpc.ServiceDefinition {
   return definition;
 }
 
-export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedServiceImplementation {
-  const forward = (name: string, call: Call, body: Buffer): Promise<Buffer> =>
-    new Promise((resolve, reject) => {
-      const metadata = new grpc.Metadata();
-      for (const h of forwardedHeaders) for (const v of call.metadata.get(h)) metadata.add(h, v);
-      const upstream = deps.upstream.makeUnaryRequest(`/${serviceName}/${name}`, identity, identity, body, metadata, { deadline: call.getDeadline() }, (err, value) => {
-        call.removeListener('cancelled', onCancel);
-        if (err) reject(err);
-        else resolve(value!);
-      });
-      const onCancel = () => upstream.cancel();
-      call.once('cancelled', onCancel);
+function forward(deps: TemporalProxyDeps, name: string, call: Call, body: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const metadata = new grpc.Metadata();
+    for (const h of forwardedHeaders) for (const v of call.metadata.get(h)) metadata.add(h, v);
+    const upstream = deps.upstream.makeUnaryRequest(`/${serviceName}/${name}`, identity, identity, body, metadata, { deadline: call.getDeadline() }, (err, value) => {
+      call.removeListener('cancelled', onCancel);
+      if (err) reject(err);
+      else resolve(value!);
     });
+    const onCancel = () => upstream.cancel();
+    call.once('cancelled', onCancel);
+  });
+}
 
-  /** Fails a task the node must not run, so Temporal retries it at once (on another node). */
-  const giveBack = async (call: Call, taskToken: Uint8Array, message: string): Promise<void> => {
-    const failed = ws.RespondActivityTaskFailedRequest.encode({
-      namespace: deps.namespace,
-      taskToken,
-      identity: 'edge',
-      failure: { message, source: 'gitblock-edge', applicationFailureInfo: { type: nodeBarredFailureType, nonRetryable: false } },
-    }).finish();
-    try {
-      await forward('RespondActivityTaskFailed', call, Buffer.from(failed));
-    } catch (err) {
-      // The task then times out on its heartbeat and is retried all the same, only later.
-      deps.log?.(`edge: could not give back a barred node's task: ${(err as Error).message}`);
+/** Fails a task the node must not run, so Temporal retries it at once (on another node). */
+async function giveBack(deps: TemporalProxyDeps, call: Call, taskToken: Uint8Array, message: string): Promise<void> {
+  const failed = ws.RespondActivityTaskFailedRequest.encode({
+    namespace: deps.namespace,
+    taskToken,
+    identity: 'edge',
+    failure: { message, source: 'gitblock-edge', applicationFailureInfo: { type: nodeBarredFailureType, nonRetryable: false } },
+  }).finish();
+  try {
+    await forward(deps, 'RespondActivityTaskFailed', call, Buffer.from(failed));
+  } catch (err) {
+    // The task then times out on its heartbeat and is retried all the same, only later.
+    deps.log?.(`edge: could not give back a barred node's task: ${(err as Error).message}`);
+  }
+}
+
+function checkNamespace(deps: TemporalProxyDeps, namespace: string | null | undefined): void {
+  if (namespace !== deps.namespace) throw denied(`namespace ${JSON.stringify(namespace)} is not this network's`);
+}
+
+function heldTask(deps: TemporalProxyDeps, session: NodeSession, taskToken: Uint8Array | null | undefined): HeldTask {
+  const held = taskToken?.length ? deps.tasks.heldBy(session.nodeId, taskToken) : undefined;
+  if (!held) throw denied(`node ${session.nodeId} holds no such task`);
+  return held;
+}
+
+/** A request type's codec, as protobufjs generates it: decoded `D`, encoded from the fields `E`. */
+interface Codec<D, E> {
+  decode(body: Uint8Array): D;
+  encode(message: E): { finish(): Uint8Array };
+}
+
+/**
+ * A call about one task the node holds: decoded, its namespace and task checked, and forwarded
+ * rebuilt from the fields `rebuild` keeps (never passed through), as the node at this edge.
+ */
+async function forwardTaskCall<D extends { namespace?: string | null; taskToken?: Uint8Array | null }, E extends { identity?: string | null }>(
+  deps: TemporalProxyDeps,
+  session: NodeSession,
+  call: Call,
+  name: string,
+  codec: Codec<D, E>,
+  rebuild: (request: D, task: HeldTask) => E,
+): Promise<{ reply: Buffer; task: HeldTask }> {
+  const request = codec.decode(call.request);
+  checkNamespace(deps, request.namespace);
+  const task = heldTask(deps, session, request.taskToken);
+  const forwarded = { ...rebuild(request, task), identity: `${session.nodeId}@edge` };
+  const reply = await forward(deps, name, call, Buffer.from(codec.encode(forwarded).finish()));
+  return { reply, task };
+}
+
+/** Records a task a poll brought back as handed to the node (what it may answer for). */
+function recordHanded(deps: TemporalProxyDeps, session: NodeSession, task: ReturnType<typeof ws.PollActivityTaskQueueResponse.decode>): void {
+  const activityType = task.activityType?.name ?? '';
+  const input = activityType === 'infer' ? (payloadJson(task.input?.payloads?.[0]) as { requestId?: unknown; subject?: unknown } | undefined) : undefined;
+  deps.tasks.hand({
+    taskToken: task.taskToken,
+    nodeId: session.nodeId,
+    activityType,
+    requestId: typeof input?.requestId === 'string' ? input.requestId : undefined,
+    subject: typeof input?.subject === 'string' ? input.subject : undefined,
+    startToCloseMs: durationMs(task.startToCloseTimeout),
+  });
+}
+
+async function pollActivityTaskQueue(deps: TemporalProxyDeps, session: NodeSession, call: Call): Promise<Buffer> {
+  const request = ws.PollActivityTaskQueueRequest.decode(call.request);
+  checkNamespace(deps, request.namespace);
+  const queue = request.taskQueue?.name ?? '';
+  const allowed = queue === taskQueues.node(session.nodeId) || [...session.models.keys()].some((m) => queue === taskQueues.model(m));
+  if (!allowed) throw denied(`node ${session.nodeId} may not poll ${JSON.stringify(queue)}`);
+  // A suspended node still polls the model's shared queue, where the router's filter does
+  // not reach: this is where it stops getting work.
+  const barred = deps.standings.barred(session.nodeId);
+  if (barred) throw barredRefusal(session.nodeId, barred);
+  // Rebuilt from the fields a poll needs, not passed through: a node's `taskQueueMetadata`
+  // (maxTasksPerSecond 0 pauses the queue for every poller), versioning or deployment options
+  // would act on the shared queue for everyone.
+  const forwarded = ws.PollActivityTaskQueueRequest.create({ namespace: request.namespace, taskQueue: { name: queue, kind: normalQueue }, identity: `${session.nodeId}@edge` });
+  const reply = await forward(deps, 'PollActivityTaskQueue', call, Buffer.from(ws.PollActivityTaskQueueRequest.encode(forwarded).finish()));
+  const task = ws.PollActivityTaskQueueResponse.decode(reply);
+  // A long poll may have been waiting since before the suspension: what it brings back is
+  // failed back to Temporal on the node's behalf (retryable, so the request goes on elsewhere)
+  // rather than handed over.
+  const barredNow = task.taskToken?.length ? deps.standings.barred(session.nodeId) : undefined;
+  if (barredNow) {
+    await giveBack(deps, call, task.taskToken, `node ${session.nodeId} is ${barredNow}; the edge took the task back`);
+    throw barredRefusal(session.nodeId, barredNow);
+  }
+  if (task.taskToken?.length) recordHanded(deps, session, task);
+  return reply;
+}
+
+/** A completion must name the node itself, and carries the timings the edge measured. */
+async function respondCompleted(deps: TemporalProxyDeps, session: NodeSession, call: Call): Promise<Buffer> {
+  const { reply, task } = await forwardTaskCall(deps, session, call, 'RespondActivityTaskCompleted', ws.RespondActivityTaskCompletedRequest, (request, task) => {
+    const field = identityField[task.activityType];
+    const payload = request.result?.payloads?.[0];
+    if (field) {
+      const result = payloadJson(payload) as Record<string, unknown> | undefined;
+      if (!result || typeof result !== 'object') throw new EdgeRefusal(grpc.status.INVALID_ARGUMENT, `${task.activityType} result is not a JSON object`);
+      if (result[field] !== session.nodeId) throw denied(`node ${session.nodeId} may not answer as ${String(result[field]).slice(0, 64)}`);
+      // The speed that reputation and routing use is what this edge saw, not what the node says.
+      if (task.activityType === 'infer') result['timings'] = deps.tasks.measure(task);
+      request.result!.payloads![0] = jsonPayload(result);
     }
-  };
+    return { namespace: request.namespace, taskToken: request.taskToken, result: request.result ?? null };
+  });
+  deps.tasks.release(task, true);
+  return reply;
+}
 
-  const checkNamespace = (namespace: string | null | undefined) => {
-    if (namespace !== deps.namespace) throw denied(`namespace ${JSON.stringify(namespace)} is not this network's`);
-  };
+/**
+ * A failure that ends a request rather than failing it over is believed only when the edge
+ * saw its cause: else a node could fail every request it is sent, as "cancelled".
+ */
+async function respondFailed(deps: TemporalProxyDeps, session: NodeSession, call: Call): Promise<Buffer> {
+  const { reply, task } = await forwardTaskCall(deps, session, call, 'RespondActivityTaskFailed', ws.RespondActivityTaskFailedRequest, (request, task) => {
+    const claimed = request.failure?.applicationFailureInfo;
+    const verified = claimed?.type === inferErrors.cancelled ? task.cancelDelivered : claimed?.type === inferErrors.superseded ? task.supersededSeen : true;
+    if (claimed && !verified) {
+      request.failure!.message = `unverified ${claimed.type} from node ${session.nodeId}: ${request.failure!.message ?? ''}`.slice(0, 1024);
+      claimed.type = unverifiedFailure;
+      claimed.nonRetryable = false;
+    }
+    return { namespace: request.namespace, taskToken: request.taskToken, failure: request.failure ?? null, lastHeartbeatDetails: request.lastHeartbeatDetails ?? null };
+  });
+  deps.tasks.release(task, false);
+  return reply;
+}
 
-  const heldTask = (session: NodeSession, taskToken: Uint8Array | null | undefined): HeldTask => {
-    const held = taskToken?.length ? deps.tasks.heldBy(session.nodeId, taskToken) : undefined;
-    if (!held) throw denied(`node ${session.nodeId} holds no such task`);
-    return held;
-  };
+type Handler = (session: NodeSession, call: Call) => Promise<Buffer>;
 
-  const handlers: Record<string, (session: NodeSession, call: Call) => Promise<Buffer>> = {
-    GetSystemInfo: (_s, call) => forward('GetSystemInfo', call, call.request),
-
+/** The calls a node may make, each checked against its session; every other method is refused. */
+function handlersOf(deps: TemporalProxyDeps): Record<string, Handler> {
+  return {
+    GetSystemInfo: (_s, call) => forward(deps, 'GetSystemInfo', call, call.request),
     DescribeNamespace: async (_s, call) => {
-      checkNamespace(ws.DescribeNamespaceRequest.decode(call.request).namespace);
-      return forward('DescribeNamespace', call, call.request);
+      checkNamespace(deps, ws.DescribeNamespaceRequest.decode(call.request).namespace);
+      return forward(deps, 'DescribeNamespace', call, call.request);
     },
-
     ShutdownWorker: async () => Buffer.from(ws.ShutdownWorkerResponse.encode({}).finish()),
-
-    PollActivityTaskQueue: async (session, call) => {
-      const request = ws.PollActivityTaskQueueRequest.decode(call.request);
-      checkNamespace(request.namespace);
-      const queue = request.taskQueue?.name ?? '';
-      const allowed = queue === taskQueues.node(session.nodeId) || [...session.models.keys()].some((m) => queue === taskQueues.model(m));
-      if (!allowed) throw denied(`node ${session.nodeId} may not poll ${JSON.stringify(queue)}`);
-      // A suspended node still polls the model's shared queue, where the router's filter does
-      // not reach: this is where it stops getting work.
-      const barred = deps.standings.barred(session.nodeId);
-      if (barred) throw barredRefusal(session.nodeId, barred);
-      // Rebuilt from the fields a poll needs, not passed through: a node's `taskQueueMetadata`
-      // (maxTasksPerSecond 0 pauses the queue for every poller), versioning or deployment options
-      // would act on the shared queue for everyone.
-      const forwarded = ws.PollActivityTaskQueueRequest.create({ namespace: request.namespace, taskQueue: { name: queue, kind: normalQueue }, identity: `${session.nodeId}@edge` });
-      const reply = await forward('PollActivityTaskQueue', call, Buffer.from(ws.PollActivityTaskQueueRequest.encode(forwarded).finish()));
-      const task = ws.PollActivityTaskQueueResponse.decode(reply);
-      // A long poll may have been waiting since before the suspension: what it brings back is
-      // failed back to Temporal on the node's behalf (retryable, so the request goes on elsewhere)
-      // rather than handed over.
-      const barredNow = task.taskToken?.length ? deps.standings.barred(session.nodeId) : undefined;
-      if (barredNow) {
-        await giveBack(call, task.taskToken, `node ${session.nodeId} is ${barredNow}; the edge took the task back`);
-        throw barredRefusal(session.nodeId, barredNow);
-      }
-      if (task.taskToken?.length) {
-        const activityType = task.activityType?.name ?? '';
-        const input = activityType === 'infer' ? (payloadJson(task.input?.payloads?.[0]) as { requestId?: unknown; subject?: unknown } | undefined) : undefined;
-        deps.tasks.hand({
-          taskToken: task.taskToken,
-          nodeId: session.nodeId,
-          activityType,
-          requestId: typeof input?.requestId === 'string' ? input.requestId : undefined,
-          subject: typeof input?.subject === 'string' ? input.subject : undefined,
-          startToCloseMs: durationMs(task.startToCloseTimeout),
-        });
-      }
-      return reply;
-    },
-
+    PollActivityTaskQueue: (session, call) => pollActivityTaskQueue(deps, session, call),
     RecordActivityTaskHeartbeat: async (session, call) => {
-      const request = ws.RecordActivityTaskHeartbeatRequest.decode(call.request);
-      checkNamespace(request.namespace);
-      const task = heldTask(session, request.taskToken);
-      const forwarded = ws.RecordActivityTaskHeartbeatRequest.create({ namespace: request.namespace, taskToken: request.taskToken, details: request.details ?? null, identity: `${session.nodeId}@edge` });
-      const reply = await forward('RecordActivityTaskHeartbeat', call, Buffer.from(ws.RecordActivityTaskHeartbeatRequest.encode(forwarded).finish()));
+      const { reply, task } = await forwardTaskCall(deps, session, call, 'RecordActivityTaskHeartbeat', ws.RecordActivityTaskHeartbeatRequest, (request) => ({
+        namespace: request.namespace,
+        taskToken: request.taskToken,
+        details: request.details ?? null,
+      }));
       if (ws.RecordActivityTaskHeartbeatResponse.decode(reply).cancelRequested) task.cancelDelivered = true;
       return reply;
     },
-
-    RespondActivityTaskCompleted: async (session, call) => {
-      const request = ws.RespondActivityTaskCompletedRequest.decode(call.request);
-      checkNamespace(request.namespace);
-      const task = heldTask(session, request.taskToken);
-      const field = identityField[task.activityType];
-      const payload = request.result?.payloads?.[0];
-      if (field) {
-        const result = payloadJson(payload) as Record<string, unknown> | undefined;
-        if (!result || typeof result !== 'object') throw new EdgeRefusal(grpc.status.INVALID_ARGUMENT, `${task.activityType} result is not a JSON object`);
-        if (result[field] !== session.nodeId) throw denied(`node ${session.nodeId} may not answer as ${String(result[field]).slice(0, 64)}`);
-        // The speed that reputation and routing use is what this edge saw, not what the node says.
-        if (task.activityType === 'infer') result['timings'] = deps.tasks.measure(task);
-        request.result!.payloads![0] = jsonPayload(result);
-      }
-      const forwarded = ws.RespondActivityTaskCompletedRequest.create({ namespace: request.namespace, taskToken: request.taskToken, result: request.result ?? null, identity: `${session.nodeId}@edge` });
-      const reply = await forward('RespondActivityTaskCompleted', call, Buffer.from(ws.RespondActivityTaskCompletedRequest.encode(forwarded).finish()));
-      deps.tasks.release(task, true);
-      return reply;
-    },
-
-    RespondActivityTaskFailed: async (session, call) => {
-      const request = ws.RespondActivityTaskFailedRequest.decode(call.request);
-      checkNamespace(request.namespace);
-      const task = heldTask(session, request.taskToken);
-      const claimed = request.failure?.applicationFailureInfo;
-      // A failure that ends a request rather than failing it over is believed only when the edge
-      // saw its cause: else a node could fail every request it is sent, as "cancelled".
-      const verified = claimed?.type === inferErrors.cancelled ? task.cancelDelivered : claimed?.type === inferErrors.superseded ? task.supersededSeen : true;
-      if (claimed && !verified) {
-        request.failure!.message = `unverified ${claimed.type} from node ${session.nodeId}: ${request.failure!.message ?? ''}`.slice(0, 1024);
-        claimed.type = unverifiedFailure;
-        claimed.nonRetryable = false;
-      }
-      const forwarded = ws.RespondActivityTaskFailedRequest.create({
+    RespondActivityTaskCompleted: (session, call) => respondCompleted(deps, session, call),
+    RespondActivityTaskFailed: (session, call) => respondFailed(deps, session, call),
+    RespondActivityTaskCanceled: async (session, call) => {
+      const { reply, task } = await forwardTaskCall(deps, session, call, 'RespondActivityTaskCanceled', ws.RespondActivityTaskCanceledRequest, (request) => ({
         namespace: request.namespace,
         taskToken: request.taskToken,
-        failure: request.failure ?? null,
-        lastHeartbeatDetails: request.lastHeartbeatDetails ?? null,
-        identity: `${session.nodeId}@edge`,
-      });
-      const reply = await forward('RespondActivityTaskFailed', call, Buffer.from(ws.RespondActivityTaskFailedRequest.encode(forwarded).finish()));
-      deps.tasks.release(task, false);
-      return reply;
-    },
-
-    RespondActivityTaskCanceled: async (session, call) => {
-      const request = ws.RespondActivityTaskCanceledRequest.decode(call.request);
-      checkNamespace(request.namespace);
-      const task = heldTask(session, request.taskToken);
-      const forwarded = ws.RespondActivityTaskCanceledRequest.create({ namespace: request.namespace, taskToken: request.taskToken, details: request.details ?? null, identity: `${session.nodeId}@edge` });
-      const reply = await forward('RespondActivityTaskCanceled', call, Buffer.from(ws.RespondActivityTaskCanceledRequest.encode(forwarded).finish()));
+        details: request.details ?? null,
+      }));
       deps.tasks.release(task, false);
       return reply;
     },
   };
+}
 
+export function workflowServiceHandlers(deps: TemporalProxyDeps): grpc.UntypedServiceImplementation {
+  const handlers = handlersOf(deps);
   const implementation: grpc.UntypedServiceImplementation = {};
   for (const name of methodNames) {
     implementation[name] = (call: Call, callback: Reply) => {

@@ -5,7 +5,9 @@
 import { jetstream } from '@nats-io/jetstream';
 import { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { FastifyInstance } from 'fastify';
+import type { Db } from 'mongodb';
 import { LiveNodes } from '../activities/live-nodes.ts';
 import { NodeStandings } from '../activities/node-standings.ts';
 import type { Config } from '../config/env.ts';
@@ -17,7 +19,7 @@ import { connectTemporalClient } from '../connections/temporal.ts';
 import { taskQueues } from '../temporal.config.ts';
 import { bindPreferring } from '../stack/ports.ts';
 import { buildApp } from './app.ts';
-import { ApiKeys, defaultKeyPolicy } from './keys/keys.ts';
+import { ApiKeys, defaultKeyPolicy, type KeyPolicy } from './keys/keys.ts';
 import { FallbackProvider, fallbackOptionsOf } from './fallback.ts';
 import { createMetrics } from './metrics.ts';
 import { RegisteredNodes } from './registered-nodes.ts';
@@ -57,6 +59,21 @@ export interface GatewayOptions {
   routeAtGateway?: boolean | undefined;
 }
 
+/**
+ * What every gateway reads besides its connections, its indexes ensured and its caches started
+ * (stop `registered`, `liveNodes` and `standings` when done).
+ */
+export async function startGatewayState(db: Db, nc: NatsConnection, keyPolicy: KeyPolicy) {
+  const keys = new ApiKeys(db, keyPolicy);
+  await keys.ensureIndexes();
+  const nonces = new MongoNonceStore(db);
+  await nonces.ensureIndexes();
+  const registered = await new RegisteredNodes(db).start();
+  const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
+  const standings = await new NodeStandings(db).start();
+  return { keys, nonces, registered, liveNodes, standings, js: jetstream(nc), metrics: createMetrics() };
+}
+
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
   const temporal = options.controlConnection
@@ -67,27 +84,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await ensureTokenStream(nc);
   const chain = chainClient(config.CHAIN_RPC_URL);
   const chainId = await chain.getChainId();
-  const keys = new ApiKeys(mongo.db, defaultKeyPolicy);
-  await keys.ensureIndexes();
-  const nonces = new MongoNonceStore(mongo.db);
-  await nonces.ensureIndexes();
-  const registered = await new RegisteredNodes(mongo.db).start();
-  const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
-  const standings = await new NodeStandings(mongo.db).start();
+  const state = await startGatewayState(mongo.db, nc, defaultKeyPolicy);
+  const { keys, nonces, registered, liveNodes, standings } = state;
   const router = options.routeAtGateway === false ? undefined : await GatewayRouter.start(mongo.db, liveNodes);
   const fallbackOptions = fallbackOptionsOf(config);
   const app = await buildApp(
     {
       temporal,
       nc,
-      js: jetstream(nc),
       db: mongo.db,
-      keys,
-      liveNodes,
-      registered,
-      standings,
-      nonces,
-      metrics: createMetrics(),
+      ...state,
       chainId,
       chain,
       controlTaskQueue: options.controlTaskQueue ?? taskQueues.control,

@@ -54,6 +54,27 @@ async function untilModelListed(gatewayUrl: string, model: string, timeoutMs: nu
   console.log(`(the gateway does not list ${model} yet; requests may answer 503 until it sees the node's heartbeat)`);
 }
 
+/** What `npm start` prints once the network is up: the API, a curl to paste, and where to look. */
+function welcome(w: { gatewayUrl: string; key: string; model: string; compute: string | undefined; edge: string; temporalUiUrl: string; schedule: EpochSchedule; dataDir: string }): string {
+  return [
+    '',
+    `GitBlock network is up. OpenAI-compatible API: ${w.gatewayUrl}/v1   (OpenAPI: ${w.gatewayUrl}/openapi.json)`,
+    '',
+    'Try it:',
+    `  curl -s ${w.gatewayUrl}/v1/chat/completions \\`,
+    `    -H "Authorization: Bearer ${w.key}" -H "Content-Type: application/json" \\`,
+    `    -d '{"model":"${w.model}","messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":64}'`,
+    '',
+    `Node local-node-1 serves ${w.model} on ${w.compute ?? 'the compute it found'}.`,
+    `More nodes join through the edge: npx gitblock-node start --models ${w.model} --edge ${w.edge} --node-id <id>`,
+    `Every request is a workflow req-<id> in the Temporal UI: ${w.temporalUiUrl}`,
+    describeEpochs(w.schedule),
+    `This machine's operator: npx gitblock-node status; its GBT: npx gitblock-node rewards, then npx gitblock-node rewards claim; settle by hand: npm run settle -- --last`,
+    `(this checkout's commands reach this network through ${localNetworkFile(w.dataDir)} while it runs)`,
+    'Press Ctrl-C to stop.',
+  ].join('\n');
+}
+
 async function main() {
   Runtime.install({ logger: oneLineLogger('WARN') });
   const args = parseStartArgs(process.argv.slice(2));
@@ -133,25 +154,7 @@ async function main() {
     const network = { pid: process.pid, gatewayUrl: gateway.url, edge: edge.address, temporalAddress: e.temporalAddress, temporalNamespace: e.temporalNamespace, rpcUrl: e.rpcUrl, ...schedule };
     writeLocalNetwork(base.GITBLOCK_DATA_DIR, network);
     stops.push(async () => removeLocalNetwork(base.GITBLOCK_DATA_DIR, process.pid));
-    console.log(
-      [
-        '',
-        `GitBlock network is up. OpenAI-compatible API: ${gateway.url}/v1   (OpenAPI: ${gateway.url}/openapi.json)`,
-        '',
-        'Try it:',
-        `  curl -s ${gateway.url}/v1/chat/completions \\`,
-        `    -H "Authorization: Bearer ${issued.key}" -H "Content-Type: application/json" \\`,
-        `    -d '{"model":"${model}","messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":64}'`,
-        '',
-        `Node local-node-1 serves ${model} on ${node.compute ?? 'the compute it found'}.`,
-        `More nodes join through the edge: npx gitblock-node start --models ${model} --edge ${edge.address} --node-id <id>`,
-        `Every request is a workflow req-<id> in the Temporal UI: ${e.temporalUiUrl}`,
-        describeEpochs(schedule),
-        `This machine's operator: npx gitblock-node status; its GBT: npx gitblock-node rewards, then npx gitblock-node rewards claim; settle by hand: npm run settle -- --last`,
-        `(this checkout's commands reach this network through ${localNetworkFile(base.GITBLOCK_DATA_DIR)} while it runs)`,
-        'Press Ctrl-C to stop.',
-      ].join('\n'),
-    );
+    console.log(welcome({ gatewayUrl: gateway.url, key: issued.key, model, compute: node.compute, edge: edge.address, temporalUiUrl: e.temporalUiUrl, schedule, dataDir: base.GITBLOCK_DATA_DIR }));
   } catch (err) {
     await stopAll();
     throw err;

@@ -177,6 +177,199 @@ class RecentIds {
 }
 
 /**
+ * The actor's state and what changes it: signal handlers, the liveness sampler, the projection.
+ * Everything here runs inside the workflow (deterministic: Date.now() is the workflow clock).
+ */
+class NodeActor {
+  node: NodeStanding;
+  models: string[];
+  offlineReason: string | null;
+  version: number;
+  readonly seenOutcomes: RecentIds;
+  readonly seenVerdicts: RecentIds;
+  checks: NodeCheck[];
+  readonly maxSignals: number;
+  /** Medians of the nodes serving the same models, for the performance term of the reputation. */
+  peers: PeerMedians | undefined;
+  peersAt = -Infinity;
+  signalsThisRun = 0;
+  // Project at the start of every run: the first creates the document, a continued run
+  // publishes whatever the previous one had batched but not yet written.
+  dirty = true;
+  urgent = true;
+
+  constructor(readonly input: NodeActorInput) {
+    const carried = input.state;
+    // Date.now() in a workflow is the deterministic workflow clock (the activation's time).
+    this.node = carried?.standing ?? { lifecycle: newNodeLifecycle(), record: newNodeRecord(Date.now()) };
+    this.models = carried?.models ?? [...input.models];
+    this.offlineReason = carried?.offlineReason ?? null;
+    this.version = carried?.version ?? 0;
+    this.seenOutcomes = new RecentIds(carried?.seenOutcomes ?? []);
+    this.seenVerdicts = new RecentIds(carried?.seenVerdicts ?? []);
+    this.checks = (carried?.checks ?? []).slice(-RECENT_CHECKS_KEPT);
+    this.maxSignals = Math.max(1, input.maxSignalsBeforeContinue ?? MAX_SIGNALS_BEFORE_CONTINUE);
+  }
+
+  retired(): boolean {
+    return this.node.lifecycle.state === 'retired';
+  }
+
+  continueDue(): boolean {
+    return this.signalsThisRun >= this.maxSignals || workflowInfo().continueAsNewSuggested;
+  }
+
+  apply(event: NodeEvent): void {
+    const before = this.node.lifecycle.state;
+    this.node = applyNodeEvent(this.node, event);
+    this.dirty = true;
+    // A lifecycle change (a suspension above all) skips the batching delay.
+    if (this.node.lifecycle.state !== before) this.urgent = true;
+  }
+
+  view(): NodeActorView {
+    return {
+      nodeId: this.input.nodeId,
+      operator: this.input.operator,
+      models: this.models,
+      state: this.node.lifecycle.state,
+      resumeState: this.node.lifecycle.resumeState,
+      offlineReason: this.offlineReason,
+      record: this.node.record,
+      reputation: reputation(this.node.record, this.peers),
+      version: this.version,
+      checks: this.checks,
+    };
+  }
+
+  /** Without a request id a signal cannot be deduplicated, so it is not counted at all. */
+  keyed(s: { requestId?: unknown }, kind: string): s is { requestId: string } {
+    if (typeof s.requestId === 'string' && s.requestId.length > 0) return true;
+    log.warn(`${kind} signal without a request id ignored`, { nodeId: this.input.nodeId });
+    return false;
+  }
+
+  /** Each signal folded into the state synchronously; the state query. */
+  setHandlers(): void {
+    setHandler(requestOutcomeSignal, (s) => {
+      this.signalsThisRun++;
+      // A signal re-sent after a retry carries the same request id: count it once.
+      if (!this.keyed(s, 'requestOutcome') || !this.seenOutcomes.add(s.requestId)) return;
+      this.apply({ type: 'request', ok: s.ok, latencyMs: s.latencyMs, tokensPerSecond: s.tokensPerSecond, at: timeOf(s.at) });
+    });
+    setHandler(verificationVerdictSignal, (s) => {
+      this.signalsThisRun++;
+      if (!this.keyed(s, 'verificationVerdict') || !this.seenVerdicts.add(s.requestId)) return;
+      const at = timeOf(s.at);
+      this.checks = [...this.checks, { at, passed: s.passed === true }].slice(-RECENT_CHECKS_KEPT);
+      this.apply({ type: 'verification', passed: s.passed, at });
+    });
+    setHandler(registeredSignal, (s) => {
+      this.signalsThisRun++;
+      if (this.retired()) return;
+      if (Array.isArray(s.models) && s.models.length > 0) this.models = [...s.models];
+      this.offlineReason = null;
+      this.apply({ type: 'registered', at: timeOf(s.at) });
+    });
+    setHandler(deregisteredSignal, (s) => {
+      this.signalsThisRun++;
+      if (this.retired()) return;
+      this.offlineReason = String(s.reason ?? 'deregistered');
+      this.apply({ type: 'deregistered', at: timeOf(s.at) });
+    });
+    setHandler(operatorActionSignal, (s) => {
+      this.signalsThisRun++;
+      if (s.action !== 'reinstate' && s.action !== 'retire') {
+        log.warn('unknown operator action ignored', { action: s.action });
+        return;
+      }
+      this.apply({ type: s.action, at: timeOf(s.at) });
+    });
+    setHandler(stateQuery, () => this.view());
+  }
+
+  /**
+   * Uptime from heartbeats: while the node is registered, sample now and then whether its
+   * heartbeat is live in the bucket. Run in the background, so signals are never held up by it.
+   */
+  async sampleLiveness(): Promise<void> {
+    const livenessEvery = Math.max(100, this.input.livenessIntervalMs ?? nodeActorTimeouts.livenessIntervalMs);
+    try {
+      for (;;) {
+        await sleep(livenessEvery);
+        if (this.retired()) return;
+        if (this.node.lifecycle.state === 'offline') continue;
+        let live: boolean;
+        try {
+          live = (await nodeLive({ nodeId: this.input.nodeId })) === true;
+        } catch (err) {
+          if (isCancellation(err)) return;
+          continue;
+        }
+        this.apply({ type: 'liveness', live, at: Date.now() });
+      }
+    } catch (err) {
+      // Cancelled with the workflow: nothing left to sample.
+      if (!isCancellation(err)) throw err;
+    }
+  }
+
+  /** What continue-as-new hands the next run. */
+  carry(): NodeActorState {
+    return {
+      standing: this.node,
+      models: this.models,
+      offlineReason: this.offlineReason,
+      version: this.version,
+      seenOutcomes: this.seenOutcomes.toArray(),
+      seenVerdicts: this.seenVerdicts.toArray(),
+      checks: this.checks,
+    };
+  }
+
+  /** Sends one snapshot; false when it could not be written (it is retried on the next round). */
+  async project(): Promise<boolean> {
+    // Strictly increasing, and no lower than the clock: a later actor for the same node id
+    // (after a retirement) still supersedes this one's documents.
+    this.version = Math.max(this.version + 1, Date.now());
+    const v = this.view();
+    const snapshot: NodeSnapshot = {
+      nodeId: v.nodeId,
+      operator: v.operator,
+      models: v.models,
+      state: v.state,
+      resumeState: v.resumeState,
+      reputation: v.reputation,
+      record: v.record,
+      version: this.version,
+      updatedAt: Date.now(),
+      checks: v.checks,
+    };
+    try {
+      await projectNodeState(snapshot);
+      // Peers change slowly and the query reads every node of the model: refresh now and then.
+      // Until a peer exists (a new model, a one-node network) it looks again at each projection.
+      if (Date.now() - this.peersAt >= nodeActorTimeouts.peerRefreshMs) {
+        this.peers = (await peerMedians({ nodeId: this.input.nodeId, models: this.models })) ?? undefined;
+        if (this.peers) this.peersAt = Date.now();
+      }
+      return true;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      // MongoDB being away must not end the actor: the state is here, the projection catches up.
+      log.warn('node projection failed; retrying on the next round', {
+        nodeId: this.input.nodeId,
+        error: (err instanceof ActivityFailure && err.cause ? err.cause : (err as Error)).message,
+      });
+      return false;
+    }
+  }
+}
+
+/** A signal's own time, unless it is nonsense: then the workflow clock. */
+const timeOf = (at: unknown) => (typeof at === 'number' && Number.isFinite(at) ? at : Date.now());
+
+/**
  * One node's actor. Start it with id `workflowIds.node(nodeId)` (signal-with-start from the
  * gateway's registration is the natural way); it runs until an operator retires the node,
  * continuing as new every MAX_SIGNALS_BEFORE_CONTINUE signals or when Temporal suggests it.
@@ -189,187 +382,26 @@ class RecentIds {
  * });
  */
 export async function nodeActorWorkflow(input: NodeActorInput): Promise<NodeActorView> {
-  const carried = input.state;
-  // Date.now() in a workflow is the deterministic workflow clock (the activation's time).
-  let node: NodeStanding = carried?.standing ?? { lifecycle: newNodeLifecycle(), record: newNodeRecord(Date.now()) };
-  let models = carried?.models ?? [...input.models];
-  let offlineReason = carried?.offlineReason ?? null;
-  let version = carried?.version ?? 0;
-  const seenOutcomes = new RecentIds(carried?.seenOutcomes ?? []);
-  const seenVerdicts = new RecentIds(carried?.seenVerdicts ?? []);
-  let checks: NodeCheck[] = (carried?.checks ?? []).slice(-RECENT_CHECKS_KEPT);
-  const maxSignals = Math.max(1, input.maxSignalsBeforeContinue ?? MAX_SIGNALS_BEFORE_CONTINUE);
-
-  /** Medians of the nodes serving the same models, for the performance term of the reputation. */
-  let peers: PeerMedians | undefined;
-  let peersAt = -Infinity;
-  let signalsThisRun = 0;
-  // Project at the start of every run: the first creates the document, a continued run
-  // publishes whatever the previous one had batched but not yet written.
-  let dirty = true;
-  let urgent = true;
-
-  const retired = () => node.lifecycle.state === 'retired';
-  const continueDue = () => signalsThisRun >= maxSignals || workflowInfo().continueAsNewSuggested;
-
-  /** A signal's own time, unless it is nonsense: then the workflow clock. */
-  const timeOf = (at: unknown) => (typeof at === 'number' && Number.isFinite(at) ? at : Date.now());
-
-  function apply(event: NodeEvent): void {
-    const before = node.lifecycle.state;
-    node = applyNodeEvent(node, event);
-    dirty = true;
-    // A lifecycle change (a suspension above all) skips the batching delay.
-    if (node.lifecycle.state !== before) urgent = true;
-  }
-
-  const view = (): NodeActorView => ({
-    nodeId: input.nodeId,
-    operator: input.operator,
-    models,
-    state: node.lifecycle.state,
-    resumeState: node.lifecycle.resumeState,
-    offlineReason,
-    record: node.record,
-    reputation: reputation(node.record, peers),
-    version,
-    checks,
-  });
-
-  /** Without a request id a signal cannot be deduplicated, so it is not counted at all. */
-  const keyed = (s: { requestId?: unknown }, kind: string): s is { requestId: string } => {
-    if (typeof s.requestId === 'string' && s.requestId.length > 0) return true;
-    log.warn(`${kind} signal without a request id ignored`, { nodeId: input.nodeId });
-    return false;
-  };
-
-  setHandler(requestOutcomeSignal, (s) => {
-    signalsThisRun++;
-    // A signal re-sent after a retry carries the same request id: count it once.
-    if (!keyed(s, 'requestOutcome') || !seenOutcomes.add(s.requestId)) return;
-    apply({ type: 'request', ok: s.ok, latencyMs: s.latencyMs, tokensPerSecond: s.tokensPerSecond, at: timeOf(s.at) });
-  });
-  setHandler(verificationVerdictSignal, (s) => {
-    signalsThisRun++;
-    if (!keyed(s, 'verificationVerdict') || !seenVerdicts.add(s.requestId)) return;
-    const at = timeOf(s.at);
-    checks = [...checks, { at, passed: s.passed === true }].slice(-RECENT_CHECKS_KEPT);
-    apply({ type: 'verification', passed: s.passed, at });
-  });
-  setHandler(registeredSignal, (s) => {
-    signalsThisRun++;
-    if (retired()) return;
-    if (Array.isArray(s.models) && s.models.length > 0) models = [...s.models];
-    offlineReason = null;
-    apply({ type: 'registered', at: timeOf(s.at) });
-  });
-  setHandler(deregisteredSignal, (s) => {
-    signalsThisRun++;
-    if (retired()) return;
-    offlineReason = String(s.reason ?? 'deregistered');
-    apply({ type: 'deregistered', at: timeOf(s.at) });
-  });
-  setHandler(operatorActionSignal, (s) => {
-    signalsThisRun++;
-    if (s.action !== 'reinstate' && s.action !== 'retire') {
-      log.warn('unknown operator action ignored', { action: s.action });
-      return;
-    }
-    apply({ type: s.action, at: timeOf(s.at) });
-  });
-  setHandler(stateQuery, view);
-
-  // Uptime from heartbeats: while the node is registered, sample now and then whether its
-  // heartbeat is live in the bucket. A background loop, so signals are never held up by it.
-  const livenessEvery = Math.max(100, input.livenessIntervalMs ?? nodeActorTimeouts.livenessIntervalMs);
-  void (async () => {
-    try {
-      for (;;) {
-        await sleep(livenessEvery);
-        if (retired()) return;
-        if (node.lifecycle.state === 'offline') continue;
-        let live: boolean;
-        try {
-          live = (await nodeLive({ nodeId: input.nodeId })) === true;
-        } catch (err) {
-          if (isCancellation(err)) return;
-          continue;
-        }
-        apply({ type: 'liveness', live, at: Date.now() });
-      }
-    } catch (err) {
-      // Cancelled with the workflow: nothing left to sample.
-      if (!isCancellation(err)) throw err;
-    }
-  })();
-
-  /** What continue-as-new hands the next run. */
-  function carry(): NodeActorState {
-    return {
-      standing: node,
-      models,
-      offlineReason,
-      version,
-      seenOutcomes: seenOutcomes.toArray(),
-      seenVerdicts: seenVerdicts.toArray(),
-      checks,
-    };
-  }
-
-  /** Sends one snapshot; false when it could not be written (it is retried on the next round). */
-  async function project(): Promise<boolean> {
-    // Strictly increasing, and no lower than the clock: a later actor for the same node id
-    // (after a retirement) still supersedes this one's documents.
-    version = Math.max(version + 1, Date.now());
-    const v = view();
-    const snapshot: NodeSnapshot = {
-      nodeId: v.nodeId,
-      operator: v.operator,
-      models: v.models,
-      state: v.state,
-      resumeState: v.resumeState,
-      reputation: v.reputation,
-      record: v.record,
-      version,
-      updatedAt: Date.now(),
-      checks: v.checks,
-    };
-    try {
-      await projectNodeState(snapshot);
-      // Peers change slowly and the query reads every node of the model: refresh now and then.
-      // Until a peer exists (a new model, a one-node network) it looks again at each projection.
-      if (Date.now() - peersAt >= nodeActorTimeouts.peerRefreshMs) {
-        peers = (await peerMedians({ nodeId: input.nodeId, models })) ?? undefined;
-        if (peers) peersAt = Date.now();
-      }
-      return true;
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      // MongoDB being away must not end the actor: the state is here, the projection catches up.
-      log.warn('node projection failed; retrying on the next round', {
-        nodeId: input.nodeId,
-        error: (err instanceof ActivityFailure && err.cause ? err.cause : (err as Error)).message,
-      });
-      return false;
-    }
-  }
+  const actor = new NodeActor(input);
+  actor.setHandlers();
+  void actor.sampleLiveness();
 
   for (;;) {
-    await condition(() => dirty || continueDue());
-    if (!retired() && continueDue()) {
+    await condition(() => actor.dirty || actor.continueDue());
+    if (!actor.retired() && actor.continueDue()) {
       // Handlers fold signals into the state synchronously, so every signal delivered so far is
       // in it; one arriving now makes the server reject this completion and replay with it.
       // The next run projects at its start whatever this one had not yet written.
-      await continueAsNew<typeof nodeActorWorkflow>({ ...input, state: carry() });
+      await continueAsNew<typeof nodeActorWorkflow>({ ...input, state: actor.carry() });
     }
-    dirty = false;
-    urgent = false;
-    if (!(await project())) dirty = true;
+    actor.dirty = false;
+    actor.urgent = false;
+    if (!(await actor.project())) actor.dirty = true;
     // Done only once the retirement itself is in MongoDB: a retire that arrived while an
     // older snapshot was being written has set `dirty` again.
-    if (retired() && !dirty) return view();
+    if (actor.retired() && !actor.dirty) return actor.view();
     // The rate bound: at most one projection per interval, cut short by a lifecycle change
     // (so a suspension lands in MongoDB at once) or by a due continue-as-new.
-    await condition(() => urgent || (continueDue() && !retired()), nodeActorTimeouts.projectionInterval);
+    await condition(() => actor.urgent || (actor.continueDue() && !actor.retired()), nodeActorTimeouts.projectionInterval);
   }
 }

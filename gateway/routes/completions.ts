@@ -17,6 +17,7 @@ import { getModel } from '../../models/catalog.ts';
 import { timeouts, workflowIds } from '../../temporal.config.ts';
 import { answerUpdate, requestWorkflow, type RequestAnswer as RequestOutcome, type RequestInput } from '../../workflows/request.ts';
 import { keyOf, requireKey } from '../auth.ts';
+import type { RouteDecision } from '../../domain/routing.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { TokenRelay } from '../relay.ts';
@@ -270,79 +271,193 @@ async function markFailed(deps: GatewayDeps, requestId: string, err: unknown): P
   ).catch(() => {});
 }
 
-async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply, kind: Kind, p: Prepared, settle: Settle, progress: Progress, toFallback?: ToFallback) {
-  const started = performance.now();
-  const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${p.requestId}`;
-  const created = Math.floor((deps.now ?? Date.now)() / 1000);
-  const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
-  const model = p.input.modelId;
+/** One request being served: what every part of its answer repeats, and whether it has finished. */
+interface Serving {
+  deps: GatewayDeps;
+  request: FastifyRequest;
+  reply: FastifyReply;
+  kind: Kind;
+  p: Prepared;
+  settle: Settle;
+  progress: Progress;
+  toFallback: ToFallback | undefined;
+  started: number;
+  id: string;
+  created: number;
+  model: string;
+  /** The outcome is in: the client's connection closing after that cancels nothing. */
+  finished: boolean;
+}
 
+type Send = (payload: unknown) => void;
+
+async function startWorkflow(deps: GatewayDeps, p: Prepared, route: RouteDecision | undefined) {
+  return upstream('Temporal', () =>
+    deps.temporal.workflow.start(requestWorkflow, {
+      taskQueue: deps.controlTaskQueue,
+      workflowId: workflowIds.request(p.requestId),
+      args: [route ? { ...p.input, route } : p.input],
+      workflowExecutionTimeout: timeouts.requestExecution,
+      ...(deps.eagerStart ? { requestEagerStart: true } : {}),
+    }),
+  ).catch(async (err: unknown) => {
+    // Were the start to land after the deadline, the workflow records its own outcome over this.
+    await markFailed(deps, p.requestId, err);
+    throw err;
+  });
+}
+
+type RequestHandle = Awaited<ReturnType<typeof startWorkflow>>;
+
+/** A client that goes away cancels the request: the node stops generating within a token. */
+function onClientGone(s: Serving, relay: TokenRelay | undefined, handleWf: RequestHandle): void {
+  if (s.finished) return;
+  s.progress.cancelled = true;
+  relay?.close();
+  // Cancel the workflow first, then tell the node: were the node's "cancelled by the client"
+  // failure to reach the workflow before the cancel request, the request would end as failed.
+  void handleWf
+    .cancel()
+    .catch(() => {})
+    .finally(() => {
+      try {
+        s.deps.nc.publish(cancelSubject(s.p.requestId));
+      } catch {
+        // NATS away: the workflow's cancellation still reaches the node through its heartbeat.
+      }
+    });
+  s.deps.metrics.requests.inc({ model: s.model, outcome: 'cancelled' });
+}
+
+/** Counts a served request, its tokens and its latency. */
+function countServed(s: Serving, outcome: RequestOutcome, stream: boolean): void {
+  const { metrics } = s.deps;
+  metrics.requests.inc({ model: s.model, outcome: 'ok' });
+  metrics.tokens.inc({ model: s.model }, outcome.result.usage.completionTokens);
+  metrics.latency.observe({ model: s.model, stream: String(stream) }, (performance.now() - s.started) / 1000);
+}
+
+/** The answer as one JSON body, once the workflow has it. */
+async function answerJson(s: Serving, result: Promise<RequestOutcome>) {
+  const { deps, p, reply, progress, toFallback } = s;
+  let outcome: RequestOutcome;
+  try {
+    outcome = await result;
+  } catch (err) {
+    s.finished = true;
+    if (!progress.cancelled) deps.metrics.requests.inc({ model: s.model, outcome: 'failed' });
+    await recordTimeout(deps, p.requestId, err);
+    const failure = failureOf(err);
+    if (toFallback && failure.code === 'no_node_available' && !progress.cancelled) return toFallback(failure.message);
+    throw failure;
+  }
+  s.finished = true;
+  await s.settle(outcome);
+  countServed(s, outcome, false);
+  const r = receipt(outcome);
+  const object = s.kind === 'chat' ? 'chat.completion' : 'text_completion';
+  return reply
+    .headers({ 'x-gitblock-request-id': r.request_id, 'x-gitblock-node': r.node_id, 'x-gitblock-route-reason': r.route_reason })
+    .send({ id: s.id, object, created: s.created, model: s.model, system_fingerprint: `gguf-${r.model_hash.slice(0, 16)}`, choices: [answerChoice(p, outcome)], usage: usageOf(outcome), gitblock: r });
+}
+
+/** Relays the node's chunks as they come; the text relayed. */
+async function relayChunks(s: Serving, relay: TokenRelay, send: Send, chunk: (fields: object) => object): Promise<string> {
+  let sentNode = false;
+  if (s.kind === 'chat') send(chunk({ choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }] }));
+  let relayedText = '';
+  for await (const c of relay.chunks()) {
+    s.progress.relayedTokens += c.tokens.length;
+    if (!c.text) continue;
+    relayedText += c.text;
+    send(chunk({ choices: [choiceOf(s.kind, c.text, null, true)], ...(sentNode ? {} : { gitblock: { request_id: s.p.requestId, node_id: c.nodeId } }) }));
+    sentNode = true;
+  }
+  if (relay.malformed) s.request.log.warn({ requestId: s.p.requestId, malformed: relay.malformed }, 'ignored malformed messages on the token subject');
+  return relayedText;
+}
+
+/** The stream's last chunks once the outcome is in: log-probabilities, withheld text, tool calls, finish, usage. */
+async function finishStream(s: Serving, outcome: RequestOutcome, relayedText: string, send: Send, chunk: (fields: object) => object): Promise<void> {
+  const { p, kind } = s;
+  // Tokens stream through the edge as text; their log-probabilities come with the result,
+  // so a stream carries them all in one chunk before the last.
+  const logprobs = logprobsFor(p, outcome);
+  if (logprobs) send(chunk({ choices: [choiceOf(kind, '', null, true, logprobs)] }));
+  // Text the node withheld as a possible tool call that turned out not to be one.
+  const tail = outcome.result.text.startsWith(relayedText) ? outcome.result.text.slice(relayedText.length) : '';
+  if (tail) send(chunk({ choices: [choiceOf(kind, tail, null, true)] }));
+  const calls = kind === 'chat' ? toolCallsOf(p, outcome) : [];
+  calls.forEach((call, index) => send(chunk({ choices: [{ index: 0, delta: { tool_calls: [{ index, ...call }] }, finish_reason: null, logprobs: null }] })));
+  send(chunk({ system_fingerprint: `gguf-${outcome.result.modelHash.slice(0, 16)}`, choices: [choiceOf(kind, '', finishOf(outcome, calls), true)], gitblock: receipt(outcome) }));
+  if (p.includeUsage) send(chunk({ choices: [], usage: usageOf(outcome) }));
+  countServed(s, outcome, true);
+  await s.settle(outcome); // before [DONE], which is where a client's stream ends
+}
+
+/** The answer as server-sent events, relayed from the node as it generates. */
+async function streamAnswer(s: Serving, relay: TokenRelay, result: Promise<RequestOutcome>): Promise<void> {
+  const { deps, p, progress, toFallback } = s;
+  s.reply.hijack();
+  const raw = s.reply.raw;
+  // No Connection header of our own: Node keeps the socket alive unless the client said
+  // `Connection: close`, and then closes it right after the last chunk. Forcing keep-alive
+  // held such a socket open until the keep-alive timeout, long after [DONE].
+  raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-gitblock-request-id': p.requestId, 'x-accel-buffering': 'no' });
+  const send: Send = (payload) => void (raw.destroyed || raw.write(`data: ${JSON.stringify(payload)}\n\n`));
+  const object = s.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  // Key order as OpenAI sends it: id, object, created, model, then the chunk's own fields.
+  const chunk = (fields: object) => ({ id: s.id, object, created: s.created, model: s.model, ...fields });
+  // Past the hijack no error handler can answer: every path below ends the response itself.
+  try {
+    const relayedText = await relayChunks(s, relay, send, chunk);
+    let outcome: RequestOutcome | undefined;
+    try {
+      outcome = await result;
+    } catch (err) {
+      s.finished = true;
+      await recordTimeout(deps, p.requestId, err);
+      const failure = failureOf(err);
+      // Only an answer not yet begun: the fallback's would not continue a node's.
+      if (toFallback && failure.code === 'no_node_available' && !progress.relayedTokens && !progress.cancelled) await toFallback(failure.message, { send });
+      else {
+        await s.settle(); // before the error, on which a client's stream ends
+        send(failure.body());
+      }
+    }
+    s.finished = true;
+    if (outcome) await finishStream(s, outcome, relayedText, send, chunk);
+    else if (!progress.cancelled) deps.metrics.requests.inc({ model: s.model, outcome: 'failed' });
+  } catch (err) {
+    // Not finished: ending the response below then cancels the workflow, which nobody reads.
+    s.request.log.error({ err, requestId: p.requestId }, 'relaying the token stream failed');
+    send(new ApiError('internal_error', 'The gateway hit an internal error; it has been logged').body());
+  } finally {
+    if (!raw.writableEnded && !raw.destroyed) raw.end('data: [DONE]\n\n');
+  }
+}
+
+async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply, kind: Kind, p: Prepared, settle: Settle, progress: Progress, toFallback?: ToFallback) {
+  const s: Serving = {
+    deps, request, reply, kind, p, settle, progress, toFallback,
+    started: performance.now(),
+    id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${p.requestId}`,
+    created: Math.floor((deps.now ?? Date.now)() / 1000),
+    model: p.input.modelId,
+    finished: false,
+  };
   // Routed here, from memory, as the request is admitted: the workflow's first task then only
   // schedules `infer` (router.ts).
   const route = await deps.router?.route({ requestId: p.requestId, modelId: p.input.modelId, promptTokens: p.input.promptTokensEstimate, maxTokens: p.input.sampling.maxTokens });
   const relay = await open(deps, p);
   let drain: NodeJS.Timeout | undefined;
   try {
-    const handleWf = await upstream('Temporal', () =>
-      deps.temporal.workflow.start(requestWorkflow, {
-        taskQueue: deps.controlTaskQueue,
-        workflowId: workflowIds.request(p.requestId),
-        args: [route ? { ...p.input, route } : p.input],
-        workflowExecutionTimeout: timeouts.requestExecution,
-        ...(deps.eagerStart ? { requestEagerStart: true } : {}),
-      }),
-    ).catch(async (err: unknown) => {
-      // Were the start to land after the deadline, the workflow records its own outcome over this.
-      await markFailed(deps, p.requestId, err);
-      throw err;
-    });
-
-    let finished = false;
-    // A client that goes away cancels the request: the node stops generating within a token.
-    reply.raw.on('close', () => {
-      if (finished) return;
-      progress.cancelled = true;
-      relay?.close();
-      // Cancel the workflow first, then tell the node: were the node's "cancelled by the client"
-      // failure to reach the workflow before the cancel request, the request would end as failed.
-      void handleWf
-        .cancel()
-        .catch(() => {})
-        .finally(() => {
-          try {
-            deps.nc.publish(cancelSubject(p.requestId));
-          } catch {
-            // NATS away: the workflow's cancellation still reaches the node through its heartbeat.
-          }
-        });
-      deps.metrics.requests.inc({ model, outcome: 'cancelled' });
-    });
+    const handleWf = await startWorkflow(deps, p, route);
+    reply.raw.on('close', () => onClientGone(s, relay, handleWf));
     // The answer, not the workflow's end: what follows it (accrual, record, spot check) must not
     // delay the client. Where the update fails, the workflow's own end says why.
     const result: Promise<RequestOutcome> = handleWf.executeUpdate(answerUpdate).catch(() => handleWf.result());
-
-    if (!relay) {
-      let outcome: RequestOutcome;
-      try {
-        outcome = await result;
-      } catch (err) {
-        finished = true;
-        if (!progress.cancelled) deps.metrics.requests.inc({ model, outcome: 'failed' });
-        await recordTimeout(deps, p.requestId, err);
-        const failure = failureOf(err);
-        if (toFallback && failure.code === 'no_node_available' && !progress.cancelled) return toFallback(failure.message);
-        throw failure;
-      }
-      finished = true;
-      await settle(outcome);
-      deps.metrics.requests.inc({ model, outcome: 'ok' });
-      deps.metrics.tokens.inc({ model }, outcome.result.usage.completionTokens);
-      deps.metrics.latency.observe({ model, stream: 'false' }, (performance.now() - started) / 1000);
-      const r = receipt(outcome);
-      return reply
-        .headers({ 'x-gitblock-request-id': r.request_id, 'x-gitblock-node': r.node_id, 'x-gitblock-route-reason': r.route_reason })
-        .send({ id, object, created, model, system_fingerprint: `gguf-${r.model_hash.slice(0, 16)}`, choices: [answerChoice(p, outcome)], usage: usageOf(outcome), gitblock: r });
-    }
+    if (!relay) return await answerJson(s, result);
 
     // The relay must end whatever the outcome: at once when the workflow failed; shortly after
     // it succeeded, since the node acked its last chunk before completing but the relay may still
@@ -351,69 +466,7 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
       () => (drain = setTimeout(() => relay.close(), relayDrainMs).unref()),
       () => relay.close(),
     );
-
-    reply.hijack();
-    const raw = reply.raw;
-    // No Connection header of our own: Node keeps the socket alive unless the client said
-    // `Connection: close`, and then closes it right after the last chunk. Forcing keep-alive
-    // held such a socket open until the keep-alive timeout, long after [DONE].
-    raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-gitblock-request-id': p.requestId, 'x-accel-buffering': 'no' });
-    const send = (payload: unknown) => void (raw.destroyed || raw.write(`data: ${JSON.stringify(payload)}\n\n`));
-    const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
-    // Past the hijack no error handler can answer: every path below ends the response itself.
-    try {
-      let sentNode = false;
-      if (kind === 'chat') send({ id, object: chunkObject, created, model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }] });
-      let relayedText = '';
-      for await (const chunk of relay.chunks()) {
-        progress.relayedTokens += chunk.tokens.length;
-        if (!chunk.text) continue;
-        relayedText += chunk.text;
-        send({ id, object: chunkObject, created, model, choices: [choiceOf(kind, chunk.text, null, true)], ...(sentNode ? {} : { gitblock: { request_id: p.requestId, node_id: chunk.nodeId } }) });
-        sentNode = true;
-      }
-      if (relay.malformed) request.log.warn({ requestId: p.requestId, malformed: relay.malformed }, 'ignored malformed messages on the token subject');
-      let outcome: RequestOutcome | undefined;
-      try {
-        outcome = await result;
-      } catch (err) {
-        finished = true;
-        await recordTimeout(deps, p.requestId, err);
-        const failure = failureOf(err);
-        // Only an answer not yet begun: the fallback's would not continue a node's.
-        if (toFallback && failure.code === 'no_node_available' && !progress.relayedTokens && !progress.cancelled) await toFallback(failure.message, { send });
-        else {
-          await settle(); // before the error, on which a client's stream ends
-          send(failure.body());
-        }
-      }
-      finished = true;
-      if (outcome) {
-        // Tokens stream through the edge as text; their log-probabilities come with the result,
-        // so a stream carries them all in one chunk before the last.
-        const logprobs = logprobsFor(p, outcome);
-        if (logprobs) send({ id, object: chunkObject, created, model, choices: [choiceOf(kind, '', null, true, logprobs)] });
-        // Text the node withheld as a possible tool call that turned out not to be one.
-        const tail = outcome.result.text.startsWith(relayedText) ? outcome.result.text.slice(relayedText.length) : '';
-        if (tail) send({ id, object: chunkObject, created, model, choices: [choiceOf(kind, tail, null, true)] });
-        const calls = kind === 'chat' ? toolCallsOf(p, outcome) : [];
-        calls.forEach((call, index) => send({ id, object: chunkObject, created, model, choices: [{ index: 0, delta: { tool_calls: [{ index, ...call }] }, finish_reason: null, logprobs: null }] }));
-        send({ id, object: chunkObject, created, model, system_fingerprint: `gguf-${outcome.result.modelHash.slice(0, 16)}`, choices: [choiceOf(kind, '', finishOf(outcome, calls), true)], gitblock: receipt(outcome) });
-        if (p.includeUsage) send({ id, object: chunkObject, created, model, choices: [], usage: usageOf(outcome) });
-        deps.metrics.requests.inc({ model, outcome: 'ok' });
-        deps.metrics.tokens.inc({ model }, outcome.result.usage.completionTokens);
-        deps.metrics.latency.observe({ model, stream: 'true' }, (performance.now() - started) / 1000);
-        await settle(outcome); // before [DONE], which is where a client's stream ends
-      } else if (!progress.cancelled) {
-        deps.metrics.requests.inc({ model, outcome: 'failed' });
-      }
-    } catch (err) {
-      // Not finished: ending the response below then cancels the workflow, which nobody reads.
-      request.log.error({ err, requestId: p.requestId }, 'relaying the token stream failed');
-      send(new ApiError('internal_error', 'The gateway hit an internal error; it has been logged').body());
-    } finally {
-      if (!raw.writableEnded && !raw.destroyed) raw.end('data: [DONE]\n\n');
-    }
+    await streamAnswer(s, relay, result);
   } finally {
     clearTimeout(drain);
     relay?.close();

@@ -2,7 +2,6 @@
  * The whole network for end-to-end tests: the control worker and the gateway in this process
  * (each on this test file's own task queue and database), GPU nodes as real processes.
  */
-import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { FastifyInstance } from 'fastify';
 import type { Address } from 'viem';
@@ -10,21 +9,18 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { expect } from 'vitest';
 
 import { createRequestActivities } from '../../activities/requests.ts';
-import { LiveNodes } from '../../activities/live-nodes.ts';
 import { NodeStandings } from '../../activities/node-standings.ts';
 import { chainClient } from '../../connections/chain.ts';
 import { connectMongo, type MongoHandle } from '../../connections/mongo.ts';
 import { connectNats } from '../../connections/nats.ts';
-import { ensureTokenStream, nodesKv } from '../../connections/streams.ts';
+import { ensureTokenStream } from '../../connections/streams.ts';
 import { connectTemporalClient } from '../../connections/temporal.ts';
 import { nodeDirectoryRefreshMs } from '../../activities/routing.ts';
 import { buildApp } from '../../gateway/app.ts';
 import { GatewayRouter } from '../../gateway/router.ts';
 import type { GatewayDeps } from '../../gateway/deps.ts';
+import { startGatewayState } from '../../gateway/server.ts';
 import { ApiKeys, type KeyPolicy } from '../../gateway/keys/keys.ts';
-import { createMetrics } from '../../gateway/metrics.ts';
-import { RegisteredNodes } from '../../gateway/registered-nodes.ts';
-import { MongoNonceStore } from '../../gateway/registration/mongo-nonces.ts';
 import { tokenSubject, type InferInput, type Sampling } from '../../domain/inference.ts';
 import { PROBATION_REQUESTS } from '../../domain/reputation.ts';
 import { workflowIds } from '../../temporal.config.ts';
@@ -93,27 +89,16 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
   await ensureTokenStream(nc);
   const temporal = await connectTemporalClient(target);
   const control = await startControlWorker({ temporal: target, db: mongo.db, nc, taskQueue, workflowBundle: await workflowBundle(), seedVerifiers: options.seedVerifiers });
-  const keys = new ApiKeys(mongo.db, policy);
-  await keys.ensureIndexes();
-  const nonces = new MongoNonceStore(mongo.db);
-  await nonces.ensureIndexes();
-  const registered = await new RegisteredNodes(mongo.db).start();
-  const liveNodes = new LiveNodes(await nodesKv(nc)).restrictTo((id) => registered.has(id));
-  const standings = await new NodeStandings(mongo.db).start();
+  const state = await startGatewayState(mongo.db, nc, policy);
+  const { keys, registered, liveNodes, standings } = state;
   // As server.ts wires it: requests are routed at the gateway as they are admitted.
   const router = await GatewayRouter.start(mongo.db, liveNodes);
   const gatewayDeps: GatewayDeps = {
     router,
     temporal,
     nc,
-    js: jetstream(nc),
     db: mongo.db,
-    keys,
-    liveNodes,
-    registered,
-    standings,
-    nonces,
-    metrics: createMetrics(),
+    ...state,
     chainId: await chainClient(s.rpcUrl).getChainId(),
     chain: chainClient(s.rpcUrl),
     controlTaskQueue: taskQueue,

@@ -257,6 +257,27 @@ function allowedTop(dist: Distribution, allowed: (t: Token) => boolean, sampling
   return out;
 }
 
+/**
+ * The chance the answer ends after its last token (any end-of-generation token), and the rank
+ * of the first such token; under a grammar, out of what it allows (it ends only where complete).
+ */
+function endChance(model: LlamaModel, dist: Distribution, grammar: GrammarWalk | undefined): { endProbability: number; endRank: number } {
+  let end = dist;
+  if (grammar) {
+    const allowed = keep(end, (t) => grammar.allows(t));
+    const mass = allowed.probs.reduce((a, b) => a + b, 0);
+    end = { tokens: allowed.tokens, probs: allowed.probs.map((p) => (mass > 0 ? p / mass : 0)) };
+  }
+  let endProbability = 0;
+  let endRank = -1;
+  for (let j = 0; j < end.tokens.length; j++) {
+    if (!model.isEogToken(end.tokens[j])) continue;
+    endProbability += end.probs[j]!;
+    if (endRank < 0) endRank = j;
+  }
+  return { endProbability, endRank: endRank < 0 ? end.tokens.length : endRank };
+}
+
 /** A position's distribution as tokens and probabilities, most probable first. */
 function distributionOf(next: { probabilities?: Map<Token, number>; logits?: Map<Token, number>; totalLogitWeight?: number } | undefined): { tokens: Token[]; probs: number[] } {
   if (next?.probabilities) return { tokens: [...next.probabilities.keys()], probs: [...next.probabilities.values()] };
@@ -594,21 +615,7 @@ export class ModelEngine implements InferenceEngine, AsyncDisposable {
         }
       }
 
-      let end = distributionOf(out[all.length - 1]?.next);
-      if (grammar) {
-        // Ending is possible only where the grammar is complete; the chance is out of what it allows.
-        const allowed = keep(end, (t) => grammar.allows(t));
-        const mass = allowed.probs.reduce((a, b) => a + b, 0);
-        end = { tokens: allowed.tokens, probs: allowed.probs.map((p) => (mass > 0 ? p / mass : 0)) };
-      }
-      let endProbability = 0;
-      let endRank = -1;
-      for (let j = 0; j < end.tokens.length; j++) {
-        if (!this.model.isEogToken(end.tokens[j])) continue;
-        endProbability += end.probs[j]!;
-        if (endRank < 0) endRank = j;
-      }
-      if (endRank < 0) endRank = end.tokens.length;
+      const { endProbability, endRank } = endChance(this.model, distributionOf(out[all.length - 1]?.next), grammar);
       const text = this.model.detokenize(claimed, false);
       return { positions, endProbability, endRank, stopStringSeen: constraints.stops.some((s) => text.includes(s)), grammarViolations };
     } finally {

@@ -487,6 +487,46 @@ async function download(model: Readonly<CatalogModel>, url: string, target: stri
   return sha256;
 }
 
+/** The request's headers: the rest of the file after `have` bytes, if it is still the same file. */
+function rangeHeaders(have: number, validator: string | undefined): Record<string, string> {
+  const headers: Record<string, string> = {
+    // Byte ranges and Content-Length must refer to the file itself, not a compressed form of it.
+    'accept-encoding': 'identity',
+  };
+  if (have > 0) {
+    headers['range'] = `bytes=${have}-`;
+    if (validator !== undefined) headers['if-range'] = validator;
+  }
+  return headers;
+}
+
+/**
+ * What a response to a (range) request means for the `.part`: append to it (206 from where it
+ * ends), write it anew (200), or, with nothing to read, 'done' (it is whole) or 'restart'.
+ */
+async function howToWrite(res: Response, url: string, part: string, have: number): Promise<{ append: boolean; total: number | undefined } | 'done' | 'restart'> {
+  if (have > 0 && res.status === 206) {
+    const range = parseContentRange(res.headers.get('content-range'));
+    if (range?.start !== have) {
+      await res.body?.cancel();
+      return 'restart';
+    }
+    const length = contentLength(res);
+    return { append: true, total: range.total ?? (length === undefined ? undefined : have + length) };
+  }
+  if (have > 0 && res.status === 416) {
+    // The range starts at or past the end: the .part may already be whole.
+    const range = parseContentRange(res.headers.get('content-range'));
+    await res.body?.cancel();
+    return range?.total === have ? 'done' : 'restart';
+  }
+  // A 200 to a range request means the server sends the whole file (no ranges, or it changed).
+  if (res.status === 200) return { append: false, total: contentLength(res) };
+  await res.body?.cancel();
+  const hint = res.status === 401 || res.status === 403 ? ' (the repository may be gated or private: download it yourself and use --model-file)' : '';
+  throw new ModelDownloadError(`HTTP ${res.status} ${res.statusText} from ${url}${hint}`, have > 0 ? part : undefined);
+}
+
 /**
  * One HTTP request: appends to (or restarts) the `.part`. Returns 'restart' when the server
  * will not continue this `.part` and a fresh download should be tried.
@@ -513,56 +553,19 @@ async function transfer(
   // Only when the abort came from the caller; a stall is a network error like any other.
   const callerAborted = () => options.signal?.aborted === true;
 
-  const headers: Record<string, string> = {
-    // Byte ranges and Content-Length must refer to the file itself, not a compressed form of it.
-    'accept-encoding': 'identity',
-  };
-  if (have > 0) {
-    headers['range'] = `bytes=${have}-`;
-    if (validator !== undefined) headers['if-range'] = validator;
-  }
-
+  const headers = rangeHeaders(have, validator);
   armStallTimer();
   try {
-    let res: Response;
-    try {
-      res = await fetchImpl(url, { headers, signal, redirect: 'follow' });
-    } catch (err) {
+    const res = await fetchImpl(url, { headers, signal, redirect: 'follow' }).catch((err: unknown) => {
       if (callerAborted()) throw options.signal?.reason ?? err;
       const why = stall.signal.aborted ? describeError(stall.signal.reason) : describeError(err);
-      throw new ModelDownloadError(
-        `could not reach ${url}: ${why}` + (have > 0 ? `; ${have} bytes kept in ${part} for the next try` : ''),
-        have > 0 ? part : undefined,
-        { cause: err },
-      );
-    }
+      const kept = have > 0 ? `; ${have} bytes kept in ${part} for the next try` : '';
+      throw new ModelDownloadError(`could not reach ${url}: ${why}${kept}`, have > 0 ? part : undefined, { cause: err });
+    });
 
-    let append: boolean;
-    let total: number | undefined;
-    if (have > 0 && res.status === 206) {
-      const range = parseContentRange(res.headers.get('content-range'));
-      if (range?.start !== have) {
-        await res.body?.cancel();
-        return 'restart';
-      }
-      append = true;
-      const length = contentLength(res);
-      total = range.total ?? (length === undefined ? undefined : have + length);
-    } else if (have > 0 && res.status === 416) {
-      // The range starts at or past the end: the .part may already be whole.
-      const range = parseContentRange(res.headers.get('content-range'));
-      await res.body?.cancel();
-      if (range?.total === have) return 'done';
-      return 'restart';
-    } else if (res.status === 200) {
-      // A 200 to a range request means the server sends the whole file (no ranges, or it changed).
-      append = false;
-      total = contentLength(res);
-    } else {
-      await res.body?.cancel();
-      const hint = res.status === 401 || res.status === 403 ? ' (the repository may be gated or private: download it yourself and use --model-file)' : '';
-      throw new ModelDownloadError(`HTTP ${res.status} ${res.statusText} from ${url}${hint}`, have > 0 ? part : undefined);
-    }
+    const received = await howToWrite(res, url, part, have);
+    if (received === 'done' || received === 'restart') return received;
+    const { append, total } = received;
     if (res.body === null) throw new ModelDownloadError(`${url} answered HTTP ${res.status} without a body`);
 
     // Refuse the wrong file before spending bandwidth on it.

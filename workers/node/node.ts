@@ -74,6 +74,71 @@ async function checkFit(compute: ComputeInfo, models: { modelId: string; path: s
   return plans;
 }
 
+/** Each model's file: the local one given, else the catalog's, downloaded (and checked) once. */
+async function resolveFiles(catalog: ReturnType<typeof getModel>[], options: NodeOptions): Promise<{ modelId: string; path: string }[]> {
+  const files = [];
+  for (const model of catalog) {
+    const localPath = options.modelFiles[model.id];
+    const file = await resolveModelFile(model, {
+      modelDir: options.modelDir,
+      offline: options.offline,
+      onProgress: printProgressTo(process.stderr, model.id),
+      ...(localPath ? { localPath } : {}),
+    });
+    files.push({ modelId: model.id, path: file.path });
+  }
+  return files;
+}
+
+/** Loads each model with the context its fit plan chose, into `engines` (so a failure can dispose what loaded). */
+async function loadEngines(compute: ComputeInfo, files: { modelId: string; path: string }[], plans: FitPlan[], options: NodeOptions, engines: Map<string, ModelEngine>, log: Log): Promise<void> {
+  for (const [i, file] of files.entries()) {
+    const engine = await ModelEngine.load(compute.llama, {
+      modelId: file.modelId,
+      modelPath: file.path,
+      contextSize: plans[i]!.contextSize,
+      sequences: options.maxParallel,
+      threads: compute.backend === 'cpu' ? options.threads : 0,
+    });
+    engines.set(file.modelId, engine);
+    log(`Loaded ${file.modelId}: ${engine.sequences} × ${engine.contextSize} tokens, sha256 ${engine.modelHash.slice(0, 12)}…`);
+  }
+}
+
+/**
+ * The edge is this node's one way into the network: it says which chain registrations are
+ * signed for, takes the signed registration, and opens the signed session every call carries.
+ */
+async function register(edge: EdgeClient, account: Parameters<typeof signRegistration>[0], nodeId: string, compute: ComputeInfo, engines: Map<string, ModelEngine>, options: NodeOptions, log: Log) {
+  const info = await edge.info();
+  const body = await signRegistration(
+    account,
+    {
+      nodeId,
+      models: [...engines.keys()],
+      modelHashes: [...engines.values()].map((e) => `0x${e.modelHash}` as const),
+      gpu: compute.backend === 'cpu' ? 'cpu' : `${compute.backend}: ${compute.devices.join(', ')}`,
+      version: NODE_VERSION,
+    },
+    info.chainId,
+  );
+  const registered = await edge.register(body);
+  log(`Registered through the edge ${options.edge} as ${registered.nodeId} (${registered.status}); rewards go to ${registered.operator}`);
+  return info;
+}
+
+/** What the node says of itself; the edge fills in its id, operator, load and speed. */
+async function reportOf(compute: ComputeInfo, engines: Map<string, ModelEngine>, options: NodeOptions, status: Heartbeat['status']): Promise<NodeReport> {
+  return {
+    version: NODE_VERSION,
+    status,
+    gpu: { backend: compute.backend, devices: compute.devices, memoryBytes: compute.totalMemoryBytes },
+    models: [...engines.values()].map((e) => ({ id: e.modelId, hash: e.modelHash, contextSize: e.contextSize, slots: e.sequences })),
+    maxParallel: options.maxParallel,
+    freeMemoryBytes: (await memoryState(compute.llama)).free,
+  };
+}
+
 export async function startNode(options: NodeOptions, log: Log = console.log): Promise<RunningNode> {
   // The node handles its own signals: it must drain in-flight requests before exiting.
   Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
@@ -86,17 +151,7 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
   const compute = await detectCompute(options.gpu);
   log(`Compute: ${compute.backend}${compute.devices.length ? ` (${compute.devices.join(', ')})` : ''}, ${(compute.freeMemoryBytes / 2 ** 30).toFixed(1)} GiB free`);
 
-  const files = [];
-  for (const model of catalog) {
-    const localPath = options.modelFiles[model.id];
-    const file = await resolveModelFile(model, {
-      modelDir: options.modelDir,
-      offline: options.offline,
-      onProgress: printProgressTo(process.stderr, model.id),
-      ...(localPath ? { localPath } : {}),
-    });
-    files.push({ modelId: model.id, path: file.path });
-  }
+  const files = await resolveFiles(catalog, options);
   const plans = await checkFit(compute, files, options);
 
   const engines = new Map<string, ModelEngine>();
@@ -107,34 +162,8 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
   let connection: NativeConnection | undefined;
   let served: ServedEngines | undefined;
   try {
-    for (const [i, file] of files.entries()) {
-      const engine = await ModelEngine.load(compute.llama, {
-        modelId: file.modelId,
-        modelPath: file.path,
-        contextSize: plans[i]!.contextSize,
-        sequences: options.maxParallel,
-        threads: compute.backend === 'cpu' ? options.threads : 0,
-      });
-      engines.set(file.modelId, engine);
-      log(`Loaded ${file.modelId}: ${engine.sequences} × ${engine.contextSize} tokens, sha256 ${engine.modelHash.slice(0, 12)}…`);
-    }
-
-    // The edge is this node's one way into the network: it says which chain registrations are
-    // signed for, takes the signed registration, and opens the signed session every call carries.
-    const info = await edge.info();
-    const body = await signRegistration(
-      key.account,
-      {
-        nodeId,
-        models: [...engines.keys()],
-        modelHashes: [...engines.values()].map((e) => `0x${e.modelHash}` as const),
-        gpu: compute.backend === 'cpu' ? 'cpu' : `${compute.backend}: ${compute.devices.join(', ')}`,
-        version: NODE_VERSION,
-      },
-      info.chainId,
-    );
-    const registered = await edge.register(body);
-    log(`Registered through the edge ${options.edge} as ${registered.nodeId} (${registered.status}); rewards go to ${registered.operator}`);
+    await loadEngines(compute, files, plans, options, engines, log);
+    const info = await register(edge, key.account, nodeId, compute, engines, options, log);
 
     keeper = new SessionKeeper(
       edge,
@@ -161,19 +190,7 @@ export async function startNode(options: NodeOptions, log: Log = console.log): P
     });
 
     let status: Heartbeat['status'] = 'serving';
-    // What the node says of itself; the edge fills in its id, operator, load and speed.
-    const heartbeat = new HeartbeatPublisher(
-      edge,
-      async (): Promise<NodeReport> => ({
-        version: NODE_VERSION,
-        status,
-        gpu: { backend: compute.backend, devices: compute.devices, memoryBytes: compute.totalMemoryBytes },
-        models: [...engines.values()].map((e) => ({ id: e.modelId, hash: e.modelHash, contextSize: e.contextSize, slots: e.sequences })),
-        maxParallel: options.maxParallel,
-        freeMemoryBytes: (await memoryState(compute.llama)).free,
-      }),
-      log,
-    );
+    const heartbeat = new HeartbeatPublisher(edge, () => reportOf(compute, engines, options, status), log);
     await heartbeat.start();
     const session = keeper;
     const wrapped = served;

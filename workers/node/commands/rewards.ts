@@ -7,7 +7,6 @@ import {
   BaseError,
   createPublicClient,
   createWalletClient,
-  defineChain,
   formatEther,
   formatGwei,
   formatUnits,
@@ -21,6 +20,7 @@ import { z } from 'zod';
 import type { Config } from '../../../config/env.ts';
 import { revertName, shortError } from '../../../activities/settlement-chain.ts';
 import { gbtAbi, rewardsDistributorAbi } from '../../../contracts/artifacts/index.ts';
+import { chainAt } from '../../../contracts/chain.ts';
 import { verifyRewardClaim } from '../../../contracts/merkle.ts';
 import { rewardsViewSchema } from '../../../domain/rewards-view.ts';
 import { callGateway, gatewayUrl, operatorAccount } from './gateway.ts';
@@ -103,7 +103,7 @@ export async function rewardsClaimCommand(flags: ClaimFlags, config: Config): Pr
   } catch (err) {
     throw new Error(`cannot reach the chain at ${rpcUrl}: ${shortError(err)}`, { cause: err });
   }
-  const chain = defineChain({ id: chainId, name: `chain ${chainId}`, nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [rpcUrl] } } });
+  const chain = chainAt(chainId, rpcUrl);
   const publicClient = createPublicClient({ chain, transport: http(rpcUrl, { timeout: 15_000 }), pollingInterval: 500 });
   const wallet = createWalletClient({ account, chain, transport: http(rpcUrl, { timeout: 15_000 }) });
 
