@@ -18,7 +18,7 @@ import { timeouts, workflowIds } from '../../temporal.config.ts';
 import { answerUpdate, requestWorkflow, type RequestAnswer as RequestOutcome, type RequestInput } from '../../workflows/request.ts';
 import { keyOf, requireKey } from '../auth.ts';
 import type { GatewayDeps } from '../deps.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, upstreamRetryAfterSeconds } from '../errors.ts';
 import { TokenRelay } from '../relay.ts';
 import { answerFromFallback, unservedOrThrow, type OpenStream } from '../fallback.ts';
 import { chargeFor } from '../reservations.ts';
@@ -31,6 +31,15 @@ import { chatCompletionBody, chatCompletionResponse, completionBody, completionR
 
 type Kind = 'chat' | 'completion';
 
+/**
+ * The 503 for "no node can serve this now": like a dependency being away, it passes (a node
+ * heartbeats back within seconds of a restart, or of NATS coming back), so it says when to
+ * retry, as the API documents for every 503.
+ */
+function noNode(message: string, param: string | null = null): ApiError {
+  return new ApiError('no_node_available', message, param, { 'retry-after': String(upstreamRetryAfterSeconds) });
+}
+
 /** Refuses before dispatch what no live node can take, with the numbers. */
 function admit(deps: GatewayDeps, modelId: string, promptTokens: number, maxTokens: number): void {
   const model = getModel(modelId);
@@ -42,12 +51,11 @@ function admit(deps: GatewayDeps, modelId: string, promptTokens: number, maxToke
     );
   }
   const live = servingNodes(deps, modelId);
-  if (!live.length) throw new ApiError('no_node_available', `No node is serving ${modelId} right now; try again shortly or pick another model from GET /v1/models`);
+  if (!live.length) throw noNode(`No node is serving ${modelId} right now; try again shortly or pick another model from GET /v1/models`);
   const contexts = live.map((n) => n.heartbeat.models.find((m) => m.id === modelId)?.contextSize ?? 0);
   const largest = Math.max(...contexts);
   if (promptTokens + maxTokens > largest) {
-    throw new ApiError(
-      'no_node_available',
+    throw noNode(
       `No live node can fit this request: the prompt (about ${promptTokens} tokens) plus max_tokens (${maxTokens}) needs ${promptTokens + maxTokens} tokens of context, and the largest available for ${modelId} is ${largest}. Lower max_tokens or shorten the prompt.`,
       'max_tokens',
     );
@@ -75,7 +83,7 @@ function failureOf(err: unknown): ApiError {
   }
   // The workflow's own failure, or an activity's inside an ActivityFailure: the first on the chain.
   const inner = walk(cause, (e) => e instanceof ApplicationFailure) as ApplicationFailure | undefined;
-  if (inner?.type === inferErrors.noNode) return new ApiError('no_node_available', inner.message);
+  if (inner?.type === inferErrors.noNode) return noNode(inner.message);
   if (inner?.type === inferErrors.badInput) {
     // The node names the parameter it could not honour (a token id its model lacks, ...).
     const param = (inner.details?.[0] as { param?: unknown } | undefined)?.param;
