@@ -21,7 +21,7 @@ import {
 } from '@temporalio/workflow';
 import type { RequestActivities, SettleResult } from '../activities/requests.ts';
 import type { RoutingActivities } from '../activities/routing.ts';
-import { inferErrors } from '../domain/failures.ts';
+import { inferErrors, requestErrors } from '../domain/failures.ts';
 import type { InferInput, InferResult } from '../domain/inference.ts';
 import type { RankedCandidate } from '../domain/routing.ts';
 import { controlRetry, searchAttributes, timeouts, workflowIds } from '../temporal.config.ts';
@@ -46,6 +46,13 @@ const after = proxyActivities<Pick<RequestActivities, 'settleRequest'>>({
 export interface RequestInput extends InferInput {
   /** Conservative prompt size estimate, for admission (the node counts exactly). */
   promptTokensEstimate: number;
+  /**
+   * Ms since epoch: a start Temporal accepts after this ends the request at once, unserved. The
+   * gateway waits only so long for the start (gateway/upstream.ts) and then answers 503; a start
+   * held up meanwhile (Temporal paused, a network partition) would otherwise run and be paid for
+   * a client that was told to retry. Absent: no limit.
+   */
+  startBy?: number | undefined;
 }
 
 /** What the client is answered with, as soon as the answer is complete and validated. */
@@ -93,6 +100,13 @@ export async function requestWorkflow(input: RequestInput): Promise<RequestOutco
   });
   upsertSearchAttributes({ [searchAttributes.model.name]: [input.modelId] });
   try {
+    // The start time is Temporal's, from the history: the same on every replay.
+    if (input.startBy !== undefined && workflowInfo().startTime.getTime() > input.startBy) {
+      throw ApplicationFailure.nonRetryable(
+        `request ${requestId} reached Temporal ${workflowInfo().startTime.getTime() - input.startBy} ms after its gateway stopped waiting for it; not served`,
+        requestErrors.startedTooLate,
+      );
+    }
     // Before the first token: the route (from the control worker's memory) and `infer`, nothing else.
     const decision = await control.route({
       requestId,

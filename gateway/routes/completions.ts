@@ -10,7 +10,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { walk } from '../../domain/errors.ts';
-import { inferErrors } from '../../domain/failures.ts';
+import { inferErrors, requestErrors } from '../../domain/failures.ts';
 import { cancelSubject, tokenSubject } from '../../domain/inference.ts';
 import { estimateChatPromptTokens, estimatePromptTokens } from '../../domain/routing.ts';
 import { getModel } from '../../models/catalog.ts';
@@ -18,11 +18,11 @@ import { timeouts, workflowIds } from '../../temporal.config.ts';
 import { answerUpdate, requestWorkflow, type RequestAnswer as RequestOutcome, type RequestInput } from '../../workflows/request.ts';
 import { keyOf, requireKey } from '../auth.ts';
 import type { GatewayDeps } from '../deps.ts';
-import { ApiError, upstreamRetryAfterSeconds } from '../errors.ts';
+import { ApiError, unavailable, upstreamRetryAfterSeconds } from '../errors.ts';
 import { TokenRelay } from '../relay.ts';
 import { answerFromFallback, unservedOrThrow, type OpenStream } from '../fallback.ts';
 import { chargeFor } from '../reservations.ts';
-import { upstream } from '../upstream.ts';
+import { upstream, upstreamDeadlineMs } from '../upstream.ts';
 import { servingNodes } from '../serving-nodes.ts';
 import { chatLogprobs, completionLogprobs } from '../logprobs.ts';
 import { logprobsOf, messagesOf, samplingOf, toolingOf } from '../openai-request.ts';
@@ -84,6 +84,7 @@ function failureOf(err: unknown): ApiError {
   // The workflow's own failure, or an activity's inside an ActivityFailure: the first on the chain.
   const inner = walk(cause, (e) => e instanceof ApplicationFailure) as ApplicationFailure | undefined;
   if (inner?.type === inferErrors.noNode) return noNode(inner.message);
+  if (inner?.type === requestErrors.startedTooLate) return unavailable('Temporal');
   if (inner?.type === inferErrors.badInput) {
     // The node names the parameter it could not honour (a token id its model lacks, ...).
     const param = (inner.details?.[0] as { param?: unknown } | undefined)?.param;
@@ -194,6 +195,9 @@ function logprobsFor(p: Prepared, outcome: RequestOutcome) {
 
 const usageOf = (o: RequestOutcome) => ({ prompt_tokens: o.result.usage.promptTokens, completion_tokens: o.result.usage.completionTokens, total_tokens: o.result.usage.totalTokens });
 
+/** How much sooner than the gateway stops waiting a request's start must reach Temporal (see `startBy`). */
+const startSkewMarginMs = 1_000;
+
 /** How long the relay may still read after the workflow succeeded, before it is closed anyway. */
 const relayDrainMs = 5_000;
 
@@ -277,15 +281,19 @@ async function serve(deps: GatewayDeps, request: FastifyRequest, reply: FastifyR
   const relay = await open(deps, p);
   let drain: NodeJS.Timeout | undefined;
   try {
+    // Real time, not deps.now: it is compared with the time Temporal accepts the start. A start
+    // accepted later than this ends unserved (the client is answered 503 by then, or about to
+    // be); a second under the deadline, for clock skew and the answer's way back.
+    const startBy = Date.now() + upstreamDeadlineMs - startSkewMarginMs;
     const handleWf = await upstream('Temporal', () =>
       deps.temporal.workflow.start(requestWorkflow, {
         taskQueue: deps.controlTaskQueue,
         workflowId: workflowIds.request(p.requestId),
-        args: [p.input],
+        args: [{ ...p.input, startBy }],
         workflowExecutionTimeout: timeouts.requestExecution,
       }),
     ).catch(async (err: unknown) => {
-      // Were the start to land after the deadline, the workflow records its own outcome over this.
+      // Were the start to land after the deadline, the workflow ends itself unserved (startBy).
       await markFailed(deps, p.requestId, err);
       throw err;
     });
