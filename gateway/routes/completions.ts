@@ -90,7 +90,7 @@ function failureOf(err: unknown): ApiError {
     const param = (inner.details?.[0] as { param?: unknown } | undefined)?.param;
     return new ApiError('invalid_body', inner.message, typeof param === 'string' ? param : null);
   }
-  return new ApiError('upstream_unavailable', 'The network could not complete this request; try again');
+  return new ApiError('upstream_unavailable', 'The network could not complete this request; try again', null, { 'retry-after': String(upstreamRetryAfterSeconds) });
 }
 
 interface Prepared {
