@@ -20,6 +20,15 @@ export const inferErrors = {
   noNode: 'NO_NODE_AVAILABLE',
 } as const;
 
+/** A request's own life. */
+export const requestErrors = {
+  /**
+   * Its start reached Temporal after the gateway had stopped waiting for it (and so answered
+   * the client 503): it ends at once, unserved and unpaid, instead of running for nobody.
+   */
+  startedTooLate: 'REQUEST_STARTED_TOO_LATE',
+} as const;
+
 /** Re-scoring a claimed answer on a verifier node. */
 export const verifyErrors = {
   /** The verifier serves the model from another file than the claim names. */

@@ -15,6 +15,8 @@ const faultyBin = resolve(dirname(fileURLToPath(import.meta.url)), 'faulty-node.
 
 export interface NodeProcess {
   nodeId: string;
+  /** What it was started with, its state folder included: starting again from these is the same node restarting. */
+  options: NodeProcessOptions & { home: string };
   child: ChildProcess;
   output: () => string;
   exited: Promise<number | null>;
@@ -31,12 +33,15 @@ export interface NodeProcessOptions {
   /** Wait for this line before resolving (default: the serving line). */
   readyPattern?: RegExp;
   env?: Record<string, string>;
+  /** The node's state folder (its operator key): a new one when not given; the same one restarts the same node. */
+  home?: string;
 }
 
 /** The arguments that point a node at the test stack, with its own key and state folder. */
-export function nodeArgs(options: NodeProcessOptions): { args: string[]; env: Record<string, string> } {
-  const home = mkdtempSync(join(tmpdir(), `gitblock-node-${options.nodeId}-`));
+export function nodeArgs(options: NodeProcessOptions): { args: string[]; env: Record<string, string>; home: string } {
+  const home = options.home ?? mkdtempSync(join(tmpdir(), `gitblock-node-${options.nodeId}-`));
   return {
+    home,
     args: [
       'start',
       '--models', options.models ?? 'gitblock-tiny',
@@ -75,7 +80,7 @@ export function runNodeCliToEnd(args: string[], env: Record<string, string> = {}
 }
 
 export async function startNodeProcess(options: NodeProcessOptions): Promise<NodeProcess> {
-  const { args, env } = nodeArgs(options);
+  const { args, env, home } = nodeArgs(options);
   const child = runNodeCli(args, env);
   let output = '';
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
@@ -92,6 +97,7 @@ export async function startNodeProcess(options: NodeProcessOptions): Promise<Nod
   });
   return {
     nodeId: options.nodeId,
+    options: { ...options, home },
     child,
     output: () => output,
     exited,

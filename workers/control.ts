@@ -61,17 +61,22 @@ export async function startControlWorker(options: ControlWorkerOptions): Promise
     },
   });
   const running = worker.run();
+  let stopped: Promise<void> | undefined;
   return {
     worker,
     connection,
     liveNodes,
     running,
-    async shutdown() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running.catch(() => {});
-      liveNodes.stop();
-      directory.stop();
-      await connection.close();
+    shutdown() {
+      // Once: a second call (a test that stopped it early, then its teardown) waits on the first.
+      stopped ??= (async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running.catch(() => {});
+        liveNodes.stop();
+        directory.stop();
+        await connection.close();
+      })();
+      return stopped;
     },
   };
 }

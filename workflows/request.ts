@@ -21,7 +21,7 @@ import {
 } from '@temporalio/workflow';
 import type { RequestActivities, SettleResult } from '../activities/requests.ts';
 import type { RoutingActivities } from '../activities/routing.ts';
-import { inferErrors } from '../domain/failures.ts';
+import { inferErrors, requestErrors } from '../domain/failures.ts';
 import type { InferInput, InferResult } from '../domain/inference.ts';
 import type { RankedCandidate, RouteDecision } from '../domain/routing.ts';
 import { controlRetry, searchAttributes, timeouts, workflowIds } from '../temporal.config.ts';
@@ -52,6 +52,13 @@ export interface RequestInput extends InferInput {
    * workflow asks the control worker's `route`.
    */
   route?: RouteDecision | undefined;
+  /**
+   * Ms since epoch: a start Temporal accepts after this ends the request at once, unserved. The
+   * gateway waits only so long for the start (gateway/upstream.ts) and then answers 503; a start
+   * held up meanwhile (Temporal paused, a network partition) would otherwise run and be paid for
+   * a client that was told to retry. Absent: no limit.
+   */
+  startBy?: number | undefined;
 }
 
 /** What the client is answered with, as soon as the answer is complete and validated. */
@@ -101,6 +108,13 @@ export async function requestWorkflow(request: RequestInput): Promise<RequestOut
   });
   upsertSearchAttributes({ [searchAttributes.model.name]: [input.modelId] });
   try {
+    // The start time is Temporal's, from the history: the same on every replay.
+    if (input.startBy !== undefined && workflowInfo().startTime.getTime() > input.startBy) {
+      throw ApplicationFailure.nonRetryable(
+        `request ${requestId} reached Temporal ${workflowInfo().startTime.getTime() - input.startBy} ms after its gateway stopped waiting for it; not served`,
+        requestErrors.startedTooLate,
+      );
+    }
     // Before the first token: the route (from the control worker's memory) and `infer`, nothing else.
     const decision =
       route ??

@@ -10,7 +10,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { walk } from '../../domain/errors.ts';
-import { inferErrors } from '../../domain/failures.ts';
+import { inferErrors, requestErrors } from '../../domain/failures.ts';
 import { cancelSubject, tokenSubject } from '../../domain/inference.ts';
 import { estimateChatPromptTokens, estimatePromptTokens } from '../../domain/routing.ts';
 import { getModel } from '../../models/catalog.ts';
@@ -19,11 +19,11 @@ import { answerUpdate, requestWorkflow, type RequestAnswer as RequestOutcome, ty
 import { keyOf, requireKey } from '../auth.ts';
 import type { RouteDecision } from '../../domain/routing.ts';
 import type { GatewayDeps } from '../deps.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, unavailable, upstreamRetryAfterSeconds } from '../errors.ts';
 import { TokenRelay } from '../relay.ts';
 import { answerFromFallback, unservedOrThrow, type OpenStream } from '../fallback.ts';
 import { chargeFor } from '../reservations.ts';
-import { upstream } from '../upstream.ts';
+import { upstream, upstreamDeadlineMs } from '../upstream.ts';
 import { servingNodes } from '../serving-nodes.ts';
 import { chatLogprobs, completionLogprobs } from '../logprobs.ts';
 import { logprobsOf, messagesOf, samplingOf, toolingOf } from '../openai-request.ts';
@@ -32,6 +32,15 @@ import { chatCompletionBody, chatCompletionResponse, completionBody, completionR
 import { store } from '../../store/index.ts';
 
 type Kind = 'chat' | 'completion';
+
+/**
+ * The 503 for "no node can serve this now": like a dependency being away, it passes (a node
+ * heartbeats back within seconds of a restart, or of NATS coming back), so it says when to
+ * retry, as the API documents for every 503.
+ */
+function noNode(message: string, param: string | null = null): ApiError {
+  return new ApiError('no_node_available', message, param, { 'retry-after': String(upstreamRetryAfterSeconds) });
+}
 
 /** Refuses before dispatch what no live node can take, with the numbers. */
 function admit(deps: GatewayDeps, modelId: string, promptTokens: number, maxTokens: number): void {
@@ -44,12 +53,11 @@ function admit(deps: GatewayDeps, modelId: string, promptTokens: number, maxToke
     );
   }
   const live = servingNodes(deps, modelId);
-  if (!live.length) throw new ApiError('no_node_available', `No node is serving ${modelId} right now; try again shortly or pick another model from GET /v1/models`);
+  if (!live.length) throw noNode(`No node is serving ${modelId} right now; try again shortly or pick another model from GET /v1/models`);
   const contexts = live.map((n) => n.heartbeat.models.find((m) => m.id === modelId)?.contextSize ?? 0);
   const largest = Math.max(...contexts);
   if (promptTokens + maxTokens > largest) {
-    throw new ApiError(
-      'no_node_available',
+    throw noNode(
       `No live node can fit this request: the prompt (about ${promptTokens} tokens) plus max_tokens (${maxTokens}) needs ${promptTokens + maxTokens} tokens of context, and the largest available for ${modelId} is ${largest}. Lower max_tokens or shorten the prompt.`,
       'max_tokens',
     );
@@ -76,13 +84,14 @@ function failureOf(err: unknown): ApiError {
   }
   // The workflow's own failure, or an activity's inside an ActivityFailure: the first on the chain.
   const inner = walk(cause, (e) => e instanceof ApplicationFailure) as ApplicationFailure | undefined;
-  if (inner?.type === inferErrors.noNode) return new ApiError('no_node_available', inner.message);
+  if (inner?.type === inferErrors.noNode) return noNode(inner.message);
+  if (inner?.type === requestErrors.startedTooLate) return unavailable('Temporal');
   if (inner?.type === inferErrors.badInput) {
     // The node names the parameter it could not honour (a token id its model lacks, ...).
     const param = (inner.details?.[0] as { param?: unknown } | undefined)?.param;
     return new ApiError('invalid_body', inner.message, typeof param === 'string' ? param : null);
   }
-  return new ApiError('upstream_unavailable', 'The network could not complete this request; try again');
+  return new ApiError('upstream_unavailable', 'The network could not complete this request; try again', null, { 'retry-after': String(upstreamRetryAfterSeconds) });
 }
 
 interface Prepared {
@@ -186,6 +195,9 @@ function logprobsFor(p: Prepared, outcome: RequestOutcome) {
 }
 
 const usageOf = (o: RequestOutcome) => ({ prompt_tokens: o.result.usage.promptTokens, completion_tokens: o.result.usage.completionTokens, total_tokens: o.result.usage.totalTokens });
+
+/** How much sooner than the gateway stops waiting a request's start must reach Temporal (see `startBy`). */
+const startSkewMarginMs = 1_000;
 
 /** How long the relay may still read after the workflow succeeded, before it is closed anyway. */
 const relayDrainMs = 5_000;
@@ -292,16 +304,20 @@ interface Serving {
 type Send = (payload: unknown) => void;
 
 async function startWorkflow(deps: GatewayDeps, p: Prepared, route: RouteDecision | undefined) {
+  // Real time, not deps.now: it is compared with the time Temporal accepts the start. A start
+  // accepted later than this ends unserved (the client is answered 503 by then, or about to
+  // be); a second under the deadline, for clock skew and the answer's way back.
+  const startBy = Date.now() + upstreamDeadlineMs - startSkewMarginMs;
   return upstream('Temporal', () =>
     deps.temporal.workflow.start(requestWorkflow, {
       taskQueue: deps.controlTaskQueue,
       workflowId: workflowIds.request(p.requestId),
-      args: [route ? { ...p.input, route } : p.input],
+      args: [{ ...p.input, startBy, ...(route ? { route } : {}) }],
       workflowExecutionTimeout: timeouts.requestExecution,
       ...(deps.eagerStart ? { requestEagerStart: true } : {}),
     }),
   ).catch(async (err: unknown) => {
-    // Were the start to land after the deadline, the workflow records its own outcome over this.
+    // Were the start to land after the deadline, the workflow ends itself unserved (startBy).
     await markFailed(deps, p.requestId, err);
     throw err;
   });

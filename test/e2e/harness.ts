@@ -51,6 +51,11 @@ export interface Network {
   standings: NodeStandings;
   nodes: NodeProcess[];
   startNode(name: string, extra?: string[]): Promise<NodeProcess>;
+  /**
+   * Starts a node that was stopped (or killed) again, as its operator would: same id, same key,
+   * same flags. Resolves once the gateway has a heartbeat from the new process.
+   */
+  restartNode(node: NodeProcess): Promise<NodeProcess>;
   /** The operator a node registered under. */
   operatorOf(nodeId: string): Promise<string>;
   /**
@@ -109,6 +114,15 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const edge = await startTestEdge({ db: mongo.db, controlTaskQueue: taskQueue });
   const nodes: NodeProcess[] = [];
+  /** Ready for routing once the gateway knows the registration (made through the edge) and has a heartbeat received after `since`. */
+  async function seenSince(nodeId: string, since: number): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      await registered.refresh();
+      if ((liveNodes.get(nodeId)?.receivedAt ?? -1) >= since) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
   async function operatorOf(nodeId: string): Promise<string> {
     const doc = await store(mongo.db).registrations.findOne({ _id: nodeId });
     if (!doc) throw new Error(`node ${nodeId} is not registered`);
@@ -130,14 +144,18 @@ export async function startNetwork(policy: KeyPolicy, options: NetworkOptions = 
     async startNode(name, extra = []) {
       const node = await startNodeProcess({ nodeId: unique(name), edge: edge.address, extraArgs: extra });
       nodes.push(node);
-      // Ready for routing once the gateway knows the registration (made through the edge) and has seen its heartbeat.
-      const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline) {
-        await registered.refresh();
-        if (liveNodes.get(node.nodeId)) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await seenSince(node.nodeId, 0);
       return node;
+    },
+    async restartNode(node) {
+      await node.stop('SIGKILL');
+      const since = Date.now();
+      const again = await startNodeProcess(node.options);
+      const at = nodes.indexOf(node);
+      if (at >= 0) nodes[at] = again;
+      else nodes.push(again);
+      await seenSince(again.nodeId, since);
+      return again;
     },
     operatorOf,
     async establish(nodeId, { passes }) {

@@ -56,9 +56,36 @@ describe('reservations of a gateway that died', () => {
     expect(rounds.reduce((n, r) => n + r.settled, 0)).toBe(1);
     expect(await reconcileReservations(deps, { graceMs: 0 })).toEqual({ settled: 0 });
     expect((await net.keys.usage(keyId)).usedTokens).toBe(outcome.result.usage.totalTokens);
-    expect(await store(net.mongo.db).apiKeySettlements.countDocuments({ _id: requestId as never })).toBe(1);
+    expect(await store(net.mongo.db).apiKeySettlements.countDocuments({ _id: requestId })).toBe(1);
     expect(await store(net.mongo.db).apiKeyTokens.countDocuments({ ref: requestId, kind: 'settle' })).toBe(1);
   }, 90_000);
+
+  it('ends unserved and unpaid a request whose start reached Temporal after its gateway had answered 503', async () => {
+    const { id: keyId } = await net.keys.issue('late');
+    const requestId = unique('r').replace(/-/g, '');
+    await net.keys.reserveTokens(keyId, 36, { requestId, promptTokens: 20 });
+    // The gateway stopped waiting for the start (Temporal paused) a moment ago: startBy is past.
+    const input: RequestInput = {
+      requestId,
+      modelId: 'gitblock-tiny',
+      messages: [{ role: 'user', content: 'Tell me about the sea.' }],
+      sampling: { temperature: 0, maxTokens: 16 },
+      subject: tokenSubject(requestId),
+      promptTokensEstimate: 20,
+      startBy: Date.now() - 1_000,
+    };
+    const handle = await net.temporal.workflow.start(requestWorkflow, { taskQueue: net.controlTaskQueue, workflowId: workflowIds.request(requestId), args: [input], workflowExecutionTimeout: timeouts.requestExecution });
+    await expect(handle.result()).rejects.toMatchObject({ cause: { type: 'REQUEST_STARTED_TOO_LATE' } });
+    // No node was asked, nothing was paid, and the record says why it ended.
+    const history = await handle.fetchHistory();
+    expect(history.events?.some((e) => e.activityTaskScheduledEventAttributes)).toBe(false);
+    expect(await store(net.mongo.db).ledger.countDocuments({ _id: requestId })).toBe(0);
+    expect(await store(net.mongo.db).requests.findOne({ _id: requestId })).toMatchObject({ status: 'failed' });
+    const deps = { keys: net.keys, temporal: net.temporal, db: net.mongo.db };
+    await reconcileReservations(deps, { graceMs: 0 });
+    expect(await store(net.mongo.db).apiKeySettlements.findOne({ _id: requestId })).toMatchObject({ actual: 0 });
+    expect((await net.keys.usage(keyId)).usedTokens).toBe(0);
+  });
 
   it('settles at no charge, and marks failed, a request whose workflow never started', async () => {
     const { id: keyId } = await net.keys.issue('never');

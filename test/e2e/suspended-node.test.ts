@@ -78,6 +78,8 @@ describe('a suspended node', () => {
       body: JSON.stringify({ model: 'gitblock-tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }),
     });
     expect(refused.status).toBe(503);
+    // Transient, like every 503 the API answers: it says when to try again.
+    expect(refused.headers.get('retry-after')).toBe('5');
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('no_node_available');
 
     // Straight to the model's shared queue, which the suspended node was polling when it was
