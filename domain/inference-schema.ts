@@ -58,6 +58,12 @@ const grammarSchema = z.discriminatedUnion('type', [
 ]);
 
 /**
+ * A token id as a JSON key: decimal, up to 8 digits, below limits.tokenId (2^24 = 16777216). A
+ * pattern rather than a check of the number, so that the OpenAPI document states it exactly.
+ */
+const tokenIdKey = /^(?:\d{1,7}|0\d{7}|1[0-5]\d{6}|16[0-6]\d{5}|167[0-6]\d{4}|1677[0-6]\d{3}|16777[01]\d{2}|1677720\d|1677721[0-5])$/;
+
+/**
  * Each sampling parameter's range, defined once: the workflow's input (below) and the gateway's
  * request bodies (gateway/schemas/completions.ts, OpenAI's names) are built from these.
  */
@@ -70,8 +76,10 @@ export const samplingFields = {
   seed: z.number().int().min(0).max(limits.seed),
   penalty: z.number().min(-limits.penalty).max(limits.penalty),
   logitBias: z
-    .record(z.string().regex(/^\d{1,8}$/).refine((k) => Number(k) < limits.tokenId, 'not a token id'), z.number().min(-limits.logitBias).max(limits.logitBias))
-    .refine((b) => Object.keys(b).length <= limits.logitBiasTokens, `at most ${limits.logitBiasTokens} tokens`),
+    .record(z.string().regex(tokenIdKey, `a token id, below ${limits.tokenId}`), z.number().min(-limits.logitBias).max(limits.logitBias))
+    .refine((b) => Object.keys(b).length <= limits.logitBiasTokens, `at most ${limits.logitBiasTokens} tokens`)
+    // What the refinement checks, for the OpenAPI document (zod has no key count of its own).
+    .meta({ maxProperties: limits.logitBiasTokens }),
 } as const;
 
 export const samplingSchema = z.object({

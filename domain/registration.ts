@@ -88,36 +88,53 @@ export const expirySchema = z.number().int().positive().max(Number.MAX_SAFE_INTE
 export const freshnessFields = { expiry: expirySchema, nonce: bytes32Schema('32 random bytes') };
 /** A 65-byte (r, s, v) signature. */
 export const signatureSchema = z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte signature as 0x + 130 hex digits');
-export const addressSchema = z
-  .string()
-  .regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address')
-  // A mixed-case address carries an EIP-55 checksum; a wrong one is a typo, not an address.
-  .refine((a) => isAddress(a), 'address checksum does not match');
+/** 0x and 40 hex digits in any case: an address's shape, not yet its checksum. */
+export const hexAddressSchema = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address');
+/** A mixed-case address carries an EIP-55 checksum; a wrong one is a typo, not an address. */
+const checksumOk = (a: string) => isAddress(a);
+export const addressSchema = hexAddressSchema.refine(checksumOk, 'address checksum does not match');
 
-/** The signed fields, as JSON. Unknown keys are refused: nothing unsigned rides along. */
-export const registrationFieldsSchema = z
-  .strictObject({
-    nodeId: nodeIdSchema,
-    operator: addressSchema,
-    models: z.array(modelIdSchema).min(1).max(registrationLimits.models),
-    modelHashes: z.array(bytes32Schema('a sha256')).max(registrationLimits.models),
-    gpu: z.string().max(registrationLimits.gpuChars),
-    version: z.string().max(registrationLimits.versionChars),
-    ...freshnessFields,
-  })
-  .superRefine((r, ctx) => {
-    if (r.modelHashes.length !== r.models.length) {
-      ctx.addIssue({ code: 'custom', path: ['modelHashes'], message: `expected one hash per model (${r.models.length}), got ${r.modelHashes.length}` });
-    }
-    const seen = new Set<string>();
-    r.models.forEach((id, i) => {
-      if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['models', i], message: `model ${id} is listed twice` });
-      seen.add(id);
-    });
+/**
+ * The signed fields' shape, as JSON. Unknown keys are refused: nothing unsigned rides along.
+ * What ties one field to another is {@link registrationProblems}.
+ */
+const registrationShape = z.strictObject({
+  nodeId: nodeIdSchema,
+  operator: hexAddressSchema,
+  // Distinct: said in the OpenAPI document; checked by registrationProblems.
+  models: z.array(modelIdSchema).min(1).max(registrationLimits.models).meta({ uniqueItems: true }),
+  modelHashes: z.array(bytes32Schema('a sha256')).min(1).max(registrationLimits.models),
+  gpu: z.string().max(registrationLimits.gpuChars),
+  version: z.string().max(registrationLimits.versionChars),
+  ...freshnessFields,
+});
+
+/**
+ * What a registration of the right shape may still get wrong, each with the field it is at: a
+ * hash count other than the model count, a model listed twice, an operator whose mixed case is
+ * no valid checksum. The gateway asks this once the signature holds (gateway/registration/
+ * verify.ts), so that a body nobody signed is refused as such, whatever else is wrong with it.
+ */
+export function registrationProblems(r: z.infer<typeof registrationShape>): { path: (string | number)[]; message: string }[] {
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  if (!checksumOk(r.operator)) problems.push({ path: ['operator'], message: 'address checksum does not match' });
+  if (r.modelHashes.length !== r.models.length) problems.push({ path: ['modelHashes'], message: `expected one hash per model (${r.models.length}), got ${r.modelHashes.length}` });
+  const seen = new Set<string>();
+  r.models.forEach((id, i) => {
+    if (seen.has(id)) problems.push({ path: ['models', i], message: `model ${id} is listed twice` });
+    seen.add(id);
   });
+  return problems;
+}
 
+/** The signed fields, as JSON, wholly checked: their shape and {@link registrationProblems}. */
+export const registrationFieldsSchema = registrationShape.superRefine((r, ctx) => {
+  for (const { path, message } of registrationProblems(r)) ctx.addIssue({ code: 'custom', path, message });
+});
+
+/** The body as the route takes it: the fields' shape and a signature (verify.ts checks the rest). */
 export const registrationBodySchema = z.strictObject({
-  registration: registrationFieldsSchema,
+  registration: registrationShape,
   signature: signatureSchema,
 });
 

@@ -6,10 +6,12 @@
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { GatewayDeps } from './deps.ts';
 import { answeredCodes, ApiError, errorHandler } from './errors.ts';
 import { completionRoutes } from './routes/completions.ts';
+import { answerUndeclaredMethods } from './methods.ts';
+import { documentOptions } from './openapi.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { modelRoutes } from './routes/models.ts';
 import { nodeRoutes } from './routes/nodes.ts';
@@ -20,18 +22,26 @@ import { systemRoutes } from './routes/system.ts';
 import { gatewayLimits } from './schemas/completions.ts';
 import { statusPages } from './status/plugin.ts';
 
+/**
+ * Longer than any path parameter's own bound (the longest, a model id, is 256), so that one too
+ * long is refused by its schema, as a 400 naming it, rather than by the router.
+ */
+const maxPathParamChars = 512;
+
 export async function buildApp(deps: GatewayDeps, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: gatewayLimits.bodyBytes });
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: gatewayLimits.bodyBytes,
+    routerOptions: { maxParamLength: maxPathParamChars },
+    // What the router refuses before any route is found (a malformed percent-encoding, an
+    // over-long path parameter) answers like every other error, not in Fastify's own shape.
+    frameworkErrors: (error, request, reply) => {
+      void errorHandler(error, request, reply);
+    },
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: { title: 'GitBlock gateway', version: '0.1.0', description: 'Free OpenAI-compatible inference served by the GitBlock network' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key from POST /v1/keys' } } },
-    },
-    transform: jsonSchemaTransform,
-  });
+  await app.register(swagger, documentOptions(app));
   // Per route where a limit fits (POST /v1/keys); per-key limits live in MongoDB, across gateways.
   await app.register(rateLimit, { global: false });
   app.setErrorHandler(errorHandler);
@@ -44,10 +54,12 @@ export async function buildApp(deps: GatewayDeps, options: { logger?: boolean } 
     answeredCodes.set(request, error.code);
     return reply.status(404).send(error.body());
   });
+  const answerOtherMethods = answerUndeclaredMethods(app);
   for (const routes of [completionRoutes, modelRoutes, keyRoutes, nodeRoutes, requestRoutes, systemRoutes]) await app.register(routes, { deps });
   // The operator's rewards: one computation for the JSON and the operator's status page.
   const rewards = new RewardsViews(deps, app.log);
   await app.register(rewardRoutes, { deps, rewards });
   await app.register(statusPages, { deps, rewards, schedule: deps.epochSchedule });
+  answerOtherMethods();
   return app;
 }

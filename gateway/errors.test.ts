@@ -17,6 +17,7 @@ const expected: Record<string, [number, string]> = {
   forbidden: [403, 'invalid_request_error'],
   not_found: [404, 'invalid_request_error'],
   model_not_found: [404, 'invalid_request_error'],
+  method_not_allowed: [405, 'invalid_request_error'],
   conflict: [409, 'invalid_request_error'],
   body_too_large: [413, 'invalid_request_error'],
   rate_limit_exceeded: [429, 'rate_limit_error'],

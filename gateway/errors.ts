@@ -16,6 +16,7 @@ import {
   MongoTopologyClosedError,
 } from 'mongodb';
 import { BaseError, walk } from '../domain/errors.ts';
+import { gatewayLimits } from './schemas/completions.ts';
 
 /**
  * The one map: every code the API answers with, its HTTP status and OpenAI's error type (so
@@ -33,6 +34,8 @@ const apiErrors = {
   forbidden: [403, 'invalid_request_error'],
   not_found: [404, 'invalid_request_error'],
   model_not_found: [404, 'invalid_request_error'],
+  /** A known path asked with a method it does not answer; `Allow` lists those it does (methods.ts). */
+  method_not_allowed: [405, 'invalid_request_error'],
   conflict: [409, 'invalid_request_error'],
   body_too_large: [413, 'invalid_request_error'],
   rate_limit_exceeded: [429, 'rate_limit_error'],
@@ -178,7 +181,9 @@ export function toApiError(error: FastifyError | Error): ApiError {
   if (away) return unavailable(away);
   const fe = error as FastifyError;
   if (fe.validation) return invalidInput(fe);
-  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError('body_too_large', `Request body is larger than the limit of ${fe.message.match(/\d+/)?.[0] ?? 'the server'} bytes`);
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError('body_too_large', `Request body is larger than the limit of ${gatewayLimits.bodyBytes} bytes`);
+  if (fe.code === 'FST_ERR_BAD_URL') return new ApiError('invalid_body', 'Invalid path: not a valid URL (a malformed percent-encoding)');
+  if (fe.code === 'FST_ERR_MAX_PARAM_LENGTH') return new ApiError('invalid_body', 'Invalid path: a path parameter is longer than any this API takes');
   if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ApiError('invalid_body', 'Send the request body as application/json');
   if (fe.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || fe.statusCode === 400) return new ApiError('invalid_body', `Invalid request body: ${fe.message}`);
   if (fe.statusCode === 404) return new ApiError('not_found', fe.message);

@@ -20,7 +20,7 @@ import { timeouts, workflowIds } from '../temporal.config.ts';
 import { operatorActionSignal, stateQuery, type NodeActorView, type nodeActorWorkflow } from '../workflows/node-actor.ts';
 import type { GatewayDeps } from './deps.ts';
 import { ApiError } from './errors.ts';
-import { authenticate, consumeNonce, type SignedFailure, type SignedKind } from './registration/signed.ts';
+import { authenticate, consumeNonce, refuseTooLongLived, type SignedFailure, type SignedKind } from './registration/signed.ts';
 import { BaseError } from '../domain/errors.ts';
 import { store } from '../store/index.ts';
 
@@ -54,16 +54,20 @@ export interface OperatorActionResult {
  */
 export async function performOperatorAction(deps: GatewayDeps, nodeId: string, action: OperatorAction, body: unknown): Promise<OperatorActionResult> {
   const nowMs = (deps.now ?? Date.now)();
-  const { fields, signer } = await authenticate(operatorActionKind, body, { chainId: deps.chainId, now: () => Math.floor(nowMs / 1000) }, fail);
-  // Signed, so a body cannot be moved to another node or turned into the other action.
-  if (fields.nodeId !== nodeId) throw new ApiError('invalid_body', `This ${action} is signed for node ${fields.nodeId}, but was posted for node ${nodeId}`, 'action.nodeId');
-  if (fields.action !== action) throw new ApiError('invalid_body', `This body is signed to ${fields.action} the node, but was posted to /${action}`, 'action.action');
+  const signedDeps = { chainId: deps.chainId, now: () => Math.floor(nowMs / 1000) };
+  const { fields, signer } = await authenticate(operatorActionKind, body, signedDeps, fail);
 
+  // Who may act on this node first; what the body asks only once its signer may (an unsigned
+  // body is a 401 or 403 whatever it asks).
   const registration = await store(deps.db).registrations.findOne({ _id: nodeId });
   if (!registration) throw new ApiError('not_found', `No node ${nodeId} has registered with this network`);
   const operator = getAddress(registration.operator);
   // Do not echo the recovered address: for a tampered body it is a meaningless key.
   if (signer !== operator) throw new ApiError('forbidden', `Only node ${nodeId}'s operator ${operator} may ${action} it; this ${action} is signed by another key (or for another chain, or altered)`);
+  // Signed, so a body cannot be moved to another node or turned into the other action.
+  if (fields.nodeId !== nodeId) throw new ApiError('invalid_body', `This ${action} is signed for node ${fields.nodeId}, but was posted for node ${nodeId}`, 'action.nodeId');
+  if (fields.action !== action) throw new ApiError('invalid_body', `This body is signed to ${fields.action} the node, but was posted to /${action}`, 'action.action');
+  refuseTooLongLived(operatorActionKind, fields, signedDeps, fail);
   // Consumed before the network's own checks: a refused action is spent too, so a captured body
   // cannot be held back and played once the cool-down is over.
   await consumeNonce(operatorActionKind, signer, fields, deps.nonces, fail);

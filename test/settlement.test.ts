@@ -215,13 +215,19 @@ describe('settling an epoch', () => {
     );
   });
 
-  it('serves proofs and claim state on the gateway, and rejects a bad address in OpenAI’s shape', async () => {
-    const response = await gw.app.inject({ method: 'GET', url: `/v1/rewards/${op2.toLowerCase()}` });
-    expect(response.statusCode).toBe(200);
-    const view = response.json();
-    expect(view).toMatchObject({ operator: op2, settled: (7n * GBT + 1n).toString(), claimable: (7n * GBT + 1n).toString(), claimed: '0', accrued: { amount: '0', requests: 0 } });
-    expect(view.epochs).toEqual([expect.objectContaining({ epoch: E, status: 'claimable', amount: (7n * GBT + 1n).toString(), distributor: net.deployment.distributor, chainId: 31337 })]);
-    for (const bad of ['0x123', 'hello', `${op2.slice(0, -1)}${op2.endsWith('a') ? 'A' : 'a'}`]) {
+  it('serves proofs and claim state on the gateway, for the address in any case, and rejects a bad address in OpenAI’s shape', async () => {
+    // Lowercase, and mixed case that is no valid checksum: the same operator, as GET /v1/nodes?operator= reads it.
+    const letter = op2.slice(2).search(/[a-fA-F]/) + 2;
+    const c = op2.charAt(letter);
+    const flipped = c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase();
+    for (const spelling of [op2.toLowerCase(), op2.slice(0, letter) + flipped + op2.slice(letter + 1)]) {
+      const response = await gw.app.inject({ method: 'GET', url: `/v1/rewards/${spelling}` });
+      expect(response.statusCode).toBe(200);
+      const view = response.json();
+      expect(view).toMatchObject({ operator: op2, settled: (7n * GBT + 1n).toString(), claimable: (7n * GBT + 1n).toString(), claimed: '0', accrued: { amount: '0', requests: 0 } });
+      expect(view.epochs).toEqual([expect.objectContaining({ epoch: E, status: 'claimable', amount: (7n * GBT + 1n).toString(), distributor: net.deployment.distributor, chainId: 31337 })]);
+    }
+    for (const bad of ['0x123', 'hello', `${op2}0`]) {
       const r = await gw.app.inject({ method: 'GET', url: `/v1/rewards/${bad}` });
       expect(r.statusCode).toBe(400);
       expect(r.json()).toMatchObject({ error: { type: 'invalid_request_error', code: 'invalid_body', param: 'operator' } });

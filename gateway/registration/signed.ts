@@ -45,10 +45,12 @@ export interface SignedDeps {
 export type Fail = (failure: SignedFailure, message: string) => Error;
 
 /**
- * Validates a body, checks its lifetime and recovers who signed it. Consumes nothing: the
- * caller checks the signer is the one it must be, then calls {@link consumeNonce}.
+ * Validates a body's shape, refuses it once expired, and recovers who signed it. Consumes
+ * nothing and judges nothing else: the caller checks the signer is the one it must be, then
+ * what was asked ({@link refuseTooLongLived}, its own rules), then calls {@link consumeNonce}.
+ * So a body nobody signed is a 401 whatever it asks: a client without the key learns that.
  *
- * @throws what `fail` builds: INVALID, EXPIRED, TOO_LONG_LIVED or BAD_SIGNATURE (unrecoverable).
+ * @throws what `fail` builds: INVALID (its shape), EXPIRED or BAD_SIGNATURE (unrecoverable).
  */
 export async function authenticate<Body, Fields extends SignedFields>(
   kind: SignedKind<Body, Fields>,
@@ -61,18 +63,26 @@ export async function authenticate<Body, Fields extends SignedFields>(
   const { fields, signature } = kind.split(parsed.data);
 
   const now = deps.now();
-  switch (checkRegistrationExpiry(fields.expiry, now)) {
-    case 'expired':
-      throw fail('EXPIRED', `${kind.noun} expired at ${fields.expiry}, now is ${now}: sign a fresh one`);
-    case 'too-long-lived':
-      throw fail('TOO_LONG_LIVED', `${kind.noun} expiry ${fields.expiry} is more than ${maxRegistrationLifetimeSeconds}s after now (${now}): check the signer's clock`);
-  }
+  if (checkRegistrationExpiry(fields.expiry, now) === 'expired') throw fail('EXPIRED', `${kind.noun} expired at ${fields.expiry}, now is ${now}: sign a fresh one`);
 
   try {
     return { fields, signer: await recoverTypedDataAddress({ ...kind.typedData(deps.chainId, fields), signature: signature as Hex }) };
   } catch {
     // A 65-byte string that is no valid secp256k1 signature (bad v, r or s out of range).
     throw fail('BAD_SIGNATURE', `${kind.noun} signature is malformed`);
+  }
+}
+
+/**
+ * Refuses a message that would live longer than any may (a leaked body must die fast), once its
+ * signer is known to be the right one.
+ *
+ * @throws what `fail` builds for TOO_LONG_LIVED.
+ */
+export function refuseTooLongLived(kind: { noun: string }, fields: SignedFields, deps: SignedDeps, fail: Fail): void {
+  const now = deps.now();
+  if (checkRegistrationExpiry(fields.expiry, now) === 'too-long-lived') {
+    throw fail('TOO_LONG_LIVED', `${kind.noun} expiry ${fields.expiry} is more than ${maxRegistrationLifetimeSeconds}s after now (${now}): check the signer's clock`);
   }
 }
 

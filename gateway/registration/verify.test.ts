@@ -77,7 +77,7 @@ describe('verifyRegistration', () => {
   });
 
   it('accepts the operator address in lowercase and reports it checksummed', async () => {
-    const body = await sign(fields({ operator: operator.address.toLowerCase() as `0x${string}` }));
+    const body = await sign(fields({ operator: operator.address.toLowerCase() }));
     expect((await verifyRegistration(body, deps())).operator).toBe(operator.address);
   });
 
@@ -171,14 +171,27 @@ describe('verifyRegistration', () => {
     await expectCode(verifyRegistration(body, deps()), 'REGISTRATION_INVALID', 400);
   });
 
-  it.each([
+  it.each<[string, Partial<RegistrationFields>, string]>([
     ['a hash count that differs from the model count', { modelHashes: [sha('a')] }, 'registration.modelHashes'],
     ['the same model twice', { models: ['gitblock-tiny', 'gitblock-tiny'] }, 'registration.models.1'],
+    ['a mixed-case operator with a wrong checksum', { operator: miscased(operator.address) }, 'registration.operator'],
+  ])('refuses %s, signed by its operator', async (_what, change, field) => {
+    const err = await expectCode(verifyRegistration(await sign(fields(change)), deps()), 'REGISTRATION_INVALID', 400);
+    expect(err.message).toContain(field);
+  });
+
+  it('refuses a body nobody signed as such, whatever else is wrong with it: a client without the key learns only that', async () => {
+    const body = await sign(fields());
+    for (const change of [{ modelHashes: [sha('a')] }, { models: ['gitblock-tiny', 'gitblock-tiny'] }, { expiry: now + maxRegistrationLifetimeSeconds + 60 }]) {
+      await expectCode(verifyRegistration({ ...body, registration: { ...body.registration, ...change } }, deps()), 'REGISTRATION_BAD_SIGNATURE', 401);
+    }
+  });
+
+  it.each([
     ['more than 32 models', { models: Array.from({ length: 33 }, (_, i) => `m${i}`), modelHashes: Array.from({ length: 33 }, () => sha('a')) }, 'registration.models'],
     ['an uppercase nonce (a second spelling of a used one)', { nonce: `0x${'AB'.repeat(32)}` }, 'registration.nonce'],
     ['an uppercase model hash', { modelHashes: [sha('A'), sha('b')] }, 'registration.modelHashes.0'],
     ['a model hash without 0x', { modelHashes: [sha('a').slice(2), sha('b')] }, 'registration.modelHashes.0'],
-    ['a mixed-case operator with a wrong checksum', { operator: miscased(operator.address) }, 'registration.operator'],
     ['a version over 32 characters', { version: 'v'.repeat(33) }, 'registration.version'],
   ] as const)('refuses %s', async (_what, change, field) => {
     const body = await sign(fields());

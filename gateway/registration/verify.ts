@@ -4,8 +4,8 @@
  * is good once, so a captured body cannot be replayed to re-register or to move rewards.
  */
 import { getAddress, type Address, type Hex } from 'viem';
-import { registrationBodySchema, registrationTypedData, type RegistrationBody } from '../../domain/registration.ts';
-import { authenticate, consumeNonce, type NonceStore, type SignedDeps, type SignedFailure, type SignedKind } from './signed.ts';
+import { registrationBodySchema, registrationProblems, registrationTypedData, type RegistrationBody } from '../../domain/registration.ts';
+import { authenticate, consumeNonce, refuseTooLongLived, type NonceStore, type SignedDeps, type SignedFailure, type SignedKind } from './signed.ts';
 import { BaseError } from '../../domain/errors.ts';
 
 export type RegistrationErrorCode = `REGISTRATION_${SignedFailure}`;
@@ -47,8 +47,9 @@ const registrationKind = {
 /**
  * Validates, authenticates and consumes a registration body.
  *
- * Order matters: cheap checks first; the nonce is consumed only after the signature holds,
- * so a forger cannot burn an operator's nonces.
+ * Order matters: its shape and expiry, then its signature; only a body its operator signed is
+ * judged further (its lifetime, its fields' agreement), so an unsigned one is a 401 whatever it
+ * asks; the nonce is consumed last, so a forger cannot burn an operator's nonces.
  *
  * @throws {RegistrationError} with the code saying which check failed.
  */
@@ -60,6 +61,9 @@ export async function verifyRegistration(body: unknown, deps: VerifyDeps): Promi
     // Do not echo the recovered address: for a tampered body it is a meaningless key.
     throw fail('BAD_SIGNATURE', `registration is not signed by operator ${operator} (wrong key, chain id or altered fields)`);
   }
+  refuseTooLongLived(registrationKind, fields, deps, fail);
+  const problems = registrationProblems(fields);
+  if (problems.length) throw fail('INVALID', `invalid registration: ${problems.map((p) => `registration.${p.path.join('.')}: ${p.message}`).join('; ')}`);
   await consumeNonce(registrationKind, operator, fields, deps.nonces, fail);
 
   return {

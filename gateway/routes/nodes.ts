@@ -38,9 +38,8 @@ const nodeView = z.object({
   updated_at: z.date(),
 });
 
-const nodeParams = z.object({
-  nodeId: z.string().max(80).refine((id) => nodeIdSchema.safeParse(id).success, 'a node id is 3-63 lowercase letters, digits and dashes'),
-});
+/** The node id's own pattern, so the document says exactly which ids the path takes. */
+const nodeParams = z.object({ nodeId: nodeIdSchema });
 
 export const nodeRoutes: FastifyPluginAsyncZod<{ deps: GatewayDeps }> = async (app, { deps }) => {
   /**

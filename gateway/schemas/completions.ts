@@ -42,6 +42,7 @@ const sampling = {
   metadata: z
     .record(z.string().max(64), z.string().max(512))
     .refine((m) => Object.keys(m).length <= 16, 'at most 16 keys')
+    .meta({ maxProperties: 16 })
     .nullish(),
   // Accepted only with the value that asks for nothing this network does not do.
   store: z.literal(false).nullish(),
@@ -58,22 +59,47 @@ const toolCall = z.strictObject({
   function: z.strictObject({ name: toolName, arguments: z.string().max(gatewayLimits.contentChars) }),
 });
 
+/** A message's content: a string, or text parts. */
+const content = z.union([z.string().max(gatewayLimits.contentChars), z.array(textPart).max(64)], {
+  error: (issue) => (issue.input == null ? 'a message of this role needs content' : undefined),
+});
+
 /**
- * Messages; which fields go with which role is checked where they are read
- * (gateway/openai-request.ts). An assistant message a client echoes back from an earlier answer
- * carries OpenAI's empty fields (`refusal`, `annotations`, ...): accepted when empty.
+ * What any message may carry besides its role's own fields: a name, and OpenAI's empty fields
+ * that a client echoes back from an earlier answer (`refusal`, `annotations`, ...), accepted when
+ * empty; tool calls only empty (an assistant's may hold calls), a tool_call_id never (a tool's
+ * must have one).
  */
-const message = z.strictObject({
-  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
-  content: z.union([z.string().max(gatewayLimits.contentChars), z.array(textPart).max(64)]).nullish(),
+const anyMessage = {
   name: z.string().max(64).optional(),
   refusal: z.null().optional(),
   annotations: z.array(z.never()).max(0).nullish(),
   audio: z.null().optional(),
   function_call: z.null().optional(),
-  tool_calls: z.array(toolCall).max(limits.toolCalls).nullish(),
-  tool_call_id: z.string().min(1).max(256).optional(),
-});
+  tool_calls: z.array(z.unknown()).max(0, 'only assistant messages carry tool_calls').nullish(),
+  tool_call_id: z.never({ error: 'only tool messages carry a tool_call_id' }).optional(),
+};
+
+/**
+ * Messages, by role, as OpenAI's document has them: each role's fields in the schema, so the
+ * OpenAPI document says which go with which. What ties one message to another (a tool message
+ * answers an earlier call by its id; every call is answered before the chat goes on) is checked
+ * where they are read (gateway/openai-request.ts).
+ */
+const message = z.discriminatedUnion('role', [
+  z.strictObject({ ...anyMessage, role: z.enum(['system', 'developer', 'user']), content }),
+  z
+    .strictObject({ ...anyMessage, role: z.literal('assistant'), content: content.nullish(), tool_calls: z.array(toolCall).max(limits.toolCalls).nullish() })
+    .refine((m) => m.content != null || !!m.tool_calls?.length, { message: 'an assistant message needs content or tool_calls', path: ['content'] })
+    // What the refinement checks, for the OpenAPI document.
+    .meta({
+      anyOf: [
+        { required: ['content'], properties: { content: { not: { type: 'null' } } } },
+        { required: ['tool_calls'], properties: { tool_calls: { type: 'array', minItems: 1 } } },
+      ],
+    }),
+  z.strictObject({ ...anyMessage, role: z.literal('tool'), content, tool_call_id: z.string().min(1).max(256) }),
+]);
 
 /** A JSON schema a client sends (a tool's parameters, a response format): checked further where read. */
 const jsonSchemaObject = z.record(z.string(), z.unknown());

@@ -32,7 +32,8 @@ let documentPath: string;
 beforeAll(async () => {
   ensureVenv();
   net = await startNetwork({ requestsPerMinute: 100_000, tokensPerDay: 1_000_000_000 });
-  await net.startNode('fuzz', ['--context-size', '1024']);
+  // The model's whole context (2048), so admission never refuses with a 503 what the model can take.
+  await net.startNode('fuzz', ['--context-size', '2048']);
   const issued = await fetch(`${net.url}/v1/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
   key = ((await issued.json()) as { key: string }).key;
   documentPath = join(mkdtempSync(join(tmpdir(), 'gitblock-openapi-')), 'openapi.json');
@@ -44,12 +45,14 @@ afterAll(async () => {
 });
 
 /**
- * The checks this API passes today; the suite holds them. Not yet held (issue 16 stays open on
- * them): status_code_conformance (one undocumented status), negative_data_rejection and
- * positive_data_acceptance (where the document and the zod validation disagree at the edges),
- * unsupported_method (a 404 where schemathesis expects 405).
+ * Every check schemathesis has but one: positive_data_acceptance, which issue 16 stays open on.
+ * Schema-valid requests can still be refused by rules no OpenAPI schema states: a prompt plus
+ * max_tokens beyond the model's context (400 context_length_exceeded), a tool message that
+ * answers no earlier call, a token id beyond the model's vocabulary.
  */
-const passing = ['not_a_server_error', 'response_schema_conformance', 'content_type_conformance', 'response_headers_conformance', 'missing_required_header', 'ignored_auth'];
+const notHeld = ['positive_data_acceptance'];
+// max_response_time, which `all` turns on at 10 s, is held at the request timeout: an answer of
+// up to 2048 tokens on a loaded CI machine takes longer than 10 s, and that is no fault.
 
 describe('the OpenAPI document, fuzzed', () => {
   it('is valid OpenAPI 3', () => {
@@ -63,7 +66,7 @@ describe('the OpenAPI document, fuzzed', () => {
     const run = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
       execFile(
         bin('schemathesis'),
-        ['run', documentPath, '--url', net.url, '--checks', passing.join(','), '--max-examples', '25', '--seed', '1', '--header', `Authorization: Bearer ${key}`, '--request-timeout', '60', '--no-color'],
+        ['run', documentPath, '--url', net.url, '--checks', 'all', '--exclude-checks', notHeld.join(','), '--max-examples', '25', '--seed', '1', '--header', `Authorization: Bearer ${key}`, '--request-timeout', '60', '--max-response-time', '60', '--no-color'],
         { encoding: 'utf8', timeout: 400_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, SCHEMATHESIS_HOOKS: '' } },
         (error, stdout, stderr) => resolve({ status: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr }),
       );
@@ -71,7 +74,7 @@ describe('the OpenAPI document, fuzzed', () => {
     const output = run.stdout + run.stderr;
     // The counts go into the log of the run, for the README, without schemathesis's closing banner
     // ("==== No issues found in 29.4s ===="), which reads like a test runner that ran nothing.
-    const counts = output.split('\n').filter((line) => /^\s*(API Operations|Test Phases|Test cases|Seed)\b/.test(line));
+    const counts = output.split('\n').filter((line) => /^\s*(Selected|Tested|\d+ generated|Seed)\b/.test(line));
     console.log(counts.map((line) => `api fuzzing | ${line.trim()}`).join('\n'));
     expect(output).not.toMatch(/Server error|Response violates schema/);
     expect(run.status, output.slice(-4000)).toBe(0);

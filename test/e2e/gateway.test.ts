@@ -227,6 +227,26 @@ describe('errors, in OpenAI’s shape and status', () => {
     expect(((await response.json()) as { error: { code: string } }).error.code).toBe('body_too_large');
   });
 
+  it('405 with Allow for a method a path does not answer, before reading its body; 400 for a path the router refuses', async () => {
+    const wrong = await fetch(`${net.url}/v1/chat/completions`, { method: 'GET' });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get('allow')).toBe('POST');
+    expect(await wrong.json()).toEqual({ error: { message: 'GET is not allowed on /v1/chat/completions; it allows POST', type: 'invalid_request_error', param: null, code: 'method_not_allowed' } });
+    // A body that is no JSON: refused for its method, not parsed.
+    const put = await fetch(`${net.url}/v1/models/gitblock-tiny`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{' });
+    expect([put.status, put.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
+    // A static path keeps its methods: GET /v1/nodes/register is no lookup of a node called "register".
+    const register = await fetch(`${net.url}/v1/nodes/register`);
+    expect([register.status, register.headers.get('allow')]).toEqual([405, 'POST']);
+    // An unknown path stays a 404, whatever the method.
+    expect((await fetch(`${net.url}/v1/nowhere`, { method: 'DELETE' })).status).toBe(404);
+    for (const path of [`/v1/models/${'x'.repeat(600)}`, '/v1/models/%E0%A4%A']) {
+      const refused = await fetch(`${net.url}${path}`);
+      expect(refused.status, path).toBe(400);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('invalid_body');
+    }
+  });
+
   it('401 for a bad key', async () => {
     const stranger = new OpenAI({ baseURL: `${net.url}/v1`, apiKey: 'gb-not-a-key', maxRetries: 0 });
     await expectError(stranger.chat.completions.create({ model: 'gitblock-tiny', messages: ask }), 401, 'invalid_api_key', /Incorrect API key/);
