@@ -201,4 +201,16 @@ export const completionResponse = z.object({
 });
 
 /** With `stream: true`: server-sent events, `data: <chunk JSON>` each, ending with `data: [DONE]`. */
-export const eventStream = z.string().describe('Server-sent events: `data: <chunk>` lines, the last `data: [DONE]`');
+/**
+ * A streamed answer's events, described one event at a time, as tools read a `text/event-stream`
+ * schema under OpenAPI 3.0 and 3.1 (3.2 names it `itemSchema`): each event's `data` is one chunk
+ * as JSON, and the last is `[DONE]`.
+ */
+export const eventStream = z
+  .object({
+    data: z.string().describe('One chunk object as JSON (the answer\'s shape, with `delta` for chat), or `[DONE]` last'),
+    event: z.string().optional(),
+    id: z.string().optional(),
+    retry: z.number().int().optional(),
+  })
+  .describe('Server-sent events: `data: <chunk>` lines, the last `data: [DONE]`');
