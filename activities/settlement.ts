@@ -29,10 +29,6 @@ import { ensureIndexes, store, type EpochDoc, type EpochEntry, type LinkDoc, typ
 export type { EpochDoc, ProofDoc };
 
 
-/** Indexes settlement and the rewards API query by. Idempotent; created at each close. */
-export async function ensureSettlementIndexes(db: Db): Promise<void> {
-  await ensureIndexes(db, ['ledger', 'epochEntries', 'rewardProofs']);
-}
 
 export interface SettlementDeps {
   db: Db;
@@ -269,7 +265,8 @@ async function closeEpoch(ctx: SettlementContext, epoch: number): Promise<EpochS
   requireChain(ctx);
   let doc = (await ctx.epochs.findOne({ _id: epoch })) ?? (await openEpochRecord(ctx, epoch));
   if (doc.status === 'closing') {
-    await ensureSettlementIndexes(ctx.db);
+    // The indexes settlement and the rewards API query by (idempotent).
+    await ensureIndexes(ctx.db, ['ledger', 'epochEntries', 'rewardProofs']);
     await assignAccrualsToEpoch(ctx.db, epoch, { fromMs: doc.assignFrom?.getTime(), beforeMs: doc.windowEnd.getTime() }, () => beat());
     const entries = await ctx.assignments.countDocuments({ epoch });
     await ctx.epochs.updateOne({ _id: epoch, status: 'closing' }, { $set: { status: 'closed', closedAt: new Date(ctx.now()), entries } });

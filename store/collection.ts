@@ -3,7 +3,7 @@
  * place (store/index.ts lists them all). Code reaches a collection through `store(db)`, never
  * by spelling its name, so a name or a document type cannot drift apart between two files.
  */
-import type { Collection, CreateIndexesOptions, Db, Document, IndexSpecification } from 'mongodb';
+import type { Collection, CreateIndexesOptions, Document, IndexSpecification } from 'mongodb';
 
 export interface IndexDefinition {
   key: IndexSpecification;
@@ -46,7 +46,3 @@ export async function createIndexes(collection: Collection, indexes: readonly In
 }
 
 export type DocumentOf<C> = C extends StoredCollection<infer T> ? T : never;
-
-export function collectionOf<T extends Document>(db: Db, definition: StoredCollection<T>): Collection<T> {
-  return db.collection<T>(definition.name);
-}

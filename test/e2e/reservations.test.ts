@@ -23,18 +23,21 @@ afterAll(async () => {
   await net?.stop();
 });
 
+/** A 16-token greedy chat request, as the gateway hands it to its workflow. */
+const requestInput = (requestId: string): RequestInput => ({
+  requestId,
+  modelId: 'gitblock-tiny',
+  messages: [{ role: 'user', content: 'Tell me about the sea.' }],
+  sampling: { temperature: 0, maxTokens: 16 },
+  subject: tokenSubject(requestId),
+  promptTokensEstimate: 20,
+});
+
 describe('reservations of a gateway that died', () => {
   it('are settled by the reconciler from the completed request, exactly once', async () => {
     const { id: keyId } = await net.keys.issue('died');
     const requestId = unique('r').replace(/-/g, '');
-    const input: RequestInput = {
-      requestId,
-      modelId: 'gitblock-tiny',
-      messages: [{ role: 'user', content: 'Tell me about the sea.' }],
-      sampling: { temperature: 0, maxTokens: 16 },
-      subject: tokenSubject(requestId),
-      promptTokensEstimate: 20,
-    };
+    const input = requestInput(requestId);
     // What the gateway does before it answers: reserve (carrying the request id), record, start.
     const reserved = input.promptTokensEstimate + input.sampling.maxTokens;
     const reservation = await net.keys.reserveTokens(keyId, reserved, { requestId, promptTokens: input.promptTokensEstimate });
@@ -65,15 +68,7 @@ describe('reservations of a gateway that died', () => {
     const requestId = unique('r').replace(/-/g, '');
     await net.keys.reserveTokens(keyId, 36, { requestId, promptTokens: 20 });
     // The gateway stopped waiting for the start (Temporal paused) a moment ago: startBy is past.
-    const input: RequestInput = {
-      requestId,
-      modelId: 'gitblock-tiny',
-      messages: [{ role: 'user', content: 'Tell me about the sea.' }],
-      sampling: { temperature: 0, maxTokens: 16 },
-      subject: tokenSubject(requestId),
-      promptTokensEstimate: 20,
-      startBy: Date.now() - 1_000,
-    };
+    const input: RequestInput = { ...requestInput(requestId), startBy: Date.now() - 1_000 };
     const handle = await net.temporal.workflow.start(requestWorkflow, { taskQueue: net.controlTaskQueue, workflowId: workflowIds.request(requestId), args: [input], workflowExecutionTimeout: timeouts.requestExecution });
     await expect(handle.result()).rejects.toMatchObject({ cause: { type: 'REQUEST_STARTED_TOO_LATE' } });
     // No node was asked, nothing was paid, and the record says why it ended.
